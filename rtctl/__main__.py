@@ -1,0 +1,3 @@
+from rtctl.cli.app import main
+
+raise SystemExit(main())

@@ -1,0 +1,115 @@
+"""What every command shares: the per-run state (settings built once), output helpers, options.
+
+Output rules: data goes to stdout, everything else (progress, hints, warnings) to stderr. rich picks
+colour only on a terminal and honours NO_COLOR. Heavy modules are imported inside functions.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from rtctl.config import ConfigLayers, Settings
+
+
+@dataclass
+class CliState:
+    """Built by the root callback; commands ask it for settings (loaded once, lazily)."""
+
+    env_file: Path | None
+    overrides: dict[str, str | None] = field(default_factory=dict)
+    json_mode: bool = False
+    _cache: dict[bool, Settings] = field(default_factory=dict)
+
+    def layers(self) -> ConfigLayers:
+        from rtctl.config import read_layers
+
+        return read_layers(self.env_file, self.overrides)
+
+    def settings(self, require_credentials: bool = True) -> Settings:
+        if require_credentials not in self._cache:
+            from rtctl.config import build_settings
+
+            self._cache[require_credentials] = build_settings(self.layers(), require_credentials)
+        return self._cache[require_credentials]
+
+    def env_path(self) -> Path:
+        from rtctl.config import DEFAULT_ENV_FILE
+
+        return self.env_file if self.env_file is not None else DEFAULT_ENV_FILE
+
+
+def state(ctx: typer.Context) -> CliState:
+    root = ctx.find_root()
+    if not isinstance(root.obj, CliState):  # invoked without the root callback (library use)
+        root.obj = CliState(env_file=None)
+    return root.obj
+
+
+def json_mode(ctx: typer.Context, enabled: bool) -> bool:
+    """Record that this run reports JSON, so errors are reported as JSON too."""
+    if enabled:
+        state(ctx).json_mode = True
+    return enabled
+
+
+_consoles: dict[str, Console] = {}
+
+
+def err_console() -> Console:
+    """rich console on stderr (progress, tables meant for people while stdout carries data)."""
+    if "err" not in _consoles:
+        from rich.console import Console
+
+        _consoles["err"] = Console(stderr=True, highlight=False)
+    return _consoles["err"]
+
+
+def out_console() -> Console:
+    if "out" not in _consoles:
+        from rich.console import Console
+
+        _consoles["out"] = Console(highlight=False, soft_wrap=True)
+    return _consoles["out"]
+
+
+def print_json(data: Any) -> None:
+    """One JSON document on stdout."""
+    sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def print_ndjson(data: Any) -> None:
+    """One compact JSON line on stdout, flushed at once (for jq and CI)."""
+    sys.stdout.write(
+        json.dumps(data, separators=(",", ":"), default=str, ensure_ascii=False) + "\n"
+    )
+    sys.stdout.flush()
+
+
+def info(message: str) -> None:
+    err_console().print(message, markup=False)
+
+
+def note(message: str) -> None:
+    """A hint or status line for people, rich markup allowed; stderr."""
+    err_console().print(message)
+
+
+def is_interactive() -> bool:
+    return sys.stdin.isatty() and sys.stderr.isatty()
+
+
+# Shared option types, declared once.
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+TimeoutOption = Annotated[
+    float, typer.Option("--timeout", min=0.1, help="Give up after this many seconds.")
+]

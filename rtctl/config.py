@@ -1,0 +1,624 @@
+"""The one config loader: flags > process environment > .env file > defaults.
+
+Every layer is keyed by the environment variable name (flags are translated to those names by the
+CLI), so precedence is one dictionary merge and every value knows where it came from.
+``diagnose`` lists every problem it can see without raising (the doctor uses it);
+``load_settings`` raises ``ConfigError`` on the first error-level problem.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from rtctl import __version__
+from rtctl.errors import ConfigError
+
+PROVIDERS = ("soketi", "pusher")
+SCHEMES = ("http", "https")
+APP_MANAGER_DRIVERS = ("array", "mysql", "postgres", "dynamodb")
+DEFAULT_ENV_FILE = Path(".env")
+
+# Every variable rtctl reads, with its default ("" = unset). Documented in .env.example.
+DEFAULTS: dict[str, str] = {
+    "REALTIME_PROVIDER": "soketi",
+    "REALTIME_HOST": "127.0.0.1",
+    "REALTIME_PORT": "",  # 6001 on soketi (443/80 by scheme on pusher)
+    "REALTIME_SCHEME": "",  # http on soketi, https on pusher
+    "REALTIME_MONITOR_TOKEN": "",
+    "REALTIME_EMIT_TOKEN": "",
+    "REALTIME_JWT_SECRET": "",
+    "REALTIME_JWT_PUBLIC_KEY": "",
+    "REALTIME_JWT_ALGORITHMS": "",  # default: HS256 with a secret, RS256,ES256 with a public key
+    "REALTIME_CORS_ORIGINS": "",
+    "REALTIME_AUTH_HOOK": "",
+    "REALTIME_BOT_ID": "9000000",
+    "REALTIME_BOT_NAME": "Coach",
+    "REALTIME_BOT_AVATAR": "/assets/bot.png",
+    "RTCTL_PUSHER_ENDPOINT": "",  # host[:port] replacing {ws,api}-{cluster}.pusher.com
+    "RTCTL_CA_BUNDLE": "",  # extra CA file to trust (self-signed TLS Soketi, corporate proxies)
+    "PUSHER_APP_ID": "",
+    "PUSHER_APP_KEY": "",
+    "PUSHER_APP_SECRET": "",
+    "PUSHER_APP_CLUSTER": "mt1",
+    "PUSHER_ENCRYPTION_MASTER_KEY_BASE64": "",
+    "SOKETI_APP_MANAGER_DRIVER": "array",
+    "SOKETI_DEFAULT_APP_ENABLE_CLIENT_MESSAGES": "true",
+    "SOKETI_DEFAULT_APP_USER_AUTHENTICATION": "false",
+    "SOKETI_METRICS_ENABLED": "true",
+    "SOKETI_METRICS_SERVER_PORT": "9601",
+    "SOKETI_SSL_CERT": "",
+    "SOKETI_SSL_KEY": "",
+}
+
+# Soketi variables that must equal a PUSHER_* credential when they are set at all.
+MIRRORED_CREDENTIALS = {
+    "SOKETI_DEFAULT_APP_ID": "PUSHER_APP_ID",
+    "SOKETI_DEFAULT_APP_KEY": "PUSHER_APP_KEY",
+    "SOKETI_DEFAULT_APP_SECRET": "PUSHER_APP_SECRET",
+}
+
+PREFIXES = ("REALTIME_", "PUSHER_", "SOKETI_", "RTCTL_")
+
+Source = Literal["flag", "env", ".env", "default", "derived"]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the configuration: what, which variable, and how to fix it."""
+
+    variable: str
+    message: str
+    hint: str
+    severity: Literal["error", "warning"] = "error"
+
+
+@dataclass(frozen=True)
+class ConfigLayers:
+    """The merged raw values and where each came from."""
+
+    values: Mapping[str, str]
+    sources: Mapping[str, Source]
+    env_file: Path
+    env_file_found: bool
+    env_file_problems: tuple[Problem, ...] = ()
+
+    def get(self, name: str) -> str:
+        return self.values.get(name, DEFAULTS.get(name, ""))
+
+    def source(self, name: str) -> Source:
+        return self.sources.get(name, "default")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved, validated settings. Frozen: built once per command."""
+
+    provider: Literal["soketi", "pusher"]
+    app_id: str
+    key: str
+    secret: str
+    cluster: str
+    host: str
+    port: int
+    scheme: Literal["http", "https"]
+    metrics_port: int
+    metrics_enabled: bool
+    client_messages: bool
+    user_authentication: bool
+    app_manager_driver: str
+    encryption_master_key_base64: str | None
+    monitor_token: str | None
+    emit_token: str | None
+    jwt_secret: str | None
+    jwt_public_key: str | None
+    jwt_algorithms: tuple[str, ...]
+    cors_origins: tuple[str, ...]
+    auth_hook: str | None
+    bot_id: str
+    bot_name: str
+    bot_avatar: str
+    ca_bundle: str | None
+    ssl_cert: str | None
+    ssl_key: str | None
+    env_file: Path
+    sources: Mapping[str, Source] = field(default_factory=dict, compare=False)
+
+    @property
+    def tls(self) -> bool:
+        return self.scheme == "https"
+
+    @property
+    def ws_host(self) -> str:
+        return self.host if self.provider == "soketi" else _pusher_host("ws", self)
+
+    @property
+    def api_host(self) -> str:
+        return self.host if self.provider == "soketi" else _pusher_host("api", self)
+
+    @property
+    def ws_url(self) -> str:
+        """The socket URL a client connects to (the seed's ``/app/<key>?protocol=7&...``)."""
+        scheme = "wss" if self.tls else "ws"
+        return (
+            f"{scheme}://{_hostport(self.ws_host, self.port, self.tls)}/app/{self.key}"
+            f"?protocol=7&client=rtctl-python&version={__version__}"
+        )
+
+    @property
+    def api_base(self) -> str:
+        return f"{self.scheme}://{_hostport(self.api_host, self.port, self.tls)}"
+
+    @property
+    def health_base(self) -> str | None:
+        """Soketi's health routes (``/``, ``/ready``, ``/accept-traffic``); none on Pusher."""
+        return self.api_base if self.provider == "soketi" else None
+
+    @property
+    def metrics_url(self) -> str | None:
+        if self.provider != "soketi" or not self.metrics_enabled:
+            return None
+        return f"http://{_hostport(self.host, self.metrics_port, False)}/metrics"
+
+    @property
+    def master_key(self) -> bytes | None:
+        if not self.encryption_master_key_base64:
+            return None
+        return base64.b64decode(self.encryption_master_key_base64)
+
+    def public_dict(self, show_secrets: bool = False) -> dict[str, object]:
+        """Every setting and derived URL, secrets masked unless asked."""
+        secret_fields = {
+            "secret",
+            "encryption_master_key_base64",
+            "monitor_token",
+            "emit_token",
+            "jwt_secret",
+        }
+        data: dict[str, object] = {}
+        for name in self.__dataclass_fields__:
+            if name == "sources":
+                continue
+            value = getattr(self, name)
+            if isinstance(value, Path):
+                value = str(value)
+            if isinstance(value, tuple):
+                value = list(value)
+            if name in secret_fields and value and not show_secrets:
+                value = mask(str(value))
+            data[name] = value
+        data.update(
+            ws_url=self.ws_url,
+            api_base=self.api_base,
+            metrics_url=self.metrics_url,
+            tls=self.tls,
+        )
+        return data
+
+
+# Which variable each Settings field comes from, for "where did this come from" views.
+FIELD_VARIABLES: dict[str, str] = {
+    "provider": "REALTIME_PROVIDER",
+    "app_id": "PUSHER_APP_ID",
+    "key": "PUSHER_APP_KEY",
+    "secret": "PUSHER_APP_SECRET",
+    "cluster": "PUSHER_APP_CLUSTER",
+    "host": "REALTIME_HOST",
+    "port": "REALTIME_PORT",
+    "scheme": "REALTIME_SCHEME",
+    "metrics_port": "SOKETI_METRICS_SERVER_PORT",
+    "metrics_enabled": "SOKETI_METRICS_ENABLED",
+    "client_messages": "SOKETI_DEFAULT_APP_ENABLE_CLIENT_MESSAGES",
+    "user_authentication": "SOKETI_DEFAULT_APP_USER_AUTHENTICATION",
+    "app_manager_driver": "SOKETI_APP_MANAGER_DRIVER",
+    "encryption_master_key_base64": "PUSHER_ENCRYPTION_MASTER_KEY_BASE64",
+    "monitor_token": "REALTIME_MONITOR_TOKEN",
+    "emit_token": "REALTIME_EMIT_TOKEN",
+    "jwt_secret": "REALTIME_JWT_SECRET",
+    "jwt_public_key": "REALTIME_JWT_PUBLIC_KEY",
+    "jwt_algorithms": "REALTIME_JWT_ALGORITHMS",
+    "cors_origins": "REALTIME_CORS_ORIGINS",
+    "auth_hook": "REALTIME_AUTH_HOOK",
+    "bot_id": "REALTIME_BOT_ID",
+    "bot_name": "REALTIME_BOT_NAME",
+    "bot_avatar": "REALTIME_BOT_AVATAR",
+    "ca_bundle": "RTCTL_CA_BUNDLE",
+    "ssl_cert": "SOKETI_SSL_CERT",
+    "ssl_key": "SOKETI_SSL_KEY",
+}
+
+
+def mask(value: str) -> str:
+    """Show enough of a secret to recognise it, never enough to use it."""
+    if len(value) <= 8:
+        return "****"
+    return f"{value[:3]}…{value[-2:]}"
+
+
+def _hostport(host: str, port: int, tls: bool) -> str:
+    default = 443 if tls else 80
+    shown = f"[{host}]" if ":" in host and not host.startswith("[") else host
+    return shown if port == default else f"{shown}:{port}"
+
+
+def _pusher_host(kind: str, settings: Settings) -> str:
+    # An endpoint override (RTCTL_PUSHER_ENDPOINT) is folded into host at build time; the
+    # provider-derived host is only used when the host field holds the cluster default.
+    return settings.host if settings.host else f"{kind}-{settings.cluster}.pusher.com"
+
+
+# --- reading the layers -------------------------------------------------------------------------
+
+
+def read_env_file(path: Path) -> tuple[dict[str, str], tuple[Problem, ...], bool]:
+    """Parse a .env file with python-dotenv. Returns (values, problems, found)."""
+    from dotenv.parser import parse_stream
+
+    if not path.exists():
+        return {}, (), False
+    if path.is_dir():
+        raise ConfigError(
+            f"{path} is a directory, not a .env file",
+            hint="remove it or point --env-file at a file (rtctl init writes one)",
+        )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except PermissionError as exc:
+        raise ConfigError(
+            f"{path} cannot be read: permission denied",
+            hint=f"fix its permissions (chmod 600 {path}) or run as its owner",
+        ) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path} is not UTF-8 text (byte {exc.start})",
+            hint="re-save it as UTF-8, or recreate it with `rtctl init --force`",
+        ) from exc
+    except OSError as exc:
+        raise ConfigError(f"{path} cannot be read: {exc.strerror}") from exc
+
+    import io
+
+    values: dict[str, str] = {}
+    problems: list[Problem] = []
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.error:
+            line = binding.original.line
+            problems.append(
+                Problem(
+                    variable=str(path),
+                    message=f"{path} line {line} cannot be parsed: "
+                    f"{binding.original.string.strip()[:60]!r}",
+                    hint="write it as KEY=value (quote values with spaces or #)",
+                )
+            )
+        elif binding.key is not None:
+            values[binding.key] = binding.value if binding.value is not None else ""
+    return values, tuple(problems), True
+
+
+def read_layers(
+    env_file: Path | None = None,
+    overrides: Mapping[str, str | None] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> ConfigLayers:
+    """Merge defaults < .env < process environment < flags, remembering each value's source."""
+    path = env_file if env_file is not None else DEFAULT_ENV_FILE
+    file_values, file_problems, found = read_env_file(path)
+    if env_file is not None and not found:
+        raise ConfigError(
+            f"{path} does not exist",
+            hint="create it with `rtctl init`, or pass --env-file with an existing file",
+        )
+    environ = os.environ if environ is None else environ
+    values: dict[str, str] = {}
+    sources: dict[str, Source] = {}
+    for key, value in file_values.items():
+        values[key] = value
+        sources[key] = ".env"
+    for key, value in environ.items():
+        if key.startswith(PREFIXES):
+            values[key] = value
+            sources[key] = "env"
+    for key, override in (overrides or {}).items():
+        if override is not None:
+            values[key] = override
+            sources[key] = "flag"
+    return ConfigLayers(values, sources, path, found, file_problems)
+
+
+# --- checking ------------------------------------------------------------------------------------
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _parse_bool(layers: ConfigLayers, name: str, problems: list[Problem]) -> bool:
+    raw = layers.get(name).strip().lower()
+    if raw in _TRUE:
+        return True
+    if raw not in _FALSE:
+        problems.append(
+            Problem(name, f"{name}={raw!r} is not a boolean", f"set {name}=true or false")
+        )
+    return False
+
+
+def _parse_port(layers: ConfigLayers, name: str, default: int, problems: list[Problem]) -> int:
+    raw = layers.get(name).strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        problems.append(
+            Problem(name, f"{name}={raw!r} is not a port number", f"set {name} to 1-65535")
+        )
+        return default
+    return int(raw)
+
+
+def credential_problems(app_id: str, key: str, secret: str) -> list[Problem]:
+    """The credential rules: present, numeric id (Python SDK), key/secret with letters (Soketi)."""
+    problems: list[Problem] = []
+    for name, value in (
+        ("PUSHER_APP_ID", app_id),
+        ("PUSHER_APP_KEY", key),
+        ("PUSHER_APP_SECRET", secret),
+    ):
+        if not value:
+            problems.append(
+                Problem(name, f"{name} is not set", "run `rtctl init` to write fresh credentials")
+            )
+    if app_id and not re.fullmatch(r"[0-9]+", app_id):
+        problems.append(
+            Problem(
+                "PUSHER_APP_ID",
+                f"PUSHER_APP_ID={app_id!r} is not numeric",
+                "use digits only: the pusher Python SDK refuses other app ids",
+            )
+        )
+    for name, value in (("PUSHER_APP_KEY", key), ("PUSHER_APP_SECRET", secret)):
+        if value and value.isdigit():
+            problems.append(
+                Problem(
+                    name,
+                    f"{name} is all digits",
+                    "add letters: Soketi JSON-parses env values and crashes on a numeric secret",
+                )
+            )
+        if value and not re.fullmatch(r"[A-Za-z0-9_\-.]+", value):
+            problems.append(
+                Problem(
+                    name,
+                    f"{name} contains characters other than letters, digits, - _ .",
+                    "regenerate it with `rtctl init --force`",
+                )
+            )
+    return problems
+
+
+def diagnose(layers: ConfigLayers) -> list[Problem]:
+    """Every problem visible in the configuration, without touching the network."""
+    problems: list[Problem] = list(layers.env_file_problems)
+    provider = layers.get("REALTIME_PROVIDER").strip().lower()
+    if provider not in PROVIDERS:
+        problems.append(
+            Problem(
+                "REALTIME_PROVIDER",
+                f"REALTIME_PROVIDER={provider!r} is not a known provider",
+                "set REALTIME_PROVIDER=soketi or pusher (or run `rtctl switch`)",
+            )
+        )
+    problems += credential_problems(
+        layers.get("PUSHER_APP_ID"), layers.get("PUSHER_APP_KEY"), layers.get("PUSHER_APP_SECRET")
+    )
+    for soketi_name, pusher_name in MIRRORED_CREDENTIALS.items():
+        mirrored = layers.values.get(soketi_name)
+        if mirrored is not None and mirrored != layers.get(pusher_name):
+            problems.append(
+                Problem(
+                    soketi_name,
+                    f"{soketi_name} differs from {pusher_name}: Soketi and clients would use "
+                    "different credentials",
+                    f"delete {soketi_name} (rtctl passes {pusher_name} to Soketi) or make them equal",
+                )
+            )
+    driver = layers.get("SOKETI_APP_MANAGER_DRIVER").strip()
+    if driver not in APP_MANAGER_DRIVERS:
+        problems.append(
+            Problem(
+                "SOKETI_APP_MANAGER_DRIVER",
+                f"SOKETI_APP_MANAGER_DRIVER={driver!r} is not an app manager driver "
+                "(Soketi starts, then dies at the first connection)",
+                "set SOKETI_APP_MANAGER_DRIVER=array ('local'/'redis' are adapter names)",
+            )
+        )
+    scheme = layers.get("REALTIME_SCHEME").strip().lower()
+    if scheme and scheme not in SCHEMES:
+        problems.append(
+            Problem(
+                "REALTIME_SCHEME",
+                f"REALTIME_SCHEME={scheme!r} is not http or https",
+                "set REALTIME_SCHEME=http or https",
+            )
+        )
+    _parse_port(layers, "REALTIME_PORT", 0, problems)
+    _parse_port(layers, "SOKETI_METRICS_SERVER_PORT", 0, problems)
+    for flag in (
+        "SOKETI_DEFAULT_APP_ENABLE_CLIENT_MESSAGES",
+        "SOKETI_DEFAULT_APP_USER_AUTHENTICATION",
+        "SOKETI_METRICS_ENABLED",
+    ):
+        _parse_bool(layers, flag, problems)
+    if provider == "pusher":
+        if not layers.get("PUSHER_APP_CLUSTER").strip():
+            problems.append(
+                Problem(
+                    "PUSHER_APP_CLUSTER",
+                    "provider is pusher but PUSHER_APP_CLUSTER is empty",
+                    "set PUSHER_APP_CLUSTER (e.g. eu, mt1, us2)",
+                )
+            )
+        if layers.values.get("REALTIME_HOST"):
+            problems.append(
+                Problem(
+                    "REALTIME_HOST",
+                    "provider is pusher but REALTIME_HOST is set (Pusher hosts come from the cluster)",
+                    "remove REALTIME_HOST/REALTIME_PORT, or run `rtctl switch pusher`",
+                )
+            )
+        if scheme == "http":
+            problems.append(
+                Problem(
+                    "REALTIME_SCHEME",
+                    "provider is pusher but REALTIME_SCHEME=http",
+                    "Pusher needs TLS: remove REALTIME_SCHEME or set https",
+                )
+            )
+    if provider == "soketi" and not layers.get("REALTIME_HOST").strip():
+        problems.append(
+            Problem(
+                "REALTIME_HOST",
+                "provider is soketi but REALTIME_HOST is empty",
+                "set REALTIME_HOST (127.0.0.1 for a local Soketi)",
+            )
+        )
+    port_raw = layers.get("REALTIME_PORT").strip()
+    if port_raw.isdigit() and scheme:
+        if scheme == "http" and port_raw == "443":
+            problems.append(
+                Problem(
+                    "REALTIME_PORT",
+                    "REALTIME_PORT=443 with REALTIME_SCHEME=http",
+                    "443 is the TLS port: set REALTIME_SCHEME=https or another port",
+                    "warning",
+                )
+            )
+        if scheme == "https" and port_raw == "80":
+            problems.append(
+                Problem(
+                    "REALTIME_PORT",
+                    "REALTIME_PORT=80 with REALTIME_SCHEME=https",
+                    "80 is the plain-HTTP port: set REALTIME_SCHEME=http or another port",
+                    "warning",
+                )
+            )
+    if scheme == "https" and provider == "soketi":
+        cert, keyfile = layers.get("SOKETI_SSL_CERT"), layers.get("SOKETI_SSL_KEY")
+        if bool(cert) != bool(keyfile):
+            problems.append(
+                Problem(
+                    "SOKETI_SSL_CERT",
+                    "only one of SOKETI_SSL_CERT / SOKETI_SSL_KEY is set",
+                    "set both (a certificate and its key) for TLS",
+                )
+            )
+    master = layers.get("PUSHER_ENCRYPTION_MASTER_KEY_BASE64").strip()
+    if master:
+        try:
+            if len(base64.b64decode(master, validate=True)) != 32:
+                raise ValueError
+        except (binascii.Error, ValueError):
+            problems.append(
+                Problem(
+                    "PUSHER_ENCRYPTION_MASTER_KEY_BASE64",
+                    "PUSHER_ENCRYPTION_MASTER_KEY_BASE64 is not base64 of exactly 32 bytes",
+                    "generate one with `openssl rand -base64 32`",
+                )
+            )
+    ca = layers.get("RTCTL_CA_BUNDLE").strip()
+    if ca and not Path(ca).is_file():
+        problems.append(
+            Problem(
+                "RTCTL_CA_BUNDLE",
+                f"RTCTL_CA_BUNDLE={ca} is not a file",
+                "point it at a PEM CA certificate",
+            )
+        )
+    return problems
+
+
+def errors_only(problems: Iterable[Problem]) -> list[Problem]:
+    return [p for p in problems if p.severity == "error"]
+
+
+# --- building -----------------------------------------------------------------------------------
+
+
+def build_settings(layers: ConfigLayers, require_credentials: bool = True) -> Settings:
+    """Validate the layers and freeze them into Settings. Raises ConfigError on the first error."""
+    problems = errors_only(diagnose(layers))
+    if not require_credentials:
+        problems = [p for p in problems if not p.message.endswith(" is not set")]
+    if problems:
+        first = problems[0]
+        where = "" if layers.env_file_found else f" (no {layers.env_file} found)"
+        raise ConfigError(first.message + where, hint=first.hint)
+
+    sink: list[Problem] = []
+    provider = layers.get("REALTIME_PROVIDER").strip().lower()
+    sources: dict[str, Source] = {name: layers.source(var) for name, var in FIELD_VARIABLES.items()}
+    if provider == "pusher":
+        scheme = "https"
+        endpoint = layers.get("RTCTL_PUSHER_ENDPOINT").strip()
+        host, _, port_text = endpoint.partition(":")
+        port = int(port_text) if port_text.isdigit() else 443
+        for name in ("scheme", "host", "port"):
+            sources[name] = "derived"
+    else:
+        scheme = layers.get("REALTIME_SCHEME").strip().lower() or "http"
+        host = layers.get("REALTIME_HOST").strip()
+        port = _parse_port(layers, "REALTIME_PORT", 6001, sink)
+
+    def optional(name: str) -> str | None:
+        value = layers.get(name).strip()
+        return value or None
+
+    def listing(name: str) -> tuple[str, ...]:
+        return tuple(item.strip() for item in layers.get(name).split(",") if item.strip())
+
+    return Settings(
+        provider=provider,  # type: ignore[arg-type]
+        app_id=layers.get("PUSHER_APP_ID").strip(),
+        key=layers.get("PUSHER_APP_KEY").strip(),
+        secret=layers.get("PUSHER_APP_SECRET").strip(),
+        cluster=layers.get("PUSHER_APP_CLUSTER").strip(),
+        host=host,
+        port=port,
+        scheme=scheme,  # type: ignore[arg-type]
+        metrics_port=_parse_port(layers, "SOKETI_METRICS_SERVER_PORT", 9601, sink),
+        metrics_enabled=_parse_bool(layers, "SOKETI_METRICS_ENABLED", sink),
+        client_messages=_parse_bool(layers, "SOKETI_DEFAULT_APP_ENABLE_CLIENT_MESSAGES", sink),
+        user_authentication=_parse_bool(layers, "SOKETI_DEFAULT_APP_USER_AUTHENTICATION", sink),
+        app_manager_driver=layers.get("SOKETI_APP_MANAGER_DRIVER").strip(),
+        encryption_master_key_base64=optional("PUSHER_ENCRYPTION_MASTER_KEY_BASE64"),
+        monitor_token=optional("REALTIME_MONITOR_TOKEN"),
+        emit_token=optional("REALTIME_EMIT_TOKEN"),
+        jwt_secret=optional("REALTIME_JWT_SECRET"),
+        jwt_public_key=optional("REALTIME_JWT_PUBLIC_KEY"),
+        jwt_algorithms=listing("REALTIME_JWT_ALGORITHMS"),
+        cors_origins=listing("REALTIME_CORS_ORIGINS"),
+        auth_hook=optional("REALTIME_AUTH_HOOK"),
+        bot_id=layers.get("REALTIME_BOT_ID").strip(),
+        bot_name=layers.get("REALTIME_BOT_NAME").strip(),
+        bot_avatar=layers.get("REALTIME_BOT_AVATAR").strip(),
+        ca_bundle=optional("RTCTL_CA_BUNDLE"),
+        ssl_cert=optional("SOKETI_SSL_CERT"),
+        ssl_key=optional("SOKETI_SSL_KEY"),
+        env_file=layers.env_file,
+        sources=sources,
+    )
+
+
+def load_settings(
+    env_file: Path | None = None,
+    overrides: Mapping[str, str | None] | None = None,
+    environ: Mapping[str, str] | None = None,
+    require_credentials: bool = True,
+) -> Settings:
+    """The entry point every command uses."""
+    return build_settings(read_layers(env_file, overrides, environ), require_credentials)

@@ -1,0 +1,115 @@
+"""Typed errors and the closed set of exit codes.
+
+Core code raises these; the CLI's single error boundary turns them into one line on stderr,
+a hint, and the exit code below. Nothing here knows about Typer or rich.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Every exit code rtctl uses. Documented in the README; tests assert them."""
+
+    OK = 0
+    FAILED = 1  # a check or gate failed (doctor, status unhealthy, smoke, bench thresholds)
+    USAGE = 2  # bad command line or input (also Typer's own usage errors)
+    CONFIG = 3  # configuration missing, malformed or inconsistent
+    UNREACHABLE = 4  # the server cannot be reached
+    AUTH = 5  # credentials or a signature were rejected (wrong key/secret, 401/403, 4001)
+    TIMEOUT = 6  # nothing (or not everything) arrived in time
+    REJECTED = 7  # the server refused the request (4xx in Soketi's body, limits, pusher:error)
+    ENVIRONMENT = 8  # a missing or broken prerequisite (Node, npm, Docker, native addon)
+    CONFLICT = 9  # existing state in the way (file exists, port busy, another server)
+    SERVER_DIED = 10  # the server exited or crashed while we used it
+    INTERRUPTED = 130  # Ctrl-C
+
+
+class RtctlError(Exception):
+    """Base class: a message for users, an optional hint, and an exit code."""
+
+    exit_code: ExitCode = ExitCode.FAILED
+    code: str = "error"  # stable machine-readable identifier for --json output
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "code": self.code,
+            "message": self.message,
+            "hint": self.hint,
+            "exit_code": int(self.exit_code),
+        }
+
+
+class UsageError(RtctlError):
+    exit_code = ExitCode.USAGE
+    code = "usage"
+
+
+class InvalidInput(UsageError):
+    """Input that would be refused by Pusher (names, sizes, JSON)."""
+
+    code = "invalid_input"
+
+
+class ConfigError(RtctlError):
+    exit_code = ExitCode.CONFIG
+    code = "config"
+
+
+class Unreachable(RtctlError):
+    exit_code = ExitCode.UNREACHABLE
+    code = "unreachable"
+
+
+class AuthRejected(RtctlError):
+    exit_code = ExitCode.AUTH
+    code = "auth_rejected"
+
+
+class TimedOut(RtctlError):
+    exit_code = ExitCode.TIMEOUT
+    code = "timeout"
+
+
+class ServerRejected(RtctlError):
+    """The server answered, and refused. ``status`` is the real status (from Soketi's body)."""
+
+    exit_code = ExitCode.REJECTED
+    code = "rejected"
+
+    def __init__(self, message: str, hint: str | None = None, status: int | None = None) -> None:
+        super().__init__(message, hint)
+        self.status = status
+
+    def to_dict(self) -> dict[str, object]:
+        data = super().to_dict()
+        data["status"] = self.status
+        return data
+
+
+class EnvironmentProblem(RtctlError):
+    exit_code = ExitCode.ENVIRONMENT
+    code = "environment"
+
+
+class Conflict(RtctlError):
+    exit_code = ExitCode.CONFLICT
+    code = "conflict"
+
+
+class ServerDied(RtctlError):
+    exit_code = ExitCode.SERVER_DIED
+    code = "server_died"
+
+
+class CheckFailed(RtctlError):
+    """A report-style command found problems; details were already printed."""
+
+    exit_code = ExitCode.FAILED
+    code = "failed"

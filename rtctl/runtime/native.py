@@ -1,0 +1,428 @@
+"""Run a real Soketi 1.6.1 natively from the npm registry (no Docker engine needed).
+
+The facts behind this module (see shared/reference/soketi-native.md):
+- the pinned package.json overrides uWebSockets.js with a registry fork that ships Node 16/18/20
+  binaries; on another Node ABI the fork silently falls back to a JS shim that crashes on the first
+  upgrade, so the addon is checked after install;
+- peer discovery broadcasts on the LAN unless pinned: env + a config file pin it to 127.0.0.1;
+- Soketi loads a .env from its working directory, so it runs from its own state folder;
+- uWS listens with SO_REUSEPORT, so a busy port is refused here rather than silently shared;
+- the process renames itself, so it is tracked only by the PID (and start time) we recorded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from importlib import resources
+from pathlib import Path
+
+from rtctl.config import Settings
+from rtctl.errors import Conflict, EnvironmentProblem, ServerDied, TimedOut
+
+SOKETI_VERSION = "1.6.1"
+SUPPORTED_NODE_MAJORS = (16, 18, 20)
+ADDON_CHECK = (
+    'require("uWebSockets.js");'
+    'process.exit(Object.keys(require.cache).some(k=>k.endsWith(".node"))?0:1)'
+)
+SERVER_JS = Path("node_modules/@soketi/soketi/bin/server.js")
+LOG_TAIL_LINES = 15
+
+Progress = Callable[[str], None]
+
+
+def _silent(_: str) -> None:
+    pass
+
+
+# --- folders ------------------------------------------------------------------------------------
+
+
+def cache_dir() -> Path:
+    """Per-user cache for the npm install (RTCTL_CACHE_DIR overrides)."""
+    if os.environ.get("RTCTL_CACHE_DIR"):
+        return Path(os.environ["RTCTL_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "rtctl"
+
+
+def install_dir() -> Path:
+    return cache_dir() / f"soketi-{SOKETI_VERSION}"
+
+
+def state_dir(settings: Settings) -> Path:
+    """Per-project state (PID file, log, Soketi's working folder): next to the .env file."""
+    if os.environ.get("RTCTL_STATE_DIR"):
+        return Path(os.environ["RTCTL_STATE_DIR"])
+    return settings.env_file.resolve().parent / ".rtctl"
+
+
+# --- node and npm -------------------------------------------------------------------------------
+
+
+def node_binary() -> str:
+    return os.environ.get("RTCTL_NODE") or "node"
+
+
+def find_node() -> tuple[str, str]:
+    """Return (path, version) of a Node that can run the native uWS addon, or raise."""
+    node = shutil.which(node_binary())
+    if node is None:
+        raise EnvironmentProblem(
+            f"Node.js ({node_binary()}) was not found on PATH",
+            hint="install Node 16, 18 or 20 (e.g. apt-get install nodejs) or set RTCTL_NODE, "
+            "or use Docker with `rtctl up --runtime docker`",
+        )
+    try:
+        version = subprocess.run(
+            [node, "--version"], capture_output=True, text=True, timeout=20, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise EnvironmentProblem(f"{node} --version failed: {exc}") from exc
+    major = int(version.lstrip("v").split(".")[0] or 0)
+    if major not in SUPPORTED_NODE_MAJORS:
+        raise EnvironmentProblem(
+            f"Node {version} is not supported by the native Soketi (needs 16, 18 or 20)",
+            hint="install Node 20 and point RTCTL_NODE at it, or use `rtctl up --runtime docker`",
+        )
+    return node, version
+
+
+def _asset(name: str) -> bytes:
+    return resources.files("rtctl.runtime").joinpath("assets", name).read_bytes()
+
+
+def _lock_digest() -> str:
+    return hashlib.sha256(_asset("package.json") + _asset("package-lock.json")).hexdigest()[:16]
+
+
+def is_installed() -> bool:
+    marker = install_dir() / ".rtctl-installed"
+    return marker.is_file() and marker.read_text().strip() == _lock_digest()
+
+
+def ensure_installed(progress: Progress = _silent) -> Path:
+    """Install the pinned Soketi with `npm ci` once; verify that the native addon loads."""
+    node, _ = find_node()
+    target = install_dir()
+    if is_installed():
+        return target
+    npm = shutil.which("npm")
+    if npm is None:
+        raise EnvironmentProblem(
+            "npm was not found on PATH", hint="install npm (it ships with Node.js)"
+        )
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "package.json").write_bytes(_asset("package.json"))
+    (target / "package-lock.json").write_bytes(_asset("package-lock.json"))
+    progress(f"installing Soketi {SOKETI_VERSION} from the npm registry into {target}")
+    try:
+        result = subprocess.run(
+            [npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"],
+            cwd=target,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise EnvironmentProblem("npm ci took more than 15 minutes and was stopped") from exc
+    if result.returncode != 0:
+        last = (result.stderr or result.stdout).strip().splitlines()[-3:]
+        raise EnvironmentProblem(
+            f"npm ci failed (exit {result.returncode}): {' | '.join(last)}",
+            hint="check that the npm registry is reachable (npm ping) and retry `rtctl up`",
+        )
+    check_addon(node, target)
+    (target / ".rtctl-installed").write_text(_lock_digest())
+    return target
+
+
+def check_addon(node: str, folder: Path) -> None:
+    """The uWS fork falls back to a JS shim on an unknown ABI; insist on the real .node file."""
+    result = subprocess.run(
+        [node, "-e", ADDON_CHECK], cwd=folder, capture_output=True, text=True, timeout=60
+    )
+    if result.returncode != 0:
+        raise EnvironmentProblem(
+            "the native uWebSockets.js addon did not load (no .node binary for this Node ABI)",
+            hint="use Node 16, 18 or 20 (RTCTL_NODE=/path/to/node) or `rtctl up --runtime docker`",
+        )
+
+
+# --- process state ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Running:
+    """What `up` recorded about the server it started."""
+
+    pid: int
+    start_ticks: int
+    host: str
+    port: int
+    metrics_port: int
+    scheme: str
+    started_at: float
+    log_file: str
+    runtime: str = "native"
+
+
+def _start_ticks(pid: int) -> int | None:
+    """The kernel's start time of a PID: tells our process apart from a reused PID."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    if fields[0] == "Z":  # a zombie has exited; only its exit status is left to collect
+        return None
+    return int(fields[19])
+
+
+def pid_file(folder: Path) -> Path:
+    return folder / "soketi.pid.json"
+
+
+def log_file(folder: Path) -> Path:
+    return folder / "soketi.log"
+
+
+def read_running(folder: Path) -> Running | None:
+    """The recorded server if it is still alive; a stale PID file is removed."""
+    path = pid_file(folder)
+    try:
+        running = Running(**json.loads(path.read_text()))
+    except FileNotFoundError:
+        return None
+    except (ValueError, TypeError):
+        path.unlink(missing_ok=True)
+        return None
+    if _start_ticks(running.pid) != running.start_ticks:
+        path.unlink(missing_ok=True)  # stale: the process is gone or the PID was reused
+        return None
+    return running
+
+
+def port_is_free(host: str, port: int) -> bool:
+    """Bind without SO_REUSEPORT: fails exactly when something (uWS included) listens there.
+
+    SO_REUSEADDR lets the probe ignore TIME_WAIT leftovers; on Linux it still fails on a listener.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _ssl_context(settings: Settings) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=settings.ca_bundle)
+    if settings.ca_bundle is None:
+        # Our own freshly started local process with its own certificate: the probe only asks
+        # whether it answers, it sends nothing secret.
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def probe(url: str, settings: Settings, timeout: float = 2.0) -> tuple[int, str]:
+    """GET a health URL; (status, body), status 0 when nothing answers."""
+    context = _ssl_context(settings) if url.startswith("https") else None
+    try:
+        with urllib.request.urlopen(url, timeout=timeout, context=context) as response:
+            return response.status, response.read(4096).decode("utf-8", "replace")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read(4096).decode("utf-8", "replace")
+    except (urllib.error.URLError, OSError, TimeoutError):
+        return 0, ""
+
+
+def log_tail(folder: Path, lines: int = LOG_TAIL_LINES) -> str:
+    try:
+        text = log_file(folder).read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+# --- start and stop -----------------------------------------------------------------------------
+
+
+def soketi_environment(settings: Settings) -> dict[str, str]:
+    """Soketi's env from rtctl's settings: PUSHER_* are the single source of the credentials."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("SOKETI_", "PUSHER_", "REALTIME_"))
+    }
+    env.update(
+        SOKETI_HOST=settings.host,
+        SOKETI_PORT=str(settings.port),
+        SOKETI_APP_MANAGER_DRIVER=settings.app_manager_driver,
+        SOKETI_DEFAULT_APP_ID=settings.app_id,
+        SOKETI_DEFAULT_APP_KEY=settings.key,
+        SOKETI_DEFAULT_APP_SECRET=settings.secret,
+        SOKETI_DEFAULT_APP_ENABLE_CLIENT_MESSAGES=json.dumps(settings.client_messages),
+        SOKETI_DEFAULT_APP_USER_AUTHENTICATION=json.dumps(settings.user_authentication),
+        SOKETI_METRICS_ENABLED=json.dumps(settings.metrics_enabled),
+        SOKETI_METRICS_HOST="127.0.0.1",
+        SOKETI_METRICS_SERVER_PORT=str(settings.metrics_port),
+        # Never broadcast discovery packets on the LAN: pin clustering to loopback.
+        SOKETI_CLUSTER_UNICAST_ADDRESSES="127.0.0.1",
+        SOKETI_CLUSTER_HOST="127.0.0.1",
+        SOKETI_SHUTDOWN_GRACE_PERIOD="0",
+    )
+    if settings.ssl_cert and settings.ssl_key:
+        env.update(SOKETI_SSL_CERT=settings.ssl_cert, SOKETI_SSL_KEY=settings.ssl_key)
+    # Passthrough of extra SOKETI_* tuning from the user's own environment (limits, debug),
+    # except the credentials, which come only from PUSHER_*.
+    for key, value in os.environ.items():
+        if (
+            key.startswith("SOKETI_")
+            and key not in env
+            and not key.startswith("SOKETI_DEFAULT_APP_")
+        ):
+            env[key] = value
+    return env
+
+
+def start(
+    settings: Settings,
+    folder: Path,
+    wait: bool = True,
+    timeout: float = 20.0,
+    progress: Progress = _silent,
+) -> tuple[Running, bool]:
+    """Start Soketi detached, or find the one already running. Returns (running, started_now)."""
+    if settings.provider != "soketi":
+        from rtctl.errors import ConfigError
+
+        raise ConfigError(
+            "the provider is pusher: there is no local server to start",
+            hint="run `rtctl switch soketi` to use a local Soketi",
+        )
+    existing = read_running(folder)
+    if existing is not None:
+        if (existing.host, existing.port) != (settings.host, settings.port):
+            raise Conflict(
+                f"a Soketi started by rtctl already runs here on {existing.host}:{existing.port} "
+                f"(pid {existing.pid})",
+                hint="stop it with `rtctl down` before starting one on another address",
+            )
+        return existing, False
+    for name, port, bind_host in (
+        ("REALTIME_PORT", settings.port, settings.host),
+        ("SOKETI_METRICS_SERVER_PORT", settings.metrics_port, "127.0.0.1"),
+    ):
+        if not port_is_free(bind_host, port):
+            raise Conflict(
+                f"port {port} on {bind_host} is already in use ({name})",
+                hint=f"stop what listens there, or set {name} to a free port in .env",
+            )
+    root = ensure_installed(progress)
+    node, _ = find_node()
+    folder.mkdir(parents=True, exist_ok=True)
+    work = folder / "run"  # Soketi reads a .env from its cwd: give it an empty folder
+    work.mkdir(exist_ok=True)
+    config = work / "soketi.config.json"
+    config.write_text(json.dumps({"cluster.address": "127.0.0.1"}))
+    log = log_file(folder)
+    with open(log, "ab") as log_handle:
+        process = subprocess.Popen(
+            [node, str(root / SERVER_JS), "start", f"--config={config}"],
+            cwd=work,
+            env=soketi_environment(settings),
+            stdin=subprocess.DEVNULL,
+            stdout=log_handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # survives the terminal; stopped by PID with `rtctl down`
+        )
+    ticks = _start_ticks(process.pid) or 0
+    running = Running(
+        pid=process.pid,
+        start_ticks=ticks,
+        host=settings.host,
+        port=settings.port,
+        metrics_port=settings.metrics_port,
+        scheme=settings.scheme,
+        started_at=time.time(),
+        log_file=str(log),
+    )
+    tmp = pid_file(folder).with_suffix(".tmp")
+    tmp.write_text(json.dumps(asdict(running)))
+    tmp.replace(pid_file(folder))
+    if wait:
+        try:
+            wait_ready(settings, process, folder, timeout)
+        except BaseException:
+            stop(folder)
+            raise
+    return running, True
+
+
+def wait_ready(
+    settings: Settings, process: subprocess.Popen[bytes], folder: Path, timeout: float
+) -> None:
+    deadline = time.monotonic() + timeout
+    url = f"{settings.api_base}/"
+    while time.monotonic() < deadline:
+        code = process.poll()
+        if code is not None:
+            raise ServerDied(
+                f"Soketi exited with code {code} during start; last log lines:\n{log_tail(folder)}",
+                hint=f"read the whole log with `rtctl logs` ({log_file(folder)})",
+            )
+        status, body = probe(url, settings, timeout=1.0)
+        if status == 200 and body.strip() == "OK":
+            return
+        time.sleep(0.1)
+    raise TimedOut(
+        f"Soketi did not answer {url} within {timeout:g}s",
+        hint=f"see `rtctl logs`; raise --timeout on a slow machine ({log_file(folder)})",
+    )
+
+
+def stop(folder: Path, grace: float = 10.0) -> Running | None:
+    """SIGTERM the recorded PID, wait, SIGKILL after `grace`. Idempotent: None if nothing ran."""
+    running = read_running(folder)
+    if running is None:
+        return None
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(running.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and _start_ticks(running.pid) == running.start_ticks:
+        _reap(running.pid)
+        time.sleep(0.05)
+    if _start_ticks(running.pid) == running.start_ticks:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(running.pid, signal.SIGKILL)
+        for _ in range(100):
+            _reap(running.pid)
+            if _start_ticks(running.pid) != running.start_ticks:
+                break
+            time.sleep(0.05)
+    pid_file(folder).unlink(missing_ok=True)
+    return running
+
+
+def _reap(pid: int) -> None:
+    """Collect our own child's exit status so it does not linger as a zombie."""
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)

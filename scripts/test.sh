@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs everything the tests need on a fresh machine (Python deps in .venv, the pinned native
+# Soketi, pusher-js for the end-to-end tests), then runs lint, format check, types and the tests.
+# Extra arguments go to pytest, e.g. ./scripts/test.sh -k listen
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  echo "installing Node.js and npm from Debian's packages" >&2
+  apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null
+fi
+
+python3 -m venv .venv
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+(cd tests/js && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+export RTCTL_CACHE_DIR="$PWD/.cache/rtctl-test"
+.venv/bin/python -c 'from rtctl.runtime.native import ensure_installed; ensure_installed(print)'
+
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/mypy
+.venv/bin/python -m pytest "$@"

@@ -1,0 +1,65 @@
+"""Hermetic tests: no user config leaks in, each test runs in its own folder, real Soketi on
+free ports with its own cache folder, every server stopped by PID at the end."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import TEST_CACHE, SoketiServer, make_server
+
+CONFIG_PREFIXES = ("PUSHER_", "REALTIME_", "SOKETI_", "RTCTL_")
+
+
+@pytest.fixture(autouse=True)
+def hermetic(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
+    for key in list(os.environ):
+        if key.startswith(CONFIG_PREFIXES):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("RTCTL_CACHE_DIR", str(TEST_CACHE))
+    monkeypatch.setenv("RTCTL_STATE_DIR", str(tmp_path / ".rtctl"))
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("COLUMNS", "120")
+    monkeypatch.chdir(tmp_path)
+    yield tmp_path
+
+
+@pytest.fixture(scope="session")
+def soketi(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SoketiServer]:
+    """One healthy real Soketi for the whole session (client messages on)."""
+    server = make_server(tmp_path_factory.mktemp("soketi-state"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def soketi_factory(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[..., SoketiServer]]:
+    """Start extra (often deliberately broken) real Soketis; all are stopped at session end."""
+    started: list[SoketiServer] = []
+
+    def factory(start: bool = True, **overrides: str) -> SoketiServer:
+        server = make_server(tmp_path_factory.mktemp("soketi-extra"), **overrides)
+        if start:
+            server.start()
+        started.append(server)
+        return server
+
+    try:
+        yield factory
+    finally:
+        for server in started:
+            server.stop()
+
+
+@pytest.fixture
+def env_file(tmp_path: Path, soketi: SoketiServer) -> Path:
+    """A .env in the test folder pointing at the session Soketi."""
+    return soketi.write_env(tmp_path / ".env")

@@ -1,0 +1,133 @@
+"""Test helpers: free ports, .env writing, running the real CLI, and real native Soketi servers."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from rtctl.cli.app import app
+from rtctl.config import load_settings
+from rtctl.runtime import native
+
+REPO = Path(__file__).resolve().parent.parent
+TEST_CACHE = REPO / ".cache" / "rtctl-test"
+JS_DIR = REPO / "tests" / "js"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def fresh_credentials() -> dict[str, str]:
+    return {
+        "PUSHER_APP_ID": str(100000 + secrets.randbelow(899999)),
+        "PUSHER_APP_KEY": "key" + secrets.token_hex(8),
+        "PUSHER_APP_SECRET": "sec" + secrets.token_hex(12),
+    }
+
+
+def write_env(path: Path, values: Mapping[str, str]) -> Path:
+    path.write_text("".join(f"{key}={value}\n" for key, value in values.items()))
+    return path
+
+
+@dataclass
+class CliResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(args: Sequence[str], input: str | None = None) -> CliResult:
+    """Run rtctl in-process through Typer's runner (the error boundary included)."""
+    result = CliRunner().invoke(app, list(args), input=input, catch_exceptions=False)
+    return CliResult(result.exit_code, result.stdout, result.stderr)
+
+
+def run_rtctl(
+    args: Sequence[str],
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 120,
+    input: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run the real entry point in a subprocess (`python -m rtctl`)."""
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "rtctl", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd,
+        timeout=timeout,
+        input=input,
+        stdin=None if input is not None else subprocess.DEVNULL,
+    )
+
+
+@dataclass
+class SoketiServer:
+    """A real native Soketi started for tests, and the .env values that describe it."""
+
+    env: dict[str, str]
+    state: Path
+    running: native.Running | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def port(self) -> int:
+        return int(self.env["REALTIME_PORT"])
+
+    @property
+    def metrics_port(self) -> int:
+        return int(self.env["SOKETI_METRICS_SERVER_PORT"])
+
+    @property
+    def key(self) -> str:
+        return self.env["PUSHER_APP_KEY"]
+
+    @property
+    def secret(self) -> str:
+        return self.env["PUSHER_APP_SECRET"]
+
+    @property
+    def app_id(self) -> str:
+        return self.env["PUSHER_APP_ID"]
+
+    def settings(self):  # type: ignore[no-untyped-def]
+        return load_settings(environ={**self.env, **self.extra})
+
+    def write_env(self, path: Path, **changes: str) -> Path:
+        return write_env(path, {**self.env, **changes})
+
+    def start(self) -> None:
+        os.environ["RTCTL_CACHE_DIR"] = str(TEST_CACHE)
+        self.running, _ = native.start(self.settings(), self.state, timeout=30)
+
+    def stop(self) -> None:
+        native.stop(self.state)
+        self.running = None
+
+
+def make_server(state: Path, **overrides: str) -> SoketiServer:
+    env = {
+        "REALTIME_PROVIDER": "soketi",
+        "REALTIME_HOST": "127.0.0.1",
+        "REALTIME_PORT": str(free_port()),
+        "SOKETI_METRICS_SERVER_PORT": str(free_port()),
+        "SOKETI_DEFAULT_APP_ENABLE_CLIENT_MESSAGES": "true",
+        **fresh_credentials(),
+    }
+    env.update(overrides)
+    return SoketiServer(env=env, state=state)
