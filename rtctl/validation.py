@@ -1,0 +1,119 @@
+"""Pusher's publishing limits, checked before anything is sent (protocol §2, §5.4).
+
+rtctl applies Pusher's limits even on Soketi, so whatever works through rtctl today still works
+after `rtctl switch pusher`. One implementation, shared by `rtctl emit`, `rtctl bot say` and the
+gateway's `/realtime/emit`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rtctl.errors import InvalidInput
+from rtctl.signing import channel_kind
+
+CHANNEL_NAME_RE = re.compile(r"^[-a-zA-Z0-9_=@,.;]+$")
+MAX_CHANNEL_NAME = 164  # Pusher's documented limit (SDKs and Soketi allow 200)
+MAX_EVENT_NAME = 200
+MAX_DATA_BYTES = 10 * 1024  # Pusher: 10 KB per event
+SOKETI_MAX_DATA_BYTES = 100 * 1024  # Soketi's default, the ceiling with --allow-large
+MAX_CHANNELS_PER_TRIGGER = 100
+MAX_EVENTS_PER_BATCH = 10
+RESERVED_EVENT_PREFIXES = ("pusher:", "pusher_internal:")
+
+
+@dataclass(frozen=True)
+class Event:
+    """One event to publish: its data is already the string that goes on the wire."""
+
+    channels: tuple[str, ...]
+    name: str
+    data: str
+    socket_id: str | None = None
+
+
+def validate_channel(name: str) -> str:
+    if not name:
+        raise InvalidInput("channel name is empty", hint="name a channel, e.g. private-123_9000000")
+    if len(name) > MAX_CHANNEL_NAME:
+        raise InvalidInput(
+            f"channel name is {len(name)} characters; Pusher allows {MAX_CHANNEL_NAME}",
+            hint="shorten the channel name",
+        )
+    if not CHANNEL_NAME_RE.match(name):
+        bad = sorted({c for c in name if not CHANNEL_NAME_RE.match(c)})
+        raise InvalidInput(
+            f"channel name {name!r} contains characters Pusher refuses: {''.join(bad)!r}",
+            hint="use only letters, digits and - _ = @ , . ;",
+        )
+    return name
+
+
+def validate_event_name(name: str) -> str:
+    if not name:
+        raise InvalidInput("event name is empty", hint="name the event, e.g. chat_message")
+    if len(name) > MAX_EVENT_NAME:
+        raise InvalidInput(
+            f"event name is {len(name)} characters; the limit is {MAX_EVENT_NAME}",
+            hint="shorten the event name",
+        )
+    if name.startswith(RESERVED_EVENT_PREFIXES):
+        raise InvalidInput(
+            f"event name {name!r} uses a reserved prefix (pusher: / pusher_internal:)",
+            hint="choose a name of your own",
+        )
+    return name
+
+
+def validate_data(data: str, allow_large: bool = False) -> str:
+    size = len(data.encode("utf-8"))
+    limit = SOKETI_MAX_DATA_BYTES if allow_large else MAX_DATA_BYTES
+    if size > limit:
+        hint = (
+            "Soketi's own default limit is 100 KB"
+            if allow_large
+            else "Pusher refuses events over 10 KB; send less, or pass --allow-large for Soketi-only setups"
+        )
+        raise InvalidInput(f"event data is {size} bytes; the limit is {limit}", hint=hint)
+    return data
+
+
+def validate_event(event: Event, allow_large: bool = False) -> Event:
+    if not event.channels:
+        raise InvalidInput("no channel given", hint="name at least one channel")
+    if len(event.channels) > MAX_CHANNELS_PER_TRIGGER:
+        raise InvalidInput(
+            f"{len(event.channels)} channels in one trigger; the limit is {MAX_CHANNELS_PER_TRIGGER}",
+            hint="split the channels over several triggers",
+        )
+    for channel in event.channels:
+        validate_channel(channel)
+    encrypted = [c for c in event.channels if channel_kind(c) == "private-encrypted"]
+    if encrypted and len(event.channels) > 1:
+        raise InvalidInput(
+            "an encrypted channel must be triggered on its own",
+            hint=f"send to {encrypted[0]} in a separate trigger",
+        )
+    validate_event_name(event.name)
+    validate_data(event.data, allow_large)
+    if event.socket_id is not None:
+        from rtctl.signing import check_socket_id
+
+        check_socket_id(event.socket_id)
+    return event
+
+
+def validate_batch(events: Sequence[Event], allow_large: bool = False) -> None:
+    """A batch item carries exactly one channel (the server-library spec)."""
+    for index, event in enumerate(events, start=1):
+        if len(event.channels) != 1:
+            raise InvalidInput(
+                f"batch item {index} has {len(event.channels)} channels; a batch item takes one",
+                hint="give each NDJSON line a single 'channel'",
+            )
+        try:
+            validate_event(event, allow_large)
+        except InvalidInput as error:
+            raise InvalidInput(f"batch item {index}: {error.message}", error.hint) from None
