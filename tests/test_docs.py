@@ -1,0 +1,57 @@
+"""Docs cannot drift: every command, exit code and env variable is documented."""
+
+from __future__ import annotations
+
+import re
+
+import typer
+
+from rtctl.cli.app import app
+from rtctl.config import DEFAULTS
+from rtctl.errors import ExitCode
+from tests.helpers import REPO
+
+
+def command_paths(group: typer.Typer, prefix: str = "") -> list[str]:
+    """Every command as the user types it, sub-apps included (e.g. 'bot say')."""
+    click_group = typer.main.get_command(group)
+    paths: list[str] = []
+
+    def walk(command: object, path: str) -> None:
+        subcommands = getattr(command, "commands", None)
+        if subcommands:
+            for name, sub in subcommands.items():
+                walk(sub, f"{path} {name}".strip())
+        else:
+            paths.append(path)
+
+    walk(click_group, prefix)
+    return sorted(paths)
+
+
+def test_every_command_is_in_the_readme() -> None:
+    readme = (REPO / "README.md").read_text()
+    missing = [path for path in command_paths(app) if f"rtctl {path}" not in readme]
+    assert missing == []
+
+
+def test_every_exit_code_is_in_the_readme() -> None:
+    readme = (REPO / "README.md").read_text()
+    rows = {int(m.group(1)) for m in re.finditer(r"^\|\s*`?(\d+)`?\s*\|", readme, re.MULTILINE)}
+    assert {int(code) for code in ExitCode} <= rows
+
+
+def test_every_variable_is_in_env_example() -> None:
+    example = (REPO / ".env.example").read_text()
+    missing = [name for name in DEFAULTS if not re.search(rf"^#?\s*{name}=", example, re.MULTILINE)]
+    assert missing == []
+
+
+def test_readme_shows_the_ci_test_command() -> None:
+    ci = (REPO / ".ci" / "run").read_text().splitlines()
+    command = next(
+        line.strip()
+        for line in ci
+        if line.strip() and not line.startswith(("#", "set ", "cd ")) and "cd " not in line
+    )
+    assert command in (REPO / "README.md").read_text()
