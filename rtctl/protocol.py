@@ -1,0 +1,617 @@
+"""A Pusher protocol v7 client over websocket-client: what ``rtctl listen`` and ``rtctl smoke`` use.
+
+Library API (stable; see docs/listen.md):
+
+    sock = PusherSocket(settings, auth_endpoint=None, auth_headers=None, user_id=None, user_info=None)
+    socket_id = sock.connect(timeout)            # Unreachable | AuthRejected (4001) | TimedOut | ...
+    sub = sock.subscribe(channel, timeout)       # signs locally or asks auth_endpoint like pusher-js
+    sub.members                                  # presence: {user_id: user_info}, kept up to date
+    sock.send_client_event(channel, "client-x", {"a": 1})
+    msg = sock.recv(timeout)                     # Message | None; raises Disconnected on close
+    sock.reconnect(timeout)                      # new socket, RE-SIGNS and resubscribes every channel
+    sock.unsubscribe(channel); sock.close()
+
+``recv`` hides the protocol's housekeeping: it answers ``pusher:ping``, sends ``pusher:ping`` after
+``activity_timeout`` seconds without traffic, decodes the double-encoded ``data``, decrypts
+``private-encrypted-`` channels, and keeps presence member lists. What it returns is every channel
+event (including ``pusher_internal:member_added``/``member_removed`` and client events) and
+``pusher:error`` frames that do not close the socket.
+
+Speed matters (Soketi silently drops frames to a reader more than 1 MiB behind), so the receive path
+is lean: websocket-client's pure-Python per-frame UTF-8 validation is off (``json`` decoding
+rejects invalid UTF-8 anyway), frames are read with ``recv_data_frame`` (keeps close codes), and a
+``Message`` is a slotted object built once.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any, Literal
+
+from rtctl.errors import (
+    AuthRejected,
+    ConfigError,
+    InvalidInput,
+    RtctlError,
+    ServerRejected,
+    TimedOut,
+    Unreachable,
+)
+from rtctl.signing import authorize_channel, channel_kind, presence_channel_data
+
+if TYPE_CHECKING:
+    from rtctl.config import Settings
+
+PONG_TIMEOUT = 30.0  # seconds to wait for any frame after our pusher:ping (Pusher's recommendation)
+MAX_ACTIVITY_TIMEOUT = 120.0  # pusher-js' default; min(this, the server's activity_timeout)
+CLIENT_NAME = "rtctl-python"
+
+Policy = Literal["stop", "backoff", "now"]
+
+
+def close_policy(code: int | None) -> Policy:
+    """What Pusher's close-code ranges ask a client to do (protocol §1.8)."""
+    if code is not None and 4000 <= code <= 4099:
+        return "stop"
+    if code is not None and 4200 <= code <= 4299:
+        return "now"
+    return "backoff"  # 4100-4199 (back off), 1xxx, 43xx, a dropped TCP connection
+
+
+def backoff_delay(attempt: int, code: int | None) -> float:
+    """Seconds to wait before reconnect ``attempt`` (1-based). 4100-4199: >= 1 s, exponential;
+    anything else that is not "reconnect now": exponential with full jitter, capped at 10 s."""
+    if close_policy(code) == "now" and attempt == 1:
+        return 0.0
+    ceiling = min(10.0, 0.5 * (2 ** (attempt - 1)))
+    if code is not None and 4100 <= code <= 4199:
+        return max(1.0, ceiling)
+    return random.uniform(0.1, max(0.2, ceiling))
+
+
+class Disconnected(Unreachable):
+    """The socket closed (``code`` is the close code, None when the TCP connection just dropped)."""
+
+    code = "disconnected"
+
+    def __init__(self, message: str, hint: str | None = None, close_code: int | None = None):
+        super().__init__(message, hint)
+        self.close_code = close_code
+        self.reason = message
+
+
+class Message:
+    """One event as received. ``data`` is decoded (double decoding, decryption); ``raw`` is the
+    ``data`` as it came on the wire (a string); ``frame`` is the whole frame text."""
+
+    __slots__ = ("channel", "data", "event", "frame", "monotonic", "raw", "received_at", "user_id")
+
+    def __init__(
+        self,
+        event: str,
+        channel: str | None,
+        data: Any,
+        raw: str | None,
+        user_id: str | None,
+        received_at: float,
+        monotonic: float,
+        frame: str,
+    ) -> None:
+        self.event = event
+        self.channel = channel
+        self.data = data
+        self.raw = raw
+        self.user_id = user_id
+        self.received_at = received_at  # time.time()
+        self.monotonic = monotonic  # time.monotonic()
+        self.frame = frame
+
+    def __repr__(self) -> str:
+        return f"Message(event={self.event!r}, channel={self.channel!r}, data={self.data!r})"
+
+
+class Subscription:
+    """A channel this socket wants; ``members`` is the presence member list ({id: info})."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.kind = channel_kind(name)
+        self.members: dict[str, Any] | None = {} if self.kind == "presence" else None
+        self.me: str | None = None  # our presence user id
+        self.key: bytes | None = None  # private-encrypted: the channel's shared secret
+        self.subscribed = False
+
+
+def _decode(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+class PusherSocket:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        auth_endpoint: str | None = None,
+        auth_headers: dict[str, str] | None = None,
+        user_id: str | None = None,
+        user_info: dict[str, Any] | None = None,
+        client_name: str = CLIENT_NAME,
+        activity_timeout: float | None = None,
+    ) -> None:
+        self.settings = settings
+        self.auth_endpoint = auth_endpoint
+        self.auth_headers = dict(auth_headers or {})
+        self.user_id = user_id
+        self.user_info = user_info
+        self.client_name = client_name
+        self._activity_cap = (
+            activity_timeout if activity_timeout is not None else MAX_ACTIVITY_TIMEOUT
+        )
+        self.socket_id: str | None = None
+        self.activity_timeout: float = self._activity_cap
+        self.subscriptions: dict[str, Subscription] = {}
+        self.pings_sent = 0
+        self.pongs_received = 0
+        self._ws: Any = None
+        self._pending: deque[Message] = deque()  # events read while waiting for something else
+        self._last_rx = 0.0
+        self._ping_sent_at: float | None = None
+
+    # --- connection ------------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        from rtctl import __version__
+
+        base = self.settings.ws_url.split("?", 1)[0]
+        return f"{base}?protocol=7&client={self.client_name}&version={__version__}"
+
+    @property
+    def connected(self) -> bool:
+        return self._ws is not None
+
+    def connect(self, timeout: float) -> str:
+        """Open the socket and wait for ``pusher:connection_established``; return the socket id."""
+        import ssl
+
+        import websocket
+
+        self.close()
+        deadline = time.monotonic() + timeout
+        sslopt: dict[str, Any] = {}
+        if self.settings.tls and self.settings.ca_bundle:
+            sslopt = {"ca_certs": self.settings.ca_bundle}
+        where = self.settings.ws_url.split("?", 1)[0]
+        try:
+            ws = websocket.create_connection(
+                self.url,
+                timeout=timeout,
+                skip_utf8_validation=True,
+                enable_multithread=False,
+                sslopt=sslopt,
+            )
+        except websocket.WebSocketBadStatusException as exc:
+            raise ServerRejected(
+                f"{where} refused the WebSocket upgrade with HTTP {exc.status_code}",
+                hint="is this a Pusher-protocol server? check REALTIME_HOST/REALTIME_PORT",
+                status=exc.status_code,
+            ) from exc
+        except ssl.SSLError as exc:
+            raise Unreachable(
+                f"TLS handshake with {where} failed: {exc.reason or exc}",
+                hint="for a self-signed server set RTCTL_CA_BUNDLE to its CA certificate",
+            ) from exc
+        except (OSError, websocket.WebSocketException) as exc:
+            if isinstance(exc, TimeoutError | websocket.WebSocketTimeoutException):
+                raise TimedOut(
+                    f"no WebSocket handshake from {where} within {timeout:g}s",
+                    hint="is the server overloaded? try a longer --timeout",
+                ) from exc
+            raise Unreachable(
+                f"cannot connect to {where}: {exc}",
+                hint="is the server running? `rtctl status` shows it, `rtctl up` starts one",
+            ) from exc
+        self._ws = ws
+        self._pending.clear()
+        self._last_rx = time.monotonic()
+        self._ping_sent_at = None
+        try:
+            frame = self._next_frame(
+                deadline, f"no pusher:connection_established within {timeout:g}s"
+            )
+        except Disconnected as exc:  # closed without a pusher:error frame first
+            if exc.close_code is not None and exc.close_code >= 4000:
+                raise refusal(exc.close_code, exc.reason, self.settings.key) from exc
+            raise
+        if frame.get("event") != "pusher:connection_established":
+            self.close()
+            raise ServerRejected(f"expected pusher:connection_established, got {frame!r:.200}")
+        data = frame.get("data")
+        info: dict[str, Any] = json.loads(data) if isinstance(data, str) else (data or {})
+        self.socket_id = str(info["socket_id"])
+        server_timeout = float(info.get("activity_timeout") or MAX_ACTIVITY_TIMEOUT)
+        self.activity_timeout = min(server_timeout, self._activity_cap)
+        for sub in self.subscriptions.values():
+            sub.subscribed = False
+        return self.socket_id
+
+    def close(self) -> None:
+        ws, self._ws = self._ws, None
+        if ws is not None:
+            try:
+                ws.close(timeout=0.5)
+            except Exception:  # closing a dead socket must not fail the caller
+                ws.shutdown()
+
+    def __enter__(self) -> PusherSocket:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def reconnect(self, timeout: float) -> str:
+        """Open a new socket and re-sign + resubscribe every channel for the new socket id."""
+        deadline = time.monotonic() + timeout
+        socket_id = self.connect(timeout)
+        for name in list(self.subscriptions):
+            self.subscribe(name, max(0.1, deadline - time.monotonic()))
+        return socket_id
+
+    # --- sending ---------------------------------------------------------------------------------
+
+    def _send(self, event: str, data: Any, channel: str | None = None) -> None:
+        import websocket
+
+        if self._ws is None:
+            raise Disconnected("the socket is not connected", close_code=None)
+        frame: dict[str, Any] = {"event": event, "data": data}
+        if channel is not None:
+            frame["channel"] = channel
+        try:
+            self._ws.send(json.dumps(frame, separators=(",", ":"), ensure_ascii=False))
+        except (OSError, websocket.WebSocketException) as exc:
+            self._drop()
+            raise Disconnected(f"the connection dropped while sending: {exc}") from exc
+
+    def send_client_event(self, channel: str, event: str, data: Any) -> None:
+        """Send a client event (the channel must be subscribed; Soketi needs client messages on)."""
+        if not event.startswith("client-"):
+            raise InvalidInput(
+                f"client event {event!r} must start with 'client-'",
+                hint="name it e.g. client-typing",
+            )
+        self._send(event, data, channel)
+
+    # --- subscribing -----------------------------------------------------------------------------
+
+    def _authorize(self, sub: Subscription) -> dict[str, str]:
+        assert self.socket_id is not None
+        if self.auth_endpoint:
+            response = self._auth_endpoint_call(sub.name)
+        else:
+            channel_data = None
+            if sub.kind == "presence":
+                if not self.user_id:
+                    raise InvalidInput(
+                        f"presence channel {sub.name!r} needs a user id",
+                        hint='pass --as-user ID (and optionally --user-info \'{"name": "Ann"}\')',
+                    )
+                channel_data = presence_channel_data(self.user_id, self.user_info)
+            response = authorize_channel(
+                self.settings.key,
+                self.settings.secret,
+                self.socket_id,
+                sub.name,
+                channel_data,
+                self.settings.master_key,
+            )
+        if sub.kind == "private-encrypted":
+            import base64
+            import binascii
+
+            try:
+                sub.key = base64.b64decode(response["shared_secret"], validate=True)
+            except (KeyError, binascii.Error, TypeError) as exc:
+                raise ServerRejected(
+                    f"the auth response for {sub.name!r} has no valid shared_secret",
+                    hint="the auth endpoint must return shared_secret for private-encrypted-*",
+                ) from exc
+            if len(sub.key) != 32:
+                raise ServerRejected(f"the shared_secret for {sub.name!r} is not 32 bytes")
+        if sub.kind == "presence":
+            channel_data = response.get("channel_data")
+            if not isinstance(channel_data, str):
+                raise ServerRejected(
+                    f"the auth response for {sub.name!r} has no channel_data",
+                    hint="a presence auth response carries channel_data with the user_id",
+                )
+            try:
+                sub.me = str(json.loads(channel_data)["user_id"])
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ServerRejected(f"the channel_data for {sub.name!r} has no user_id") from exc
+        return {k: v for k, v in response.items() if k in ("auth", "channel_data")}
+
+    def _auth_endpoint_call(self, channel: str) -> dict[str, Any]:
+        """POST socket_id and channel_name form-encoded, exactly like pusher-js' default transport."""
+        import ssl
+        import urllib.error
+        import urllib.parse
+        import urllib.request
+
+        assert self.auth_endpoint is not None and self.socket_id is not None
+        body = urllib.parse.urlencode({"socket_id": self.socket_id, "channel_name": channel})
+        headers = {"Content-Type": "application/x-www-form-urlencoded", **self.auth_headers}
+        request = urllib.request.Request(
+            self.auth_endpoint, data=body.encode(), headers=headers, method="POST"
+        )
+        context = None
+        if self.auth_endpoint.startswith("https:") and self.settings.ca_bundle:
+            context = ssl.create_default_context(cafile=self.settings.ca_bundle)
+        try:
+            with urllib.request.urlopen(request, timeout=10, context=context) as response:
+                text = response.read().decode("utf-8", "replace")
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode("utf-8", "replace").strip()[:200]
+            message = f"the auth endpoint refused {channel!r} with HTTP {exc.code}"
+            if detail:
+                message += f": {detail}"
+            if exc.code in (401, 403):
+                raise AuthRejected(
+                    message, hint="check the --auth-header credentials (e.g. a bearer token)"
+                ) from exc
+            raise ServerRejected(message, status=exc.code) from exc
+        except (OSError, urllib.error.URLError) as exc:
+            raise Unreachable(
+                f"cannot reach the auth endpoint {self.auth_endpoint}: {exc}",
+                hint="is the gateway running? check --auth-endpoint",
+            ) from exc
+        try:
+            data = json.loads(text)
+        except ValueError:
+            data = None
+        if not isinstance(data, dict) or not isinstance(data.get("auth"), str):
+            raise ServerRejected(
+                f"the auth endpoint answered {channel!r} without an auth JSON: {text[:200]!r}",
+                hint='it must return {"auth": "key:signature", ...} with HTTP 200',
+            )
+        return data
+
+    def subscribe(self, channel: str, timeout: float) -> Subscription:
+        """Subscribe (signing for the current socket id) and wait for subscription_succeeded."""
+        if self._ws is None:
+            raise Disconnected("connect() before subscribe()")
+        deadline = time.monotonic() + timeout
+        sub = self.subscriptions.get(channel) or Subscription(channel)
+        sub.subscribed = False
+        payload: dict[str, Any] = {"channel": channel}
+        if sub.kind != "public":
+            payload.update(self._authorize(sub))
+        self.subscriptions[channel] = sub
+        self._send("pusher:subscribe", payload)
+        held: list[Message] = []
+        try:
+            while not sub.subscribed:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimedOut(
+                        f"no subscription_succeeded for {channel!r} within {timeout:g}s",
+                        hint="is the server overloaded? try a longer --timeout",
+                    )
+                message = self._read(remaining, subscribing=sub)
+                if message is not None:
+                    held.append(message)
+        except RtctlError:
+            if not sub.subscribed and not isinstance(sys.exc_info()[1], Disconnected):
+                self.subscriptions.pop(channel, None)  # refused or timed out: not wanted any more
+            raise
+        finally:
+            self._pending.extend(held)
+        return sub
+
+    def unsubscribe(self, channel: str) -> None:
+        self.subscriptions.pop(channel, None)
+        if self._ws is not None:
+            self._send("pusher:unsubscribe", {"channel": channel})
+
+    # --- receiving -------------------------------------------------------------------------------
+
+    def recv(self, timeout: float) -> Message | None:
+        """The next event, or None when ``timeout`` seconds pass without one."""
+        if self._pending:
+            return self._pending.popleft()
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            message = self._read(remaining)
+            if message is not None:
+                return message
+
+    def _drop(self) -> None:
+        ws, self._ws = self._ws, None
+        if ws is not None:
+            ws.shutdown()
+
+    def _next_frame(self, deadline: float, timeout_message: str) -> dict[str, Any]:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self.close()
+                raise TimedOut(timeout_message, hint="try a longer --timeout")
+            text = self._read_text(remaining)
+            if text is not None:
+                frame = json.loads(text)
+                if frame.get("event") == "pusher:error":
+                    self._raise_error_frame(frame)
+                return dict(frame)
+
+    def _read_text(self, timeout: float) -> str | None:
+        """One text frame, or None if nothing came in ``timeout`` or a control frame came.
+        Handles keepalive; raises Disconnected when the socket closes."""
+        import websocket
+
+        ws = self._ws
+        if ws is None:
+            raise Disconnected("the socket is not connected")
+        now = time.monotonic()
+        if self._ping_sent_at is None:
+            wait = self._last_rx + self.activity_timeout - now
+            if wait <= 0:
+                self._send("pusher:ping", {})
+                self.pings_sent += 1
+                self._ping_sent_at = now
+                wait = PONG_TIMEOUT
+        else:
+            wait = self._ping_sent_at + PONG_TIMEOUT - now
+            if wait <= 0:
+                self._drop()
+                raise Disconnected(
+                    f"no answer to pusher:ping within {PONG_TIMEOUT:g}s", close_code=None
+                )
+        ws.sock.settimeout(max(0.001, min(timeout, wait)))
+        try:
+            opcode, frame = ws.recv_data_frame(True)
+        except (websocket.WebSocketTimeoutException, TimeoutError):
+            return None
+        except (OSError, websocket.WebSocketException) as exc:
+            self._drop()
+            raise Disconnected(f"the connection dropped: {exc or type(exc).__name__}") from exc
+        self._last_rx = time.monotonic()
+        self._ping_sent_at = None
+        if opcode == 1 or opcode == 2:  # text (binary is parsed as JSON too, like Soketi does)
+            return str(frame.data.decode("utf-8"))
+        if opcode == 8:  # close
+            data = frame.data or b""
+            code = int.from_bytes(data[:2], "big") if len(data) >= 2 else None
+            reason = data[2:].decode("utf-8", "replace")
+            self._drop()
+            raise Disconnected(
+                f"the server closed the connection ({code}{': ' + reason if reason else ''})",
+                close_code=code,
+            )
+        return None  # ping (already answered by the library) or pong
+
+    def _read(self, timeout: float, subscribing: Subscription | None = None) -> Message | None:
+        text = self._read_text(timeout)
+        if text is None:
+            return None
+        frame = json.loads(text)
+        event = frame.get("event")
+        channel = frame.get("channel")
+        raw = frame.get("data")
+        if event.startswith("pusher"):
+            return self._internal(event, channel, raw, text, subscribing)
+        sub = self.subscriptions.get(channel) if channel is not None else None
+        if isinstance(raw, str):
+            data = _decode(raw)
+        else:
+            data = raw
+            raw = json.dumps(raw, separators=(",", ":"), ensure_ascii=False)
+        if sub is not None and sub.key is not None and not event.startswith("client-"):
+            data = self._decrypt(sub, data)
+        return Message(
+            event,
+            channel,
+            data,
+            raw,
+            frame.get("user_id"),
+            time.time(),
+            self._last_rx,
+            text,
+        )
+
+    def _decrypt(self, sub: Subscription, data: Any) -> Any:
+        from rtctl.crypto import DecryptionFailed, decrypt
+
+        assert sub.key is not None
+        try:
+            return _decode(decrypt(sub.key, data))
+        except DecryptionFailed as exc:
+            return {"decryption_failed": str(exc), "payload": data}
+
+    def _internal(
+        self, event: str, channel: str | None, raw: Any, text: str, subscribing: Subscription | None
+    ) -> Message | None:
+        data = json.loads(raw) if isinstance(raw, str) and raw else raw
+        if event == "pusher:ping":
+            self._send("pusher:pong", {})
+            return None
+        if event == "pusher:pong":
+            self.pongs_received += 1
+            return None
+        sub = self.subscriptions.get(channel) if channel is not None else None
+        if event == "pusher_internal:subscription_succeeded":
+            if sub is not None:
+                sub.subscribed = True
+                if sub.members is not None and isinstance(data, dict):
+                    presence = data.get("presence") or {}
+                    sub.members = {str(k): v for k, v in (presence.get("hash") or {}).items()}
+            return None
+        if event == "pusher:subscription_error":
+            self._subscription_failed(channel, data, subscribing)
+        if event == "pusher:error" and subscribing is not None:
+            code = data.get("code") if isinstance(data, dict) else None
+            if code is None:  # Pusher reports a bad subscription this way (no channel)
+                self._subscription_failed(subscribing.name, data, subscribing)
+        members = sub.members if sub is not None else None
+        if members is not None and isinstance(data, dict):
+            if event == "pusher_internal:member_added":
+                members[str(data.get("user_id"))] = data.get("user_info")
+            elif event == "pusher_internal:member_removed":
+                members.pop(str(data.get("user_id")), None)
+        raw_text = raw if isinstance(raw, str) else json.dumps(raw, separators=(",", ":"))
+        return Message(event, channel, data, raw_text, None, time.time(), self._last_rx, text)
+
+    def _subscription_failed(
+        self, channel: str | None, data: Any, subscribing: Subscription | None
+    ) -> None:
+        info = data if isinstance(data, dict) else {}
+        status = info.get("status")
+        error = info.get("error") or info.get("message") or "refused"
+        if channel is not None:
+            self.subscriptions.pop(channel, None)
+        message = f"subscription to {channel!r} refused: {error} (status {status})"
+        if status in (401, 403) or "signature" in str(error).lower():
+            raise AuthRejected(
+                message,
+                hint="the secret in your config does not match the server's "
+                "(check PUSHER_APP_SECRET), or the auth endpoint signed for another app",
+            )
+        raise ServerRejected(message, status=status if isinstance(status, int) else None)
+
+    def _raise_error_frame(self, frame: dict[str, Any]) -> None:
+        """A ``pusher:error`` before connection_established: the connection is refused."""
+        data = frame.get("data")
+        info = json.loads(data) if isinstance(data, str) else (data or {})
+        code = info.get("code")
+        text = info.get("message") or "connection refused"
+        self.close()
+        raise refusal(code, text, self.settings.key)
+
+
+def refusal(code: int | None, text: str, key: str) -> RtctlError:
+    """The typed error for a connection-level refusal (pusher:error / close code)."""
+    if code == 4001:
+        return AuthRejected(
+            f"app key {key!r} is unknown to the server ({text})",
+            hint="check PUSHER_APP_KEY matches the server's app key",
+        )
+    if code in (4003, 4009):
+        return AuthRejected(f"the server refused the connection: {text} ({code})")
+    if code == 4000:
+        return ConfigError(f"the app requires TLS: {text} (4000)", hint="set REALTIME_SCHEME=https")
+    if code is not None and 4100 <= code <= 4199:
+        return ServerRejected(
+            f"the server is over capacity: {text} ({code})", hint="retry later", status=code
+        )
+    if code is not None and 4200 <= code <= 4299:
+        return Disconnected(f"the server asked to reconnect: {text} ({code})", close_code=code)
+    return ServerRejected(f"the server refused the connection: {text} ({code})", status=code)
