@@ -1,0 +1,243 @@
+"""Who is asking: a bearer JWT verified with PyJWT, or (development only) a trusted header.
+
+The browser cannot forge a token signed by the app's identity provider, so the user id used for
+every authorization decision comes from the token's ``sub`` claim and nothing else. HS256 uses
+REALTIME_JWT_SECRET; RS*/PS*/ES*/EdDSA use REALTIME_JWT_PUBLIC_KEY (PEM text, or the path of a PEM
+file). The accepted algorithms are fixed at start; the token's own ``alg`` header only selects
+among them, so ``alg: none`` and algorithm-confusion tokens are refused.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from rtctl.config import Settings
+from rtctl.errors import ConfigError
+from rtctl.gateway.errors import GatewayError, unauthorized
+
+# Pusher's user-id rules: the channel-name character set, at most 128 characters.
+USER_ID_RE = re.compile(r"^[-a-zA-Z0-9_=@,.;]+$")
+MAX_USER_ID = 128
+MIN_SECRET_BYTES = 32  # RFC 7518 §3.2: an HS256 key at least as long as the hash
+MAX_TOKEN_CHARS = 8192
+MAX_INFO_CHARS = 400  # name and avatar each; keeps user_info under Pusher's 1 KB
+LEEWAY_SECONDS = 5  # clock skew tolerated on exp/nbf/iat
+
+DEV_USER_HEADER = "X-Realtime-User-Id"
+
+HMAC_ALGORITHMS = ("HS256", "HS384", "HS512")
+RSA_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512")
+EC_ALGORITHMS = {256: "ES256", 384: "ES384", 521: "ES512"}
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The verified caller: the token's subject and the presence ``user_info`` from its claims."""
+
+    user_id: str
+    user_info: dict[str, str] = field(default_factory=dict)
+    source: Literal["jwt", "dev-header"] = "jwt"
+
+
+def load_public_key(value: str) -> Any:
+    """REALTIME_JWT_PUBLIC_KEY is PEM text (``\\n`` escapes allowed) or the path of a PEM file."""
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    text = value.strip()
+    if not text.startswith("-----BEGIN"):
+        path = Path(text).expanduser()
+        if not path.is_file():
+            raise ConfigError(
+                f"REALTIME_JWT_PUBLIC_KEY is neither PEM text nor an existing file: {text[:80]}",
+                hint="paste the PEM public key (-----BEGIN PUBLIC KEY-----...) or give its path",
+            )
+        try:
+            text = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read REALTIME_JWT_PUBLIC_KEY file {path}: {exc}") from exc
+    text = text.replace("\\n", "\n")
+    try:
+        return load_pem_public_key(text.encode())
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(
+            "REALTIME_JWT_PUBLIC_KEY is not a PEM public key",
+            hint="export the identity provider's public key: openssl pkey -pubout -in key.pem",
+        ) from exc
+
+
+def key_algorithms(key: Any) -> tuple[str, ...]:
+    """The algorithms a public key can verify, by key type."""
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+    if isinstance(key, rsa.RSAPublicKey):
+        return RSA_ALGORITHMS
+    if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.key_size in EC_ALGORITHMS:
+        return (EC_ALGORITHMS[key.curve.key_size],)
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        return ("EdDSA",)
+    raise ConfigError(
+        f"REALTIME_JWT_PUBLIC_KEY is a {type(key).__name__}, which JWTs cannot use here",
+        hint="use an RSA, EC (P-256/P-384/P-521) or Ed25519 public key",
+    )
+
+
+def _default_asymmetric(algorithms: tuple[str, ...]) -> tuple[str, ...]:
+    return ("RS256",) if algorithms == RSA_ALGORITHMS else algorithms
+
+
+def is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+class Verifier:
+    """Turns request headers into an Identity, or raises a 401 GatewayError."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        audience: str | None = None,
+        issuer: str | None = None,
+        dev_user_header: bool = False,
+    ) -> None:
+        self.secret = settings.jwt_secret
+        self.public_key = (
+            load_public_key(settings.jwt_public_key) if settings.jwt_public_key else None
+        )
+        self.audience = audience
+        self.issuer = issuer
+        self.dev_user_header = dev_user_header
+        if self.secret is not None and len(self.secret.encode()) < MIN_SECRET_BYTES:
+            raise ConfigError(
+                f"REALTIME_JWT_SECRET is {len(self.secret.encode())} bytes; HS256 needs at least "
+                f"{MIN_SECRET_BYTES}",
+                hint="generate one with `openssl rand -hex 32`",
+            )
+        usable: tuple[str, ...] = HMAC_ALGORITHMS if self.secret else ()
+        default: tuple[str, ...] = ("HS256",) if self.secret else ()
+        if self.public_key is not None:
+            key_algs = key_algorithms(self.public_key)
+            usable += key_algs
+            default += _default_asymmetric(key_algs)
+        requested = tuple(a.strip() for a in settings.jwt_algorithms if a.strip())
+        for name in requested:
+            if name.lower() == "none":
+                raise ConfigError(
+                    "REALTIME_JWT_ALGORITHMS lists 'none': unsigned tokens are never accepted",
+                    hint="remove 'none' from REALTIME_JWT_ALGORITHMS",
+                )
+            if name not in usable:
+                raise ConfigError(
+                    f"REALTIME_JWT_ALGORITHMS lists {name}, which no configured key can verify",
+                    hint="HS* need REALTIME_JWT_SECRET; RS*/PS*/ES*/EdDSA need a matching "
+                    "REALTIME_JWT_PUBLIC_KEY",
+                )
+        self.algorithms: tuple[str, ...] = requested or default
+        if not self.algorithms and not dev_user_header:
+            raise ConfigError(
+                "the gateway has no way to verify users: no JWT secret or public key configured",
+                hint="set REALTIME_JWT_SECRET (openssl rand -hex 32) or REALTIME_JWT_PUBLIC_KEY",
+            )
+
+    # --- requests --------------------------------------------------------------------------------
+
+    def identify(
+        self, authorization: str | None, dev_user: str | None, client_host: str | None
+    ) -> Identity:
+        if authorization is not None:
+            return self.verify(bearer_token(authorization))
+        if self.dev_user_header and dev_user is not None:
+            if not is_loopback(client_host):
+                raise unauthorized(
+                    "missing_token",
+                    f"{DEV_USER_HEADER} is trusted only from loopback; send Authorization: Bearer",
+                )
+            return Identity(check_user_id(dev_user.strip(), "dev user header"), {}, "dev-header")
+        raise unauthorized("missing_token", "no Authorization: Bearer token was sent")
+
+    def verify(self, token: str) -> Identity:
+        import jwt
+
+        if not self.algorithms:
+            raise unauthorized("invalid_token", "this gateway accepts no bearer tokens (dev mode)")
+        if len(token) > MAX_TOKEN_CHARS:
+            raise unauthorized("invalid_token", "bearer token is too long")
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise unauthorized("invalid_token", "bearer token is not a JWT") from None
+        algorithm = header.get("alg")
+        if not isinstance(algorithm, str) or algorithm not in self.algorithms:
+            shown = algorithm if isinstance(algorithm, str) else type(algorithm).__name__
+            raise unauthorized(
+                "invalid_token",
+                f"token algorithm {shown[:20]!r} is not accepted "
+                f"(accepted: {', '.join(self.algorithms)})",
+            )
+        key = self.secret if algorithm in HMAC_ALGORITHMS else self.public_key
+        try:
+            claims = jwt.decode(
+                token,
+                key,  # type: ignore[arg-type]
+                algorithms=[algorithm],
+                options={"require": ["exp", "sub"]},
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=LEEWAY_SECONDS,
+            )
+        except jwt.ExpiredSignatureError:
+            raise unauthorized("token_expired", "bearer token has expired") from None
+        except jwt.InvalidSignatureError:
+            raise unauthorized("invalid_token", "bearer token signature does not verify") from None
+        except jwt.MissingRequiredClaimError as exc:
+            raise unauthorized(
+                "invalid_token", f"bearer token has no {exc.claim!r} claim"
+            ) from None
+        except jwt.PyJWTError as exc:
+            raise unauthorized("invalid_token", f"bearer token refused: {exc}"[:200]) from None
+        except (ValueError, TypeError):  # odd key/claim types deep in the crypto layer
+            raise unauthorized("invalid_token", "bearer token cannot be verified") from None
+        subject = claims.get("sub")
+        if not isinstance(subject, str):
+            raise unauthorized("invalid_token", "bearer token subject is not a string")
+        return Identity(check_user_id(subject, "token subject"), user_info(claims), "jwt")
+
+
+def bearer_token(authorization: str) -> str:
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise unauthorized("missing_token", "Authorization header is not 'Bearer <token>'")
+    return token.strip()
+
+
+def check_user_id(user_id: str, what: str) -> str:
+    if not user_id or len(user_id) > MAX_USER_ID or not USER_ID_RE.match(user_id):
+        raise unauthorized(
+            "invalid_token",
+            f"{what} is not a usable user id (1-{MAX_USER_ID} of A-Z a-z 0-9 - _ = @ , . ;)",
+        )
+    return user_id
+
+
+def user_info(claims: dict[str, Any]) -> dict[str, str]:
+    """Presence ``user_info`` from optional claims: ``name``, and ``avatar`` (else OIDC ``picture``)."""
+    info: dict[str, str] = {}
+    for target, names in (("name", ("name",)), ("avatar", ("avatar", "picture"))):
+        for name in names:
+            value = claims.get(name)
+            if isinstance(value, str) and value and len(value) <= MAX_INFO_CHARS:
+                info[target] = value
+                break
+    return info
+
+
+__all__ = ["DEV_USER_HEADER", "GatewayError", "Identity", "Verifier", "is_loopback"]
