@@ -1,0 +1,559 @@
+"""`rtctl doctor`: every check a user trips on, each with its evidence and the fix.
+
+A reusable API (``rtctl smoke`` runs it as its first step):
+- ``CheckResult(name, status, evidence, fix)``, status one of pass / fail / warn / skip;
+- ``config_checks(layers)``: no network; built on ``config.diagnose`` plus file checks;
+- ``runtime_checks(settings)``: can this machine start a server (Docker engine or Node)?
+- ``server_checks(settings)``: network, against the configured server;
+- ``run_doctor(layers)``: all of them; server checks are skipped when the configuration has errors
+  (they would only test a guess).
+``failed(results)`` tells whether the run should exit non-zero (a fail; warnings do not count).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from rtctl.config import (
+    MIRRORED_CREDENTIALS,
+    ConfigLayers,
+    Problem,
+    Settings,
+    build_settings,
+    diagnose,
+    mask,
+)
+from rtctl.errors import AuthRejected, ConfigError, RtctlError, ServerRejected, Unreachable
+
+Status = Literal["pass", "fail", "warn", "skip"]
+
+# Pusher (and Soketi) refuse signed requests whose auth_timestamp is more than 600 s off.
+MAX_CLOCK_SKEW = 600.0
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1", "0.0.0.0", "::")
+
+# The order checks are reported in; also the names a caller can look for.
+CONFIG_CHECKS = (
+    "env-file",
+    "credentials",
+    "app-id",
+    "key-secret",
+    "soketi-matches-pusher",
+    "app-manager-driver",
+    "provider",
+    "scheme-tls-port",
+    "other-settings",
+)
+RUNTIME_CHECKS = ("runtime",)
+SERVER_CHECKS = (
+    "ports",
+    "reachable",
+    "ready",
+    "api-signature",
+    "websocket-key",
+    "clock-skew",
+    "metrics",
+)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    status: Status
+    evidence: str
+    fix: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def failed(results: Iterable[CheckResult]) -> bool:
+    return any(result.status == "fail" for result in results)
+
+
+def summary(results: Iterable[CheckResult]) -> dict[str, int]:
+    counts = {"pass": 0, "fail": 0, "warn": 0, "skip": 0}
+    for result in results:
+        counts[result.status] += 1
+    return counts
+
+
+# --- configuration (no network) -----------------------------------------------------------------
+
+
+def _classify(problem: Problem, layers: ConfigLayers) -> str:
+    """Which check a config.diagnose problem belongs to."""
+    variable = problem.variable
+    if variable == str(layers.env_file):
+        return "env-file"
+    if problem.message.endswith(" is not set"):
+        return "credentials"
+    if variable == "PUSHER_APP_ID":
+        return "app-id"
+    if variable in ("PUSHER_APP_KEY", "PUSHER_APP_SECRET"):
+        return "key-secret"
+    if variable in MIRRORED_CREDENTIALS:
+        return "soketi-matches-pusher"
+    if variable == "SOKETI_APP_MANAGER_DRIVER":
+        return "app-manager-driver"
+    if variable in ("REALTIME_PROVIDER", "PUSHER_APP_CLUSTER", "REALTIME_HOST"):
+        return "provider"
+    if variable == "REALTIME_SCHEME" and "provider is pusher" in problem.message:
+        return "provider"
+    if variable in (
+        "REALTIME_SCHEME",
+        "REALTIME_PORT",
+        "SOKETI_METRICS_SERVER_PORT",
+        "SOKETI_SSL_CERT",
+        "SOKETI_SSL_KEY",
+    ):
+        return "scheme-tls-port"
+    return "other-settings"
+
+
+def _tls_file_problems(layers: ConfigLayers) -> list[Problem]:
+    problems = []
+    provider = layers.get("REALTIME_PROVIDER").strip().lower()
+    scheme = layers.get("REALTIME_SCHEME").strip().lower()
+    for name in ("SOKETI_SSL_CERT", "SOKETI_SSL_KEY"):
+        value = layers.get(name).strip()
+        if provider == "soketi" and value and not Path(value).is_file():
+            problems.append(
+                Problem(
+                    name,
+                    f"{name}={value} is not a file (Soketi exits at start without it)",
+                    f"point {name} at a PEM file, or remove it and REALTIME_SCHEME=https",
+                )
+            )
+    if provider == "soketi" and scheme != "https" and layers.get("SOKETI_SSL_CERT").strip():
+        problems.append(
+            Problem(
+                "REALTIME_SCHEME",
+                "SOKETI_SSL_CERT is set, so Soketi serves TLS, but REALTIME_SCHEME is not https",
+                "set REALTIME_SCHEME=https",
+            )
+        )
+    return problems
+
+
+def _pass_evidence(name: str, layers: ConfigLayers) -> str:
+    get = layers.get
+    provider = get("REALTIME_PROVIDER").strip().lower()
+    if name == "env-file":
+        if layers.env_file_found:
+            return f"{layers.env_file} found and parsed"
+        return f"no {layers.env_file}; the credentials come from the process environment"
+    if name == "credentials":
+        where = ", ".join(
+            f"{var} ({layers.source(var)})"
+            for var in ("PUSHER_APP_ID", "PUSHER_APP_KEY", "PUSHER_APP_SECRET")
+        )
+        return f"set: {where}"
+    if name == "app-id":
+        return f"PUSHER_APP_ID={get('PUSHER_APP_ID')} is numeric"
+    if name == "key-secret":
+        return (
+            f"PUSHER_APP_KEY={get('PUSHER_APP_KEY')} and PUSHER_APP_SECRET="
+            f"{mask(get('PUSHER_APP_SECRET'))} contain letters"
+        )
+    if name == "soketi-matches-pusher":
+        set_vars = [var for var in MIRRORED_CREDENTIALS if var in layers.values]
+        if not set_vars:
+            return "no SOKETI_DEFAULT_APP_* overrides: Soketi gets PUSHER_* (one source of truth)"
+        return f"{', '.join(set_vars)} equal their PUSHER_* values"
+    if name == "app-manager-driver":
+        return f"SOKETI_APP_MANAGER_DRIVER={get('SOKETI_APP_MANAGER_DRIVER').strip()}"
+    if name == "provider":
+        if provider == "pusher":
+            return f"pusher, cluster {get('PUSHER_APP_CLUSTER')}, hosts derived from the cluster"
+        return f"soketi at {get('REALTIME_HOST')}:{get('REALTIME_PORT') or '6001'}"
+    if name == "scheme-tls-port":
+        if provider == "pusher":
+            return "https (Pusher always uses TLS)"
+        scheme = get("REALTIME_SCHEME").strip().lower() or "http"
+        tls = " with SOKETI_SSL_CERT/KEY" if get("SOKETI_SSL_CERT") else ""
+        return f"{scheme} on port {get('REALTIME_PORT') or '6001'}{tls}"
+    return "booleans, encryption master key and CA bundle are valid"
+
+
+def config_checks(layers: ConfigLayers) -> list[CheckResult]:
+    """Every configuration check, without touching the network (built on config.diagnose)."""
+    problems = diagnose(layers) + _tls_file_problems(layers)
+    grouped: dict[str, list[Problem]] = {name: [] for name in CONFIG_CHECKS}
+    for problem in problems:
+        grouped[_classify(problem, layers)].append(problem)
+    if not layers.env_file_found:
+        creds_from_env = all(
+            layers.source(var) == "env"
+            for var in ("PUSHER_APP_ID", "PUSHER_APP_KEY", "PUSHER_APP_SECRET")
+        )
+        grouped["env-file"].append(
+            Problem(
+                str(layers.env_file),
+                f"{layers.env_file} does not exist",
+                "create it with `rtctl init` (or pass --env-file)",
+                "warning" if creds_from_env else "error",
+            )
+        )
+    results = []
+    for name, found in grouped.items():
+        if not found:
+            results.append(CheckResult(name, "pass", _pass_evidence(name, layers)))
+            continue
+        errors = [p for p in found if p.severity == "error"]
+        shown = errors or found
+        results.append(
+            CheckResult(
+                name,
+                "fail" if errors else "warn",
+                "; ".join(p.message for p in shown),
+                " / ".join(dict.fromkeys(p.hint for p in shown)),
+            )
+        )
+    return results
+
+
+# --- can this machine start a server? -----------------------------------------------------------
+
+
+def runtime_checks(settings: Settings) -> list[CheckResult]:
+    """Docker engine or a suitable Node: a warning only (a server may already run elsewhere)."""
+    from rtctl.runtime import docker, native
+
+    if settings.provider != "soketi":
+        return [CheckResult("runtime", "skip", "provider is pusher: nothing to run locally")]
+    found = []
+    if docker.engine_answers():
+        found.append("a Docker engine answers")
+    try:
+        _, version = native.find_node()
+    except RtctlError as error:
+        node_note = error.message
+    else:
+        installed = "installed" if native.is_installed() else "not installed yet"
+        found.append(f"Node {version} (Soketi {native.SOKETI_VERSION} {installed})")
+        node_note = ""
+    if found:
+        return [CheckResult("runtime", "pass", "; ".join(found))]
+    return [
+        CheckResult(
+            "runtime",
+            "warn",
+            f"no Docker engine answers and {node_note}",
+            "install Node 20 (native runtime) or start a Docker engine, then `rtctl up`",
+        )
+    ]
+
+
+# --- the server (network) -----------------------------------------------------------------------
+
+
+def clock_skew_result(date_header: str | None, now: float | None = None) -> CheckResult:
+    """Compare the server's Date header with our clock (signatures expire after 600 s)."""
+    if not date_header:
+        return CheckResult("clock-skew", "skip", "the server sent no Date header")
+    try:
+        server_time = parsedate_to_datetime(date_header).timestamp()
+    except (TypeError, ValueError):
+        return CheckResult("clock-skew", "warn", f"unreadable Date header {date_header!r}")
+    skew = server_time - (time.time() if now is None else now)
+    if abs(skew) < 2:  # the Date header has a resolution of one second
+        evidence = f"server clock agrees with ours within 1 s (Date: {date_header})"
+    else:
+        direction = "ahead of" if skew > 0 else "behind"
+        evidence = f"server clock {abs(skew):.0f} s {direction} ours (Date: {date_header})"
+    if abs(skew) <= MAX_CLOCK_SKEW:
+        return CheckResult("clock-skew", "pass", evidence)
+    return CheckResult(
+        "clock-skew",
+        "fail",
+        f"{evidence}: signed requests are refused beyond ±{MAX_CLOCK_SKEW:.0f} s",
+        "synchronise the clocks (e.g. `timedatectl set-ntp true`) on this machine and the server",
+    )
+
+
+def _is_local(host: str) -> bool:
+    return host.strip("[]") in LOCAL_HOSTS
+
+
+def _port_owners(settings: Settings, folder: Path) -> tuple[list[str], list[str]]:
+    """(evidence per port, ports busy with something rtctl did not start)."""
+    from rtctl.runtime import docker, native
+
+    running = native.read_running(folder)
+    docker_project = docker.read_marker(folder)
+    checks = [("REALTIME_PORT", settings.port, settings.host)]
+    if settings.metrics_enabled:
+        checks.append(("SOKETI_METRICS_SERVER_PORT", settings.metrics_port, "127.0.0.1"))
+    evidence, foreign = [], []
+    for name, port, bind_host in checks:
+        if native.port_is_free(bind_host, port):
+            evidence.append(f"{port} free")
+        elif running is not None and port in (running.port, running.metrics_port):
+            evidence.append(f"{port} ours (native pid {running.pid})")
+        elif docker_project is not None:
+            evidence.append(f"{port} in use (Docker project {docker_project})")
+        else:
+            foreign.append(f"{port} ({name})")
+            evidence.append(f"{port} in use by a process rtctl did not start")
+    return evidence, foreign
+
+
+def _api_check(settings: Settings, timeout: float) -> tuple[CheckResult, str | None]:
+    """A signed read call; Soketi's HTTP-200 error bodies are mapped by ApiClient."""
+    from rtctl.httpapi import ApiClient
+
+    path = f"GET /apps/{settings.app_id}/channels"
+    try:
+        with ApiClient(settings, timeout=timeout) as client:
+            response = client.request("GET", "/channels")
+    except AuthRejected as error:
+        return CheckResult("api-signature", "fail", error.message, error.hint), None
+    except (ServerRejected, Unreachable) as error:
+        return CheckResult("api-signature", "fail", f"{path}: {error.message}", error.hint), None
+    data = response.data
+    if not isinstance(data, dict) or "channels" not in data:
+        # Soketi answers an empty 200 when its app manager failed, then exits.
+        return (
+            CheckResult(
+                "api-signature",
+                "fail",
+                f"{path} answered {response.status} with {'an empty body' if data is None else repr(data)[:80]}"
+                " instead of a channel list",
+                "the server's app manager failed: check SOKETI_APP_MANAGER_DRIVER=array "
+                "and `rtctl logs`",
+            ),
+            response.date,
+        )
+    occupied = len(data["channels"])
+    return (
+        CheckResult(
+            "api-signature",
+            "pass",
+            f"{path} accepted our signature ({occupied} occupied channels)",
+        ),
+        response.date,
+    )
+
+
+def _websocket_check(settings: Settings, timeout: float) -> CheckResult:
+    """The HTTP API never looks at the key; clients do: open /app/<key> and read the greeting."""
+    import json
+
+    import websocket
+
+    sslopt = {"ca_certs": settings.ca_bundle} if settings.ca_bundle else {}
+    url = settings.ws_url.split("?", 1)[0]
+    try:
+        sock = websocket.create_connection(settings.ws_url, timeout=timeout, sslopt=sslopt)
+    except (OSError, websocket.WebSocketException) as exc:
+        return CheckResult(
+            "websocket-key",
+            "fail",
+            f"cannot open {url}: {str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__}",
+            "is the server running? `rtctl status`",
+        )
+    try:
+        first = json.loads(sock.recv())
+    except (OSError, ValueError, websocket.WebSocketException) as exc:
+        return CheckResult(
+            "websocket-key", "fail", f"{url}: no greeting ({exc})", "see `rtctl logs`"
+        )
+    finally:
+        sock.close()
+    event = first.get("event") if isinstance(first, dict) else None
+    if event == "pusher:connection_established":
+        return CheckResult("websocket-key", "pass", f"{url} -> pusher:connection_established")
+    data = first.get("data") if isinstance(first, dict) else None
+    if isinstance(data, str):
+        with contextlib.suppress(ValueError):
+            data = json.loads(data)
+    detail = data if not isinstance(data, dict) else f"{data.get('code')} {data.get('message')}"
+    return CheckResult(
+        "websocket-key",
+        "fail",
+        f"{url} -> {event}: {detail}",
+        "PUSHER_APP_KEY must be the server's app key (rtctl passes PUSHER_* to a Soketi it starts)",
+    )
+
+
+def _other_scheme_answers(settings: Settings, timeout: float) -> bool:
+    from dataclasses import replace
+
+    from rtctl.runtime import health
+
+    other = replace(settings, scheme="http" if settings.tls else "https")
+    return health.fetch(f"{other.api_base}/", other, timeout).ok
+
+
+def server_checks(
+    settings: Settings, timeout: float = 3.0, folder: Path | None = None
+) -> list[CheckResult]:
+    """Checks against the configured server; later checks are skipped when it does not answer."""
+    from rtctl.runtime import health, native
+
+    folder = folder if folder is not None else native.state_dir(settings)
+    results: list[CheckResult] = []
+    soketi = settings.provider == "soketi"
+
+    foreign: list[str] = []
+    ports_evidence: list[str] = []
+    if not soketi:
+        results.append(CheckResult("ports", "skip", "Pusher (managed): no local ports"))
+    elif not _is_local(settings.host):
+        results.append(
+            CheckResult("ports", "skip", f"{settings.host} is not this machine: not checked")
+        )
+    else:
+        ports_evidence, foreign = _port_owners(settings, folder)
+        results.append(CheckResult("ports", "pass", ", ".join(ports_evidence)))
+
+    root_date = None
+    if soketi:
+        probes = health.check(settings, timeout, metrics=False)
+        if probes.root.status == 0:
+            if _other_scheme_answers(settings, timeout):
+                other = "http" if settings.tls else "https"
+                results.append(
+                    CheckResult(
+                        "reachable",
+                        "fail",
+                        f"{probes.root.url}: {probes.root.error}, but the server answers with "
+                        f"{other}: REALTIME_SCHEME={settings.scheme} does not match the server",
+                        f"set REALTIME_SCHEME={other} in .env",
+                    )
+                )
+            else:
+                results.append(
+                    CheckResult(
+                        "reachable",
+                        "fail",
+                        f"nothing answers at {probes.root.url} ({probes.root.error})",
+                        "start it with `rtctl up` (or fix REALTIME_HOST/REALTIME_PORT)",
+                    )
+                )
+            results += [
+                CheckResult(name, "skip", "the server is not reachable")
+                for name in SERVER_CHECKS[2:]
+            ]
+            return _finish_ports(results, foreign, ports_evidence)
+        if probes.root.ok and probes.root.body.strip() == "OK":
+            results.append(CheckResult("reachable", "pass", f"GET {probes.root.url} -> 200 OK"))
+        else:
+            results.append(
+                CheckResult(
+                    "reachable",
+                    "fail",
+                    f"GET {probes.root.url} -> {probes.root.summary()} (not Soketi's 'OK')",
+                    "REALTIME_HOST/REALTIME_PORT point at something that is not Soketi",
+                )
+            )
+        memory = (
+            f", memory {probes.memory_percent:.1f} %" if probes.memory_percent is not None else ""
+        )
+        if probes.ready.ok and probes.accept_traffic.ok:
+            results.append(CheckResult("ready", "pass", f"/ready 200, /accept-traffic 200{memory}"))
+        else:
+            results.append(
+                CheckResult(
+                    "ready",
+                    "fail",
+                    f"/ready {probes.ready.summary()}, /accept-traffic "
+                    f"{probes.accept_traffic.summary()}",
+                    "the server is closing or over its memory limit: see `rtctl logs`",
+                )
+            )
+        root_date = probes.root.date
+    else:
+        results += [
+            CheckResult("reachable", "skip", "Pusher has no health routes: see api-signature"),
+            CheckResult("ready", "skip", "Pusher has no health routes"),
+        ]
+
+    api, api_date = _api_check(settings, timeout)
+    results.append(api)
+    results.append(_websocket_check(settings, timeout))
+    if api.status == "fail" and "cannot reach" in api.evidence:
+        results.append(CheckResult("clock-skew", "skip", "the HTTP API is not reachable"))
+    else:
+        results.append(clock_skew_result(api_date or root_date))
+
+    if soketi and settings.metrics_enabled:
+        metrics = health.scrape(settings, timeout)
+        if metrics is not None and metrics.figures is not None:
+            fig = metrics.figures
+            results.append(
+                CheckResult(
+                    "metrics",
+                    "pass",
+                    f"{metrics.url}: {fig.connections} connections, {fig.messages_in} messages "
+                    f"in, {fig.messages_out} out",
+                )
+            )
+        else:
+            url = settings.metrics_url
+            error = metrics.error if metrics is not None else "metrics are off"
+            results.append(
+                CheckResult(
+                    "metrics",
+                    "fail",
+                    f"{url}: {error}",
+                    "SOKETI_METRICS_SERVER_PORT must match the server's metrics port "
+                    "(or set SOKETI_METRICS_ENABLED=false)",
+                )
+            )
+    elif soketi:
+        results.append(CheckResult("metrics", "skip", "SOKETI_METRICS_ENABLED=false"))
+    else:
+        results.append(CheckResult("metrics", "skip", "Pusher: no Prometheus endpoint"))
+    return _finish_ports(results, foreign, ports_evidence, api_ok=api.status == "pass")
+
+
+def _finish_ports(
+    results: list[CheckResult],
+    foreign: list[str],
+    evidence: list[str],
+    api_ok: bool = False,
+) -> list[CheckResult]:
+    """A port held by a process rtctl did not start: fine if it is a Soketi that accepts us."""
+    if not foreign:
+        return results
+    index = next(i for i, r in enumerate(results) if r.name == "ports")
+    if api_ok:
+        results[index] = CheckResult(
+            "ports",
+            "warn",
+            f"{', '.join(evidence)}; that server accepts our credentials, but `rtctl down` "
+            "cannot stop it",
+            "stop it where it was started if you want `rtctl up` to manage the server",
+        )
+    else:
+        results[index] = CheckResult(
+            "ports",
+            "fail",
+            f"port {' and '.join(foreign)} is in use by a process rtctl did not start, and it "
+            "is not a Soketi that accepts our credentials",
+            "stop that process (`ss -ltnp` shows it) or choose free ports in .env",
+        )
+    return results
+
+
+def run_doctor(layers: ConfigLayers, timeout: float = 3.0) -> list[CheckResult]:
+    """Configuration, runtime and server checks; the network ones need a valid configuration."""
+    results = config_checks(layers)
+    try:
+        settings = build_settings(layers)
+    except ConfigError as error:
+        results += [
+            CheckResult(name, "skip", f"the configuration has errors ({error.message})")
+            for name in (*RUNTIME_CHECKS, *SERVER_CHECKS)
+        ]
+        return results
+    results += runtime_checks(settings)
+    results += server_checks(settings, timeout)
+    return results
