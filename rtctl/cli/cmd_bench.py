@@ -1,9 +1,218 @@
-"""CLI commands: bench (placeholder until its issue lands)."""
+"""CLI command: bench (load and latency against the configured server). Core: rtctl/bench.py."""
 
 from __future__ import annotations
 
+import sys
+from typing import TYPE_CHECKING, Annotated, Any
+
 import typer
+
+from rtctl.cli.common import JsonOption, err_console, json_mode, out_console, print_json, state
+from rtctl.errors import CheckFailed
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+
+FAILED_HINT = "the report above shows where deliveries were lost or slow; see docs/bench.md"
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
+    app.command("bench", no_args_is_help=False)(bench)
+
+
+def bench(
+    ctx: typer.Context,
+    connections: Annotated[
+        int, typer.Option("--connections", "-n", min=1, max=50_000, help="Subscriber sockets.")
+    ] = 100,
+    channels: Annotated[
+        int, typer.Option("--channels", "-c", min=1, help="Channels the subscribers spread over.")
+    ] = 10,
+    channel_type: Annotated[
+        str,
+        typer.Option("--channel-type", help="public | private | presence (signed locally)."),
+    ] = "public",
+    rate: Annotated[
+        float,
+        typer.Option("--rate", "-r", min=0.1, help="Events per second, all channels together."),
+    ] = 100.0,
+    duration: Annotated[
+        float, typer.Option("--duration", "-d", min=0.1, max=3600, help="Seconds of publishing.")
+    ] = 10.0,
+    payload_size: Annotated[
+        int,
+        typer.Option("--payload-size", min=0, max=100 * 1024, help="Bytes of each event's data."),
+    ] = 100,
+    publish: Annotated[
+        str,
+        typer.Option("--publish", help="http (REST API, batched) | client (client-* events)."),
+    ] = "http",
+    ramp: Annotated[
+        float, typer.Option("--ramp", min=1, help="New connections per second while ramping.")
+    ] = 500.0,
+    drain: Annotated[
+        float,
+        typer.Option("--drain", min=0, max=600, help="Seconds to wait for late deliveries."),
+    ] = 5.0,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            "--timeout", min=0.1, help="Seconds each connection may take to connect and subscribe."
+        ),
+    ] = 10.0,
+    min_delivery: Annotated[
+        float,
+        typer.Option(
+            "--min-delivery",
+            min=0,
+            max=1,
+            help="Fail (exit 1) when received ÷ expected is under this fraction.",
+        ),
+    ] = 1.0,
+    max_p99: Annotated[
+        float | None,
+        typer.Option("--max-p99", min=0, help="Fail (exit 1) when delivery p99 exceeds this (ms)."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Open N subscribers over C channels, publish at a fixed rate, report delivery and latency.
+
+    Exits 1 when delivery is under --min-delivery (default: every event) or p99 over --max-p99.
+    """
+    json_mode(ctx, as_json)
+    from rtctl.bench import BenchOptions, check_options, run_bench
+
+    options = BenchOptions(
+        connections=connections,
+        channels=channels,
+        channel_type=channel_type,
+        rate=rate,
+        duration=duration,
+        payload_size=payload_size,
+        publish=publish,
+        ramp=ramp,
+        drain=drain,
+        connect_timeout=timeout,
+    )
+    check_options(options)
+    settings = state(ctx).settings()
+    thresholds = {"min_delivery": min_delivery, "max_p99_ms": max_p99}
+    with _Progress() as progress:
+        report = run_bench(settings, options, progress.update, thresholds)
+    if as_json:
+        print_json(report)
+    else:
+        out_console().print(render_report(report))
+    failed = report["verdict"]["reasons"]
+    if failed:
+        message = "; ".join(failed)
+        if as_json:  # the report is the one JSON document; the verdict is in it
+            sys.stderr.write(f"error: {message}\nhint: {FAILED_HINT}\n")
+            raise typer.Exit(int(CheckFailed.exit_code))
+        raise CheckFailed(message, hint=FAILED_HINT)
+
+
+class _Progress:
+    """A live status line on stderr when it is a terminal; one line per phase otherwise."""
+
+    def __init__(self) -> None:
+        self.console = err_console()
+        self.live: Any = None
+        self.phase = ""
+
+    def __enter__(self) -> _Progress:
+        if self.console.is_terminal:
+            from rich.live import Live
+
+            self.live = Live(console=self.console, refresh_per_second=4, transient=True)
+            self.live.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self.live is not None:
+            self.live.stop()
+
+    def update(self, snap: dict[str, Any]) -> None:
+        if self.live is not None:
+            self.live.update(_status(snap))
+        elif snap["phase"] != self.phase:
+            self.phase = snap["phase"]
+            self.console.print(
+                f"bench: {snap['phase']} ({snap['subscribed']}/{snap['connections']} subscribed, "
+                f"{snap['failed']} failed)",
+                markup=False,
+            )
+
+
+def _status(snap: dict[str, Any]) -> RenderableType:
+    from rich.text import Text
+
+    expected = snap["expected"]
+    share = f"{100 * snap['received'] / expected:.1f}%" if expected else "-"
+    return Text(
+        f"{snap['phase']:<10} subscribed {snap['subscribed']}/{snap['connections']}"
+        f"  open {snap['open']}  failed {snap['failed']}  sent {snap['sent']}"
+        f"  received {snap['received']}/{expected} ({share})  errors {snap['errors']}"
+    )
+
+
+def _ms(stats: dict[str, Any]) -> str:
+    if stats["p50"] is None:
+        return "-"
+    return " / ".join(f"{stats[k]:.1f}" for k in ("p50", "p90", "p95", "p99", "max"))
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{key} ×{value}" for key, value in counts.items()) or "none"
+
+
+def render_report(report: dict[str, Any]) -> RenderableType:
+    """The final report as one two-column table (the same numbers as --json)."""
+    from rich.table import Table
+
+    conn, pub, dlv, cpu = (
+        report["connections"],
+        report["publish"],
+        report["delivery"],
+        report["rtctl"],
+    )
+    opts = report["options"]
+    verdict = report["verdict"]
+    table = Table(
+        title=f"rtctl bench → {report['target']}", show_header=False, title_justify="left"
+    )
+    table.add_column("measure", style="bold")
+    table.add_column("value")
+    rows = [
+        (
+            "setup",
+            f"{opts['connections']} × {opts['channel_type']} over {opts['channels']} channels, "
+            f"{opts['rate']:g} ev/s for {opts['duration']:g} s via {opts['publish']}, "
+            f"{opts['payload_size']} B",
+        ),
+        ("subscribed", f"{conn['subscribed']} / {conn['requested']}"),
+        ("connect failures", _counts(conn["failures"])),
+        ("dropped mid-run", f"{conn['dropped']} (closes: {_counts(conn['closes'])})"),
+        ("connect ms p50/90/95/99/max", _ms(conn["connect_ms"])),
+        ("subscribe ms p50/90/95/99/max", _ms(conn["subscribe_ms"])),
+        ("events sent", f"{pub['sent']} ({pub['accepted']} accepted, {pub['failed']} failed)"),
+        ("publish failures", _counts(pub["failures"])),
+        ("publish rate", f"{pub['achieved_rate']:g} ev/s (target {pub['target_rate']:g})"),
+        ("expected deliveries", str(dlv["expected"])),
+        ("received", f"{dlv['received']} ({dlv['lost']} lost)"),
+        ("delivery rate", f"{dlv['rate'] * 100:.2f}%"),
+        ("duplicates / out of order", f"{dlv['duplicates']} / {dlv['out_of_order']}"),
+        ("latency ms p50/90/95/99/max", _ms(dlv["latency_ms"])),
+        ("pusher:error codes", _counts(report["errors"])),
+        (
+            "rtctl CPU",
+            f"{cpu['cpu_percent_publishing']:g}% while publishing, {cpu['cpu_percent']:g}% overall"
+            f"{' (saturated: figures are a floor)' if cpu['saturated'] else ''}, "
+            f"max RSS {cpu['max_rss_mb']:g} MB",
+        ),
+        ("verdict", "passed" if verdict["passed"] else "FAILED: " + "; ".join(verdict["reasons"])),
+    ]
+    for name, value in rows:
+        table.add_row(name, value)
+    return table
