@@ -1,9 +1,420 @@
-"""CLI commands: events (placeholder until its issue lands)."""
+"""CLI commands of the event path: auth, emit, bot say, channels, channel, users, terminate.
+
+Thin: parse options, call rtctl.signing / rtctl.publish / rtctl.httpapi, render. Heavy modules
+(pusher, requests, rich tables) are imported inside the command bodies.
+"""
 
 from __future__ import annotations
 
+import json
+import sys
+import time
+from typing import TYPE_CHECKING, Annotated, Any
+
 import typer
+
+from rtctl.cli.common import (
+    JsonOption,
+    info,
+    json_mode,
+    out_console,
+    print_json,
+    state,
+)
+from rtctl.errors import InvalidInput, UsageError
+
+if TYPE_CHECKING:
+    from rtctl.config import Settings
+    from rtctl.httpapi import ApiClient
+
+HTTP_TIMEOUT = 10.0
+
+bot_app = typer.Typer(
+    name="bot",
+    help="Speak as the bot user (the seed's chat_message pattern).",
+    no_args_is_help=True,
+)
+
+
+def _client(settings: Settings) -> ApiClient:
+    from rtctl.httpapi import ApiClient
+
+    return ApiClient(settings, timeout=HTTP_TIMEOUT)
+
+
+def _json_object(text: str, option: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise InvalidInput(
+            f"{option} is not JSON: {text[:60]!r}",
+            hint=f'{option} takes a JSON object, e.g. {option} \'{{"name":"Ann"}}\'',
+        ) from None
+    if not isinstance(value, dict):
+        raise InvalidInput(
+            f"{option} must be a JSON object, got {type(value).__name__}",
+            hint=f'{option} takes a JSON object, e.g. {option} \'{{"name":"Ann"}}\'',
+        )
+    return value
+
+
+# --- auth ----------------------------------------------------------------------------------------
+
+
+def auth(
+    ctx: typer.Context,
+    channel: Annotated[
+        str | None,
+        typer.Argument(
+            help="private-*, presence-* or private-encrypted-* channel.", show_default=False
+        ),
+    ] = None,
+    socket_id: Annotated[
+        str, typer.Option("--socket-id", help="The connection's socket id (e.g. 1234.5678).")
+    ] = "",
+    user_id: Annotated[
+        str | None, typer.Option("--user-id", help="User id (presence channels, --user).")
+    ] = None,
+    user_info: Annotated[
+        str | None, typer.Option("--user-info", help="User info as a JSON object.")
+    ] = None,
+    user: Annotated[
+        bool, typer.Option("--user", help="Sign a user sign-in (pusher:signin) instead.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Print the exact JSON an auth endpoint returns for CHANNEL (or a user sign-in with --user)."""
+    json_mode(ctx, as_json)
+    from rtctl.signing import (
+        authenticate_user,
+        authorize_channel,
+        channel_kind,
+        compact_json,
+        presence_channel_data,
+    )
+    from rtctl.validation import validate_channel
+
+    if not socket_id:
+        raise UsageError(
+            "--socket-id is required", hint="the socket id arrives in pusher:connection_established"
+        )
+    info_value = _json_object(user_info, "--user-info") if user_info is not None else None
+    settings = state(ctx).settings()
+    if user:
+        if channel is not None:
+            raise UsageError(
+                "--user signs a user, not a channel", hint="drop CHANNEL, or drop --user"
+            )
+        if not user_id:
+            raise UsageError(
+                "--user needs --user-id", hint="rtctl auth --user --socket-id ID --user-id 123"
+            )
+        user_data: dict[str, Any] = {"id": user_id}
+        if info_value is not None:
+            user_data["user_info"] = info_value
+        response = authenticate_user(settings.key, settings.secret, socket_id, user_data)
+    else:
+        if channel is None:
+            raise UsageError(
+                "name the channel to authorize", hint="rtctl auth private-123 --socket-id 1234.5678"
+            )
+        validate_channel(channel)
+        channel_data = None
+        if channel_kind(channel) == "presence":
+            if not user_id:
+                raise UsageError(
+                    f"presence channel {channel!r} needs --user-id",
+                    hint="rtctl auth presence-room --socket-id ID --user-id 123 --user-info '{}'",
+                )
+            channel_data = presence_channel_data(user_id, info_value)
+        elif user_id is not None or user_info is not None:
+            raise UsageError(
+                "--user-id/--user-info apply to presence channels and --user only",
+                hint="drop them for a private channel",
+            )
+        response = authorize_channel(
+            settings.key, settings.secret, socket_id, channel, channel_data, settings.master_key
+        )
+    sys.stdout.write(compact_json(response) + "\n")
+
+
+# --- emit ----------------------------------------------------------------------------------------
+
+
+def _progress_printer(total: int) -> Any:
+    """Progress on stderr, only for people at a terminal, at most a few times a second."""
+    if total < 2 or not sys.stderr.isatty():
+        return None
+    last = [0.0]
+
+    def show(sent: int, total_: int) -> None:
+        now = time.monotonic()
+        if now - last[0] >= 0.25 or sent == total_:
+            last[0] = now
+            sys.stderr.write(f"\rsent {sent}/{total_}")
+            if sent == total_:
+                sys.stderr.write("\n")
+            sys.stderr.flush()
+
+    return show
+
+
+def emit(
+    ctx: typer.Context,
+    channels: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="CHANNEL[,CHANNEL…]",
+            help="One channel, or several separated by commas (up to 100).",
+            show_default=False,
+        ),
+    ] = None,
+    event: Annotated[
+        str | None, typer.Argument(metavar="EVENT", help="Event name.", show_default=False)
+    ] = None,
+    data: Annotated[
+        str | None,
+        typer.Option("--data", "-d", help="JSON data: inline, @file, or - for stdin (default {})."),
+    ] = None,
+    raw: Annotated[
+        bool, typer.Option("--raw", help="Send --data as is, without checking it is JSON.")
+    ] = False,
+    socket_id: Annotated[
+        str | None, typer.Option("--socket-id", help="Exclude this connection from delivery.")
+    ] = None,
+    batch: Annotated[
+        str | None,
+        typer.Option("--batch", help="NDJSON file of {channel, event, data} lines (- for stdin)."),
+    ] = None,
+    count: Annotated[
+        int, typer.Option("--count", "-n", min=1, help="Send the event this many times.")
+    ] = 1,
+    rate: Annotated[
+        float | None,
+        typer.Option("--rate", help="Pace sending to this many events per second."),
+    ] = None,
+    allow_large: Annotated[
+        bool,
+        typer.Option("--allow-large", help="Allow data up to 100 KB (Soketi), not Pusher's 10 KB."),
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Trigger EVENT on channels through the HTTP API (validated against Pusher's limits)."""
+    json_mode(ctx, as_json)
+    from rtctl import publish
+    from rtctl.validation import Event
+
+    if batch is not None:
+        if channels is not None or event is not None:
+            raise UsageError(
+                "--batch takes channels and events from the file",
+                hint="rtctl emit --batch events.ndjson (without CHANNEL and EVENT)",
+            )
+        if count != 1 or data is not None or socket_id is not None:
+            raise UsageError(
+                "--batch cannot be combined with --count, --data or --socket-id",
+                hint="put data and socket_id on each NDJSON line",
+            )
+    elif channels is None or event is None:
+        raise UsageError(
+            "name a channel and an event", hint="rtctl emit my-channel my-event --data '{}'"
+        )
+    settings = state(ctx).settings()
+    if batch is not None:
+        events = publish.read_batch_file(batch, allow_large, settings.master_key)
+        stream: Any = events
+        total = len(events)
+    else:
+        assert channels is not None and event is not None
+        one = publish.check_event(
+            Event(
+                channels=publish.split_channels(channels),
+                name=event,
+                data=publish.read_data(data, raw),
+                socket_id=socket_id,
+            ),
+            allow_large,
+            settings.master_key,
+        )
+        stream = publish.repeat(one, count)
+        total = count
+    with _client(settings) as client:
+        result = publish.emit(client, stream, total, rate, _progress_printer(total))
+    if as_json:
+        summary: dict[str, Any] = {"ok": True}
+        if batch is None:
+            summary.update(channels=list(publish.split_channels(channels or "")), event=event)
+        summary.update(result.to_dict())
+        print_json(summary)
+    elif total == 1 and batch is None:
+        info(f"sent {event} to {channels}")
+    else:
+        info(
+            f"sent {result.sent} events in {result.batches} requests, "
+            f"{result.elapsed:.2f} s, {result.rate:.0f}/s"
+        )
+
+
+# --- bot say -------------------------------------------------------------------------------------
+
+
+@bot_app.command("say")
+def bot_say(
+    ctx: typer.Context,
+    text: Annotated[str, typer.Argument(help="What the bot says.", show_default=False)],
+    to: Annotated[str, typer.Option("--to", help="User id to message (required).")] = "",
+    audio_url: Annotated[
+        str | None, typer.Option("--audio-url", help="Audio for the message.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Publish a chat_message from the bot on private-{USER}_{BOT_ID}."""
+    json_mode(ctx, as_json)
+    from rtctl import publish
+    from rtctl.payloads import CHAT_EVENT, bot_message
+    from rtctl.signing import compact_json
+    from rtctl.validation import Event
+
+    if not to:
+        raise UsageError("--to is required", hint='rtctl bot say --to 123 "Great! Keep going."')
+    settings = state(ctx).settings()
+    message = bot_message(
+        to, text, settings.bot_id, settings.bot_name, settings.bot_avatar, audio_url
+    )
+    payload = message.to_dict()
+    event = publish.check_event(
+        Event(channels=(message.channel,), name=CHAT_EVENT, data=compact_json(payload)),
+        master_key=settings.master_key,
+    )
+    with _client(settings) as client:
+        client.trigger(event)
+    if as_json:
+        print_json({"ok": True, "channel": message.channel, "event": CHAT_EVENT, "data": payload})
+    else:
+        info(f"{settings.bot_name} -> {message.channel}: {text}")
+
+
+# --- queries -------------------------------------------------------------------------------------
+
+
+def _table(columns: list[str], rows: list[list[str]]) -> None:
+    from rich.table import Table
+
+    table = Table(box=None, show_edge=False, pad_edge=False)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    out_console().print(table)
+
+
+def channels_cmd(
+    ctx: typer.Context,
+    prefix: Annotated[
+        str | None, typer.Option("--prefix", help="Only channels whose name starts with this.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List occupied channels."""
+    json_mode(ctx, as_json)
+    settings = state(ctx).settings()
+    info_attr = "user_count" if prefix and prefix.startswith("presence-") else None
+    with _client(settings) as client:
+        found = client.channels(prefix, info_attr)
+    if as_json:
+        print_json({"channels": found})
+        return
+    if not found:
+        info("no occupied channels" + (f" starting with {prefix!r}" if prefix else ""))
+        return
+    rows = [
+        [
+            name,
+            str(attrs.get("subscription_count", "")),
+            str(attrs.get("user_count", "")),
+        ]
+        for name, attrs in sorted(found.items())
+    ]
+    _table(["CHANNEL", "SUBSCRIPTIONS", "USERS"], rows)
+
+
+def channel_cmd(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Channel name.", show_default=False)],
+    as_json: JsonOption = False,
+) -> None:
+    """Show one channel: occupied, subscription count, user count (presence)."""
+    json_mode(ctx, as_json)
+    from rtctl.signing import channel_kind
+    from rtctl.validation import validate_channel
+
+    validate_channel(name)
+    settings = state(ctx).settings()
+    info_attr = "user_count" if channel_kind(name) == "presence" else None
+    with _client(settings) as client:
+        details = client.channel(name, info_attr)
+    if as_json:
+        print_json({"channel": name, **details})
+        return
+    rows = [
+        [key, json.dumps(value) if not isinstance(value, str) else value]
+        for key, value in details.items()
+    ]
+    _table(["CHANNEL", name], rows)
+
+
+def users_cmd(
+    ctx: typer.Context,
+    channel: Annotated[str, typer.Argument(help="presence-* channel.", show_default=False)],
+    as_json: JsonOption = False,
+) -> None:
+    """List the users on a presence channel."""
+    json_mode(ctx, as_json)
+    from rtctl.signing import channel_kind
+    from rtctl.validation import validate_channel
+
+    validate_channel(channel)
+    if channel_kind(channel) != "presence":
+        raise InvalidInput(
+            f"{channel!r} is not a presence channel: only presence channels have users",
+            hint="presence channel names start with presence-",
+        )
+    settings = state(ctx).settings()
+    with _client(settings) as client:
+        ids = client.users(channel)
+    if as_json:
+        print_json({"channel": channel, "users": [{"id": user_id} for user_id in ids]})
+        return
+    if not ids:
+        info(f"no users on {channel}")
+        return
+    _table(["USER ID"], [[user_id] for user_id in ids])
+
+
+def terminate_cmd(
+    ctx: typer.Context,
+    user_id: Annotated[str, typer.Argument(help="User id whose connections to close.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Close every signed-in connection of USER_ID (the user may reconnect)."""
+    json_mode(ctx, as_json)
+    if not user_id.strip():
+        raise InvalidInput("user id is empty", hint="rtctl terminate 123")
+    settings = state(ctx).settings()
+    with _client(settings) as client:
+        client.terminate(user_id)
+    if as_json:
+        print_json({"ok": True, "user_id": user_id, "terminated": True})
+    else:
+        info(f"asked the server to close the signed-in connections of user {user_id}")
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
+    app.command("auth")(auth)
+    app.command("emit")(emit)
+    app.add_typer(bot_app, name="bot")
+    app.command("channels")(channels_cmd)
+    app.command("channel")(channel_cmd)
+    app.command("users")(users_cmd)
+    app.command("terminate")(terminate_cmd)

@@ -1,0 +1,281 @@
+"""Publishing orchestration for `rtctl emit` and `rtctl bot say`: read the data, build and validate
+the events, send them through the HTTP API in groups of 10, pace them, and summarise.
+
+Everything is validated before the first request, so a bad line 500 of a batch file sends nothing.
+No Typer, no rich: the CLI renders what this module returns.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from rtctl.crypto import require_master_key
+from rtctl.errors import InvalidInput, RtctlError
+from rtctl.payloads import CHAT_EVENT, parse_chat_message
+from rtctl.signing import channel_kind
+from rtctl.validation import MAX_EVENTS_PER_BATCH, Event, validate_batch, validate_event
+
+if TYPE_CHECKING:
+    from rtctl.httpapi import ApiClient
+
+DEFAULT_DATA = "{}"  # Pusher needs some data; an empty object is the neutral event
+BATCH_KEYS = {"channel", "event", "data", "socket_id"}
+# A paced run sends groups small enough that one request goes out at least every 10 ms.
+PACED_REQUESTS_PER_SECOND = 100
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class EmitResult:
+    """What a publish run did: events accepted by the server, HTTP requests, wall time."""
+
+    sent: int
+    batches: int
+    elapsed: float
+
+    @property
+    def rate(self) -> float:
+        return self.sent / self.elapsed if self.elapsed > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sent": self.sent,
+            "batches": self.batches,
+            "elapsed": round(self.elapsed, 3),
+            "rate": round(self.rate, 1),
+        }
+
+
+# --- reading data ----------------------------------------------------------------------------------
+
+
+def read_text(spec: str, stdin: TextIO | None = None) -> str:
+    """``-`` reads stdin, ``@path`` reads a file, anything else is the text itself."""
+    if spec == "-":
+        return (stdin or sys.stdin).read()
+    if spec.startswith("@"):
+        path = Path(spec[1:])
+        if not spec[1:]:
+            raise InvalidInput("--data @ names no file", hint="write --data @payload.json")
+        try:
+            return path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise InvalidInput(
+                f"data file {str(path)!r} is not UTF-8 text", hint="event data is JSON text"
+            ) from None
+        except OSError as exc:
+            raise InvalidInput(
+                f"cannot read data file {str(path)!r}: {exc.strerror or exc}",
+                hint="check the path after @ (relative to the current folder)",
+            ) from None
+    return spec
+
+
+def read_data(spec: str | None, raw: bool = False, stdin: TextIO | None = None) -> str:
+    """The event's wire data: the JSON text as given (verbatim, so numbers and key order survive),
+    or any text with ``raw``."""
+    if spec is None:
+        return DEFAULT_DATA
+    text = read_text(spec, stdin)
+    if raw:
+        return text
+    text = text.strip()
+    source = "stdin" if spec == "-" else (spec[1:] if spec.startswith("@") else "--data")
+    try:
+        json.loads(text)
+    except ValueError as exc:
+        raise InvalidInput(
+            f"event data from {source} is not JSON: {_json_problem(exc)}",
+            hint='quote it as JSON, e.g. --data \'{"text":"hi"}\', or pass --raw to send text as is',
+        ) from None
+    return text
+
+
+def _json_problem(exc: ValueError) -> str:
+    if isinstance(exc, json.JSONDecodeError):
+        return f"{exc.msg} at line {exc.lineno} column {exc.colno}"
+    return str(exc)
+
+
+def wire_data(value: Any) -> str:
+    """As the server SDKs do: a string is sent as is, anything else as compact JSON."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+# --- building and validating events ---------------------------------------------------------------
+
+
+def split_channels(spec: str) -> tuple[str, ...]:
+    """``a,b,c`` -> the channels; commas are also legal inside a Pusher channel name, but a
+    comma-separated list is what the command line offers (documented)."""
+    channels = tuple(part.strip() for part in spec.split(",") if part.strip())
+    if not channels:
+        raise InvalidInput("no channel given", hint="name a channel, e.g. private-123_9000000")
+    return channels
+
+
+def check_chat_message(event: Event) -> None:
+    """A ``chat_message`` must have the seed's payload shape (and name its own channel)."""
+    if event.name != CHAT_EVENT:
+        return
+    try:
+        value = json.loads(event.data)
+    except ValueError:
+        value = event.data
+    parse_chat_message(value, event.channels[0] if len(event.channels) == 1 else None)
+
+
+def check_event(event: Event, allow_large: bool = False, master_key: bytes | None = None) -> Event:
+    validate_event(event, allow_large)
+    check_chat_message(event)
+    for channel in event.channels:
+        if channel_kind(channel) == "private-encrypted":
+            require_master_key(master_key, channel)
+    return event
+
+
+def parse_batch(
+    lines: Iterable[str], allow_large: bool = False, master_key: bytes | None = None
+) -> list[Event]:
+    """NDJSON lines of ``{channel, event, data[, socket_id]}``; blank lines are skipped.
+    Errors name the line number."""
+    events: list[Event] = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            events.append(_batch_item(line, allow_large, master_key))
+        except InvalidInput as error:
+            raise InvalidInput(f"batch line {number}: {error.message}", error.hint) from None
+    if not events:
+        raise InvalidInput(
+            "the batch file holds no events",
+            hint='one JSON object per line: {"channel": "c", "event": "e", "data": {}}',
+        )
+    validate_batch(events, allow_large)
+    return events
+
+
+def _batch_item(line: str, allow_large: bool, master_key: bytes | None) -> Event:
+    shape = 'one JSON object per line: {"channel": "c", "event": "e", "data": {}}'
+    try:
+        item = json.loads(line)
+    except ValueError as exc:
+        raise InvalidInput(f"not JSON: {_json_problem(exc)}", hint=shape) from None
+    if not isinstance(item, dict):
+        raise InvalidInput("not a JSON object", hint=shape)
+    unknown = sorted(set(item) - BATCH_KEYS)
+    if unknown:
+        raise InvalidInput(f"unknown field(s) {', '.join(unknown)}", hint=shape)
+    for field in ("channel", "event"):
+        if not isinstance(item.get(field), str):
+            raise InvalidInput(f"'{field}' is missing or not a string", hint=shape)
+    socket_id = item.get("socket_id")
+    if socket_id is not None and not isinstance(socket_id, str):
+        raise InvalidInput("'socket_id' is not a string", hint="a socket id looks like 1234.5678")
+    event = Event(
+        channels=(item["channel"],),
+        name=item["event"],
+        data=wire_data(item.get("data", {})),
+        socket_id=socket_id,
+    )
+    return check_event(event, allow_large, master_key)
+
+
+def read_batch_file(
+    spec: str, allow_large: bool = False, master_key: bytes | None = None
+) -> list[Event]:
+    text = read_text(spec if spec == "-" else f"@{spec}")
+    return parse_batch(text.splitlines(), allow_large, master_key)
+
+
+# --- sending -------------------------------------------------------------------------------------
+
+
+def groups(events: Iterable[Event], size: int = MAX_EVENTS_PER_BATCH) -> Iterator[list[Event]]:
+    """Single-channel events go out through batch_events ``size`` at a time; a multi-channel
+    event cannot be a batch item, so it goes alone through /events."""
+    group: list[Event] = []
+    for event in events:
+        if len(event.channels) > 1:
+            if group:
+                yield group
+                group = []
+            yield [event]
+            continue
+        group.append(event)
+        if len(group) >= size:
+            yield group
+            group = []
+    if group:
+        yield group
+
+
+def group_size(rate: float | None) -> int:
+    """Unpaced: full batches. Paced: small enough that the rate is met smoothly, not in bursts."""
+    if rate is None:
+        return MAX_EVENTS_PER_BATCH
+    return max(1, min(MAX_EVENTS_PER_BATCH, int(rate // PACED_REQUESTS_PER_SECOND)))
+
+
+def send(
+    client: ApiClient,
+    events: Iterable[Event],
+    total: int,
+    rate: float | None = None,
+    progress: Progress | None = None,
+) -> EmitResult:
+    """Send every event, in order, one request at a time; stop at the first refusal.
+
+    A refusal after some events went out is reported with how many the server had accepted, so a
+    partial run is never mistaken for success (or for nothing sent)."""
+    sent = batches = 0
+    started = time.perf_counter()
+    for group in groups(events, group_size(rate)):
+        if rate is not None:
+            due = started + sent / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+        try:
+            if len(group) == 1:
+                client.trigger(group[0])
+            else:
+                client.trigger_batch(group)
+        except RtctlError as error:
+            if sent:
+                error.message = f"{error.message} (after {sent} of {total} events were accepted)"
+                error.args = (error.message,)
+            raise
+        sent += len(group)
+        batches += 1
+        if progress is not None:
+            progress(sent, total)
+    return EmitResult(sent=sent, batches=batches, elapsed=time.perf_counter() - started)
+
+
+def repeat(event: Event, count: int) -> Iterator[Event]:
+    for _ in range(count):
+        yield event
+
+
+def emit(
+    client: ApiClient,
+    events: Sequence[Event] | Iterable[Event],
+    total: int,
+    rate: float | None = None,
+    progress: Progress | None = None,
+) -> EmitResult:
+    """Public entry point (also for the bench): validated events in, a summary out."""
+    if rate is not None and rate <= 0:
+        raise InvalidInput(f"--rate must be above 0, got {rate:g}", hint="e.g. --rate 500")
+    return send(client, events, total, rate, progress)
