@@ -1,9 +1,179 @@
-"""CLI commands: smoke (placeholder until its issue lands)."""
+"""CLI commands: `rtctl smoke`, end-to-end checks for CI (the core lives in rtctl.smoke)."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
 import typer
+
+from rtctl.cli.common import JsonOption, err_console, json_mode, out_console, print_json, state
+
+if TYPE_CHECKING:
+    from rtctl.smoke import CheckResult, CheckSpec, SmokeReport
+
+STATUS_LABEL = {"pass": "PASS", "fail": "FAIL", "skip": "skip"}
+STATUS_STYLE = {"pass": "green", "fail": "bold red", "skip": "yellow"}
+
+
+def smoke(
+    ctx: typer.Context,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            "--timeout",
+            min=0.1,
+            help="Seconds each wait may take (handshake, subscription, delivery, cleanup).",
+        ),
+    ] = 10.0,
+    as_json: JsonOption = False,
+    junit: Annotated[
+        Path | None,
+        typer.Option("--junit", help="Also write a JUnit XML report to this file (for CI)."),
+    ] = None,
+    via_gateway: Annotated[
+        str | None,
+        typer.Option(
+            "--via-gateway",
+            help="Gateway base URL: also subscribe through its /realtime/auth and emit through "
+            "its /realtime/emit.",
+        ),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            envvar="RTCTL_SMOKE_TOKEN",
+            help="A user's JWT for the gateway's /realtime/auth (env RTCTL_SMOKE_TOKEN).",
+            show_default=False,
+        ),
+    ] = None,
+    emit_token: Annotated[
+        str | None,
+        typer.Option(
+            "--emit-token",
+            help="Service token for the gateway's /realtime/emit (default REALTIME_EMIT_TOKEN).",
+            show_default=False,
+        ),
+    ] = None,
+    checks: Annotated[
+        str | None,
+        typer.Option(
+            "--checks",
+            help="Comma-separated subset to run (their prerequisites run too): config, health, "
+            "connect, subscribe, deliver, client-event, api-read, gateway, cleanup.",
+        ),
+    ] = None,
+) -> None:
+    """Prove the deployment delivers end to end; exit 0 only if no check failed.
+
+    Exit codes: 0 all passed (skips allowed), 3 config invalid, 4 unreachable, 5 auth rejected,
+    6 no delivery in time, 1 any other failure; the first failed check decides.
+    """
+    from rtctl.errors import UsageError
+    from rtctl.smoke import SmokeOptions, run_smoke
+
+    json_mode(ctx, as_json)
+    if junit is not None:
+        _check_writable(junit)
+    options = SmokeOptions(
+        timeout=timeout,
+        checks=_parse_checks(checks),
+        gateway_url=via_gateway,
+        gateway_token=token,
+        emit_token=emit_token,
+    )
+    if token and not via_gateway:
+        raise UsageError("--token is only used with --via-gateway URL", hint="add --via-gateway")
+    cli_state = state(ctx)
+
+    status = None
+    if not as_json and sys.stderr.isatty():
+        status = err_console().status("smoke: starting")
+
+    def on_start(spec: CheckSpec) -> None:
+        if status is not None:
+            status.update(f"smoke: {spec.name} ({spec.title})")
+
+    if status is not None:
+        with status:
+            report = run_smoke(cli_state.layers, options, on_start=on_start)
+    else:
+        report = run_smoke(cli_state.layers, options)
+
+    if junit is not None:
+        from rtctl.junit import write_junit
+
+        write_junit(report, junit)
+    if as_json:
+        print_json(report.to_dict())
+    else:
+        _render(report)
+    if report.exit_code:
+        raise typer.Exit(report.exit_code)
+
+
+def _parse_checks(text: str | None) -> tuple[str, ...] | None:
+    if text is None:
+        return None
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _check_writable(path: Path) -> None:
+    from rtctl.errors import UsageError
+
+    if path.is_dir():
+        raise UsageError(f"--junit {path} is a directory", hint="name a file, e.g. smoke.xml")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise UsageError(
+            f"--junit {path}: folder {folder} does not exist", hint=f"create it: mkdir -p {folder}"
+        )
+
+
+def _render(report: SmokeReport) -> None:
+    """The table is the report, so it goes to stdout; the failure summary goes to stderr."""
+    from rich.table import Table
+
+    table = Table(title=f"rtctl smoke {report.run_id}", title_justify="left", expand=False)
+    table.add_column("check", no_wrap=True)
+    table.add_column("result", no_wrap=True)
+    table.add_column("time", justify="right", no_wrap=True)
+    table.add_column("evidence", overflow="fold")
+    for check in report.checks:
+        table.add_row(
+            check.name,
+            f"[{STATUS_STYLE[check.status]}]{STATUS_LABEL[check.status]}[/]",
+            f"{check.duration_ms:.0f} ms",
+            _evidence_cell(check),
+        )
+    console = out_console()
+    console.print(table)
+    counts = report.counts()
+    target = report.target.get("api", "?")
+    console.print(
+        f"{report.verdict.upper()}: {counts['pass']} passed, {counts['fail']} failed, "
+        f"{counts['skip']} skipped against {target} in {report.duration_ms / 1000:.2f} s",
+        markup=False,
+    )
+    failed = report.first_failure
+    if failed is not None:
+        errors = err_console()
+        errors.print(f"error: smoke check {failed.name} failed: {failed.evidence}", markup=False)
+        if failed.hint:
+            errors.print(f"hint: {failed.hint}", markup=False)
+
+
+def _evidence_cell(check: CheckResult) -> str:
+    from rich.markup import escape
+
+    text = escape(check.evidence)
+    if check.status == "fail" and check.hint:
+        text += f"\n[dim]hint: {escape(check.hint)}[/]"
+    return text
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
+    app.command("smoke")(smoke)

@@ -1,0 +1,366 @@
+"""`rtctl smoke` against real native Soketis: a healthy one passes, each broken one fails in the
+check that can see the breakage, with the documented exit code."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from rtctl.config import read_layers
+from rtctl.httpapi import ApiClient
+from rtctl.smoke import CHECK_NAMES, CheckResult, SmokeOptions, run_smoke
+from tests.helpers import REPO, SoketiServer, free_port, run_cli, run_rtctl, write_env
+
+pytestmark = pytest.mark.soketi
+
+GATEWAY_SKIP = "not requested (--via-gateway URL --token JWT)"
+
+
+def smoke_json(env: Path, *args: str) -> tuple[int, dict]:
+    result = run_cli(["--env-file", str(env), "smoke", "--json", "--timeout", "5", *args])
+    return result.exit_code, json.loads(result.stdout)
+
+
+def by_name(report: dict) -> dict[str, dict]:
+    return {check["name"]: check for check in report["checks"]}
+
+
+def statuses(report: dict) -> dict[str, str]:
+    return {check["name"]: check["status"] for check in report["checks"]}
+
+
+def assert_left_nothing_behind(server: SoketiServer, run_id: str) -> None:
+    with ApiClient(server.settings(), timeout=5) as api:
+        for channel in (f"smoke-{run_id}", f"private-smoke-{run_id}", f"presence-smoke-{run_id}"):
+            assert api.channel(channel).get("occupied") is False, channel
+
+
+# --- healthy ------------------------------------------------------------------------------------
+
+
+def test_healthy_soketi_passes_every_check(soketi: SoketiServer, env_file: Path) -> None:
+    code, report = smoke_json(env_file)
+    assert code == 0
+    assert [check["name"] for check in report["checks"]] == list(CHECK_NAMES)
+    assert statuses(report) == {
+        "config": "pass",
+        "health": "pass",
+        "connect": "pass",
+        "subscribe": "pass",
+        "deliver": "pass",
+        "client-event": "pass",
+        "api-read": "pass",
+        "gateway": "skip",
+        "cleanup": "pass",
+    }
+    assert (report["verdict"], report["exit_code"], report["failed_check"]) == ("pass", 0, None)
+    checks = by_name(report)
+    run_id = report["run_id"]
+    channels = [f"smoke-{run_id}", f"private-smoke-{run_id}", f"presence-smoke-{run_id}"]
+    assert checks["gateway"]["evidence"] == GATEWAY_SKIP
+    assert checks["health"]["evidence"] == "GET /ready -> 200 OK"
+    assert checks["connect"]["details"]["activity_timeout"] == 30  # Soketi's hard-coded value
+    assert checks["connect"]["details"]["socket_id"] in checks["connect"]["evidence"]
+    assert checks["subscribe"]["details"][channels[2]]["members"] == [f"rtctl-smoke-{run_id}"]
+    assert sorted(checks["deliver"]["details"]["latency_ms"]) == sorted(channels)
+    assert checks["deliver"]["evidence"].startswith("rtctl-smoke arrived byte-identical (")
+    assert checks["client-event"]["evidence"].startswith(
+        f"client-rtctl-smoke arrived byte-identical on private-smoke-{run_id} in "
+    )
+    assert checks["api-read"]["details"]["users"] == [f"rtctl-smoke-{run_id}"]
+    assert checks["cleanup"]["evidence"].startswith(
+        "2 socket(s) closed; API shows none of 3 channels occupied after "
+    )
+    assert report["target"]["api"] == f"http://127.0.0.1:{soketi.port}"
+    assert report["duration_ms"] < 5000  # "a few seconds" on a loaded 2-core machine
+    assert_left_nothing_behind(soketi, run_id)
+
+
+def test_table_for_people_on_stdout(soketi: SoketiServer, env_file: Path) -> None:
+    result = run_cli(["--env-file", str(env_file), "smoke"])
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert result.stderr == ""
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("rtctl smoke ")
+    for name in CHECK_NAMES:
+        assert any(line.startswith(f"│ {name} ") for line in lines), name
+    assert any("│ gateway " in line and "│ skip " in line for line in lines)
+    assert lines[-1].startswith(
+        f"PASS: 8 passed, 0 failed, 1 skipped against http://127.0.0.1:{soketi.port} in "
+    )
+
+
+def test_each_run_uses_fresh_channel_names(env_file: Path) -> None:
+    _, first = smoke_json(env_file, "--checks", "subscribe")
+    _, second = smoke_json(env_file, "--checks", "subscribe")
+    assert first["run_id"] != second["run_id"]
+    assert f"private-smoke-{first['run_id']}" in by_name(first)["subscribe"]["evidence"]
+
+
+# --- broken deployments -------------------------------------------------------------------------
+
+
+def test_wrong_secret_fails_in_subscribe_with_exit_5(soketi: SoketiServer, tmp_path: Path) -> None:
+    env = soketi.write_env(tmp_path / ".env", PUSHER_APP_SECRET="sec" + "0" * 20 + "wrong")
+    code, report = smoke_json(env)
+    assert (code, report["verdict"], report["failed_check"]) == (5, "fail", "subscribe")
+    run_id = report["run_id"]
+    checks = by_name(report)
+    assert checks["connect"]["status"] == "pass"  # the key is right: the socket opens
+    assert checks["subscribe"]["evidence"] == (
+        f"subscription to 'private-smoke-{run_id}' refused: The connection is unauthorized. "
+        "(status 401)"
+    )
+    assert checks["subscribe"]["failure"] == "auth_rejected"
+    assert "PUSHER_APP_SECRET" in checks["subscribe"]["hint"]
+    for name in ("deliver", "client-event", "api-read"):
+        assert (checks[name]["status"], checks[name]["evidence"]) == (
+            "skip",
+            "depends on subscribe (fail)",
+        )
+    # cleanup still closes the socket, but cannot verify through an API that refuses our secret
+    assert checks["cleanup"]["status"] == "fail"
+    assert checks["cleanup"]["evidence"].startswith("the server refused our credentials (401)")
+
+
+def test_client_messages_disabled_is_a_skip_with_the_servers_reason(soketi_factory) -> None:
+    server = soketi_factory(SOKETI_DEFAULT_APP_ENABLE_CLIENT_MESSAGES="false")
+    env = server.write_env(Path(".env"))
+    code, report = smoke_json(env)
+    assert code == 0, report
+    check = by_name(report)["client-event"]
+    assert (check["status"], check["evidence"]) == (
+        "skip",
+        "client events are disabled on this app: The app does not have client messaging enabled.",
+    )
+    assert statuses(report)["deliver"] == "pass"
+    assert statuses(report)["cleanup"] == "pass"
+
+
+def test_wrong_app_key_fails_connect_with_exit_5(soketi: SoketiServer, tmp_path: Path) -> None:
+    env = soketi.write_env(tmp_path / ".env", PUSHER_APP_KEY="keywrong123")
+    code, report = smoke_json(env)
+    assert (code, report["failed_check"]) == (5, "connect")
+    checks = by_name(report)
+    assert checks["health"]["status"] == "pass"
+    assert checks["connect"]["evidence"] == (
+        "app key 'keywrong123' is unknown to the server (App key keywrong123 does not exist.)"
+    )
+    assert checks["subscribe"]["evidence"] == "depends on connect (fail)"
+    assert checks["cleanup"]["evidence"] == "depends on connect (fail)"
+
+
+def test_nothing_listening_exits_4(tmp_path: Path) -> None:
+    port = free_port()
+    env = write_env(
+        tmp_path / ".env",
+        {
+            "REALTIME_HOST": "127.0.0.1",
+            "REALTIME_PORT": str(port),
+            "PUSHER_APP_ID": "123456",
+            "PUSHER_APP_KEY": "keyabc",
+            "PUSHER_APP_SECRET": "secabc",
+        },
+    )
+    code, report = smoke_json(env)
+    assert (code, report["failed_check"]) == (4, "health")
+    checks = by_name(report)
+    assert checks["health"]["evidence"] == f"nothing answers GET http://127.0.0.1:{port}/ready"
+    assert checks["health"]["failure"] == "unreachable"
+    assert checks["connect"]["status"] == "fail"
+    assert checks["connect"]["evidence"].startswith(f"cannot connect to ws://127.0.0.1:{port}/app/")
+    assert [c["status"] for c in report["checks"][3:]] == ["skip"] * 6
+
+
+def test_invalid_config_exits_3_without_touching_the_network(tmp_path: Path) -> None:
+    env = write_env(
+        tmp_path / ".env",
+        {"PUSHER_APP_ID": "not-digits", "PUSHER_APP_KEY": "keyabc", "PUSHER_APP_SECRET": "secabc"},
+    )
+    code, report = smoke_json(env)
+    assert (code, report["failed_check"]) == (3, "config")
+    checks = by_name(report)
+    assert checks["config"]["evidence"] == "app-id: PUSHER_APP_ID='not-digits' is not numeric"
+    assert (
+        checks["config"]["hint"] == "use digits only: the pusher Python SDK refuses other app ids"
+    )
+    assert {c["evidence"] for c in report["checks"][1:]} == {"depends on config (fail)"}
+
+
+def _stop_after(server: SoketiServer, check_name: str):
+    def on_result(result: CheckResult) -> None:
+        if result.name == check_name and result.status == "pass":
+            server.stop()  # SIGTERM by PID, waits for the process to exit
+
+    return on_result
+
+
+def test_server_killed_after_connect_fails_subscribe(soketi_factory) -> None:
+    server = soketi_factory()
+    report = run_smoke(
+        lambda: read_layers(environ=server.env),
+        SmokeOptions(timeout=5),
+        on_result=_stop_after(server, "connect"),
+    )
+    checks = {check.name: check for check in report.checks}
+    assert (report.exit_code, report.first_failure and report.first_failure.name) == (
+        4,
+        "subscribe",
+    )
+    subscribe = checks["subscribe"]
+    assert subscribe.failure == "disconnected"
+    # Which side notices first is a race: our send (broken pipe) or the server's 4200 close.
+    assert subscribe.evidence.startswith(
+        ("the server closed the connection (4200", "the connection dropped: ")
+    ), subscribe.evidence
+    assert subscribe.hint is not None and subscribe.hint.startswith(
+        "the server closed or dropped the connection mid-run"
+    )
+    assert checks["deliver"].evidence == "depends on subscribe (fail)"
+    assert checks["cleanup"].status == "fail"  # the API is gone too: nothing can be verified
+
+
+def test_server_killed_after_subscribe_fails_delivery(soketi_factory) -> None:
+    server = soketi_factory()
+    report = run_smoke(
+        lambda: read_layers(environ=server.env),
+        SmokeOptions(timeout=5),
+        on_result=_stop_after(server, "subscribe"),
+    )
+    failed = report.first_failure
+    assert failed is not None
+    assert (report.exit_code, failed.name, failed.failure) == (4, "deliver", "unreachable")
+    assert failed.evidence.startswith(
+        f"cannot reach the HTTP API at http://127.0.0.1:{server.port}"
+    )
+    checks = {check.name: check for check in report.checks}
+    # the next checks run, and fail on their own evidence rather than passing on stale state
+    assert checks["client-event"].status == "fail"
+    assert checks["api-read"].status == "fail"
+
+
+# --- reports ------------------------------------------------------------------------------------
+
+
+def test_junit_report_parses_with_one_testcase_per_check(
+    soketi: SoketiServer, tmp_path: Path
+) -> None:
+    env = soketi.write_env(tmp_path / ".env", PUSHER_APP_SECRET="secwrongwrongwrong")
+    junit = tmp_path / "reports" / "smoke.xml"
+    junit.parent.mkdir()
+    code, report = smoke_json(env, "--junit", str(junit))
+    assert code == 5
+    root = ET.parse(junit).getroot()
+    suite = root.find("testsuite")
+    assert suite is not None
+    cases = suite.findall("testcase")
+    assert [case.get("name") for case in cases] == [c["name"] for c in report["checks"]]
+    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("9", "2", "4")
+    checks = by_name(report)
+    for case in cases:
+        check = checks[case.get("name")]
+        failure, skipped = case.find("failure"), case.find("skipped")
+        if check["status"] == "fail":
+            assert failure is not None and failure.text == check["evidence"]
+            assert failure.get("type") == check["failure"]
+            assert case.findtext("system-out") == f"hint: {check['hint']}"
+        elif check["status"] == "skip":
+            assert failure is None and skipped is not None
+            assert skipped.get("message") == check["evidence"]
+        else:
+            assert failure is None and skipped is None
+    assert [p.get("name") for p in suite.iter("property")][:4] == [
+        "run_id",
+        "provider",
+        "verdict",
+        "exit_code",
+    ]
+    assert list(tmp_path.joinpath("reports").iterdir()) == [junit]  # no temp file left
+
+
+def test_junit_into_a_missing_folder_is_a_usage_error(env_file: Path) -> None:
+    result = run_cli(["--env-file", str(env_file), "smoke", "--junit", "nope/smoke.xml"])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: --junit nope/smoke.xml: folder nope does not exist\nhint: create it: mkdir -p nope\n"
+    )
+
+
+def test_checks_subset_runs_prerequisites_and_cleanup(env_file: Path) -> None:
+    code, report = smoke_json(env_file, "--checks", "connect")
+    assert code == 0
+    assert statuses(report) == {"config": "pass", "connect": "pass", "cleanup": "pass"}
+    assert by_name(report)["cleanup"]["evidence"] == (
+        "1 socket(s) closed; no channels were subscribed"
+    )
+    code, report = smoke_json(env_file, "--checks", "config,health")
+    assert (code, list(statuses(report))) == (0, ["config", "health"])
+
+
+def test_unknown_check_is_a_usage_error(env_file: Path) -> None:
+    result = run_cli(["--env-file", str(env_file), "smoke", "--checks", "connect,bogus"])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: unknown check 'bogus' in --checks\n"
+        "hint: choose from: config, health, connect, subscribe, deliver, client-event, api-read, "
+        "gateway, cleanup\n"
+    )
+
+
+def test_gateway_check_needs_a_gateway(env_file: Path) -> None:
+    result = run_cli(["--env-file", str(env_file), "smoke", "--checks", "gateway"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith(
+        "error: --checks gateway needs --via-gateway URL and --token JWT\n"
+    )
+
+
+def test_failure_summary_goes_to_stderr(soketi: SoketiServer, tmp_path: Path) -> None:
+    env = soketi.write_env(tmp_path / ".env", PUSHER_APP_KEY="keywrong123")
+    result = run_cli(["--env-file", str(env), "smoke", "--timeout", "5"])
+    assert result.exit_code == 5
+    assert result.stderr == (
+        "error: smoke check connect failed: app key 'keywrong123' is unknown to the server "
+        "(App key keywrong123 does not exist.)\n"
+        "hint: check PUSHER_APP_KEY matches the server's app key\n"
+    )
+    assert result.stdout.splitlines()[-1].startswith("FAIL: 2 passed, 1 failed, 6 skipped")
+
+
+# --- the CI recipe ------------------------------------------------------------------------------
+
+
+def test_ci_script_passes_against_a_healthy_server(soketi: SoketiServer, tmp_path: Path) -> None:
+    env = {**os.environ, **soketi.env, "RTCTL_BIN": f"{REPO}/.venv/bin/python -m rtctl"}
+    env["SMOKE_REPORT_DIR"] = str(tmp_path / "out")
+    proc = subprocess.run(
+        ["bash", str(REPO / "scripts" / "ci-smoke.sh")],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = json.loads((tmp_path / "out" / "smoke.json").read_text())
+    assert report["verdict"] == "pass"
+    assert ET.parse(tmp_path / "out" / "smoke.xml").getroot().tag == "testsuites"
+
+
+def test_real_entry_point_exit_code(tmp_path: Path) -> None:
+    port = free_port()
+    env = {
+        "REALTIME_PORT": str(port),
+        "PUSHER_APP_ID": "123456",
+        "PUSHER_APP_KEY": "keyabc",
+        "PUSHER_APP_SECRET": "secabc",
+    }
+    proc = run_rtctl(["smoke", "--json", "--timeout", "2"], env=env, cwd=tmp_path)
+    assert proc.returncode == 4
+    assert json.loads(proc.stdout)["failed_check"] == "health"
