@@ -10,6 +10,10 @@ Library API (stable; see docs/listen.md):
     msg = sock.recv(timeout)                     # Message | None; raises Disconnected on close
     sock.reconnect(timeout)                      # new socket, RE-SIGNS and resubscribes every channel
     sock.unsubscribe(channel); sock.close()
+    sock.has_buffered()                          # True if recv() can answer without waiting
+    close_policy(code) -> "stop" | "backoff" | "now";  backoff_delay(attempt, code) -> seconds
+    Message: event, channel, data (decoded), raw (wire data text), user_id, received_at
+             (time.time()), monotonic (time.monotonic()), frame (whole frame text)
 
 ``recv`` hides the protocol's housekeeping: it answers ``pusher:ping``, sends ``pusher:ping`` after
 ``activity_timeout`` seconds without traffic, decodes the double-encoded ``data``, decrypts
@@ -18,13 +22,15 @@ event (including ``pusher_internal:member_added``/``member_removed`` and client 
 ``pusher:error`` frames that do not close the socket.
 
 Speed matters (Soketi silently drops frames to a reader more than 1 MiB behind), so the receive path
-is lean: websocket-client's pure-Python per-frame UTF-8 validation is off (``json`` decoding
-rejects invalid UTF-8 anyway), frames are read with ``recv_data_frame`` (keeps close codes), and a
-``Message`` is a slotted object built once.
+is lean: websocket-client does the handshake, TLS and all sending, but server frames are split here
+from 1 MiB socket reads (the library's reader costs two or three syscalls and several objects per
+frame, and its pure-Python UTF-8 validation is off: decoding the text validates it anyway); a
+``Message`` is a slotted object whose ``raw`` text is only serialised when asked.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import sys
@@ -41,7 +47,7 @@ from rtctl.errors import (
     TimedOut,
     Unreachable,
 )
-from rtctl.signing import authorize_channel, channel_kind, presence_channel_data
+from rtctl.signing import authorize_channel, channel_kind, compact_json, presence_channel_data
 
 if TYPE_CHECKING:
     from rtctl.config import Settings
@@ -49,6 +55,7 @@ if TYPE_CHECKING:
 PONG_TIMEOUT = 30.0  # seconds to wait for any frame after our pusher:ping (Pusher's recommendation)
 MAX_ACTIVITY_TIMEOUT = 120.0  # pusher-js' default; min(this, the server's activity_timeout)
 CLIENT_NAME = "rtctl-python"
+RECV_CHUNK = 1 << 20  # read up to 1 MiB per recv(): drains Soketi's backlog in few syscalls
 
 Policy = Literal["stop", "backoff", "now"]
 
@@ -86,16 +93,26 @@ class Disconnected(Unreachable):
 
 class Message:
     """One event as received. ``data`` is decoded (double decoding, decryption); ``raw`` is the
-    ``data`` as it came on the wire (a string); ``frame`` is the whole frame text."""
+    ``data`` as it came on the wire, as a string; ``frame`` is the whole frame text."""
 
-    __slots__ = ("channel", "data", "event", "frame", "monotonic", "raw", "received_at", "user_id")
+    __slots__ = (
+        "_raw",
+        "_wire",
+        "channel",
+        "data",
+        "event",
+        "frame",
+        "monotonic",
+        "received_at",
+        "user_id",
+    )
 
     def __init__(
         self,
         event: str,
         channel: str | None,
         data: Any,
-        raw: str | None,
+        wire: Any,
         user_id: str | None,
         received_at: float,
         monotonic: float,
@@ -104,11 +121,19 @@ class Message:
         self.event = event
         self.channel = channel
         self.data = data
-        self.raw = raw
+        self._wire = wire  # the frame's "data" as parsed: a string, or an object (client events)
+        self._raw: str | None = wire if isinstance(wire, str) else None
         self.user_id = user_id
         self.received_at = received_at  # time.time()
         self.monotonic = monotonic  # time.monotonic()
         self.frame = frame
+
+    @property
+    def raw(self) -> str:
+        """The wire ``data`` as text; serialised only when asked (object data of client events)."""
+        if self._raw is None:
+            self._raw = "" if self._wire is None else compact_json(self._wire)
+        return self._raw
 
     def __repr__(self) -> str:
         return f"Message(event={self.event!r}, channel={self.channel!r}, data={self.data!r})"
@@ -163,6 +188,9 @@ class PusherSocket:
         self._pending: deque[Message] = deque()  # events read while waiting for something else
         self._last_rx = 0.0
         self._ping_sent_at: float | None = None
+        self._buf = b""  # received bytes not yet split into frames, from _pos on
+        self._pos = 0
+        self._fragments: list[bytes] = []
 
     # --- connection ------------------------------------------------------------------------------
 
@@ -220,6 +248,10 @@ class PusherSocket:
             ) from exc
         self._ws = ws
         self._pending.clear()
+        # Bytes the library read past the handshake (normally none) start our frame buffer.
+        self._buf = b"".join(getattr(ws.frame_buffer, "recv_buffer", None) or [])
+        self._pos = 0
+        self._fragments = []
         self._last_rx = time.monotonic()
         self._ping_sent_at = None
         try:
@@ -453,11 +485,35 @@ class PusherSocket:
                     self._raise_error_frame(frame)
                 return dict(frame)
 
-    def _read_text(self, timeout: float) -> str | None:
-        """One text frame, or None if nothing came in ``timeout`` or a control frame came.
-        Handles keepalive; raises Disconnected when the socket closes."""
-        import websocket
+    def has_buffered(self) -> bool:
+        """True when the next ``recv`` can return without reading the socket (callers flush
+        their output once per drained batch instead of once per event)."""
+        return bool(self._pending) or self._frame_bounds() is not None
 
+    def _frame_bounds(self) -> tuple[int, int] | None:
+        """(payload start, end) of the frame at ``_pos`` in ``_buf``; None if not all here."""
+        buf, pos = self._buf, self._pos
+        avail = len(buf) - pos
+        if avail < 2:
+            return None
+        second = buf[pos + 1]
+        length, header = second & 0x7F, 2
+        if length == 126:
+            if avail < 4:
+                return None
+            length, header = (buf[pos + 2] << 8) | buf[pos + 3], 4
+        elif length == 127:
+            if avail < 10:
+                return None
+            length, header = int.from_bytes(buf[pos + 2 : pos + 10], "big"), 10
+        if second & 0x80:  # servers must not mask, but tolerate it
+            header += 4
+        end = pos + header + length
+        return (pos + header, end) if end <= len(buf) else None
+
+    def _fill(self, timeout: float) -> bool:
+        """Read what the kernel has (up to RECV_CHUNK) into the buffer; False on timeout.
+        Sends pusher:ping after activity_timeout of silence; drops the socket if no answer."""
         ws = self._ws
         if ws is None:
             raise Disconnected("the socket is not connected")
@@ -473,31 +529,84 @@ class PusherSocket:
             wait = self._ping_sent_at + PONG_TIMEOUT - now
             if wait <= 0:
                 self._drop()
-                raise Disconnected(
-                    f"no answer to pusher:ping within {PONG_TIMEOUT:g}s", close_code=None
-                )
-        ws.sock.settimeout(max(0.001, min(timeout, wait)))
+                raise Disconnected(f"no answer to pusher:ping within {PONG_TIMEOUT:g}s")
+        sock = ws.sock
+        sock.settimeout(max(0.001, min(timeout, wait)))
         try:
-            opcode, frame = ws.recv_data_frame(True)
-        except (websocket.WebSocketTimeoutException, TimeoutError):
-            return None
-        except (OSError, websocket.WebSocketException) as exc:
+            chunk = sock.recv(RECV_CHUNK)
+        except TimeoutError:
+            return False
+        except OSError as exc:
             self._drop()
-            raise Disconnected(f"the connection dropped: {exc or type(exc).__name__}") from exc
+            raise Disconnected(f"the connection dropped: {exc}") from exc
+        if not chunk:
+            self._drop()
+            raise Disconnected("the server dropped the connection without a close frame")
         self._last_rx = time.monotonic()
         self._ping_sent_at = None
-        if opcode == 1 or opcode == 2:  # text (binary is parsed as JSON too, like Soketi does)
-            return str(frame.data.decode("utf-8"))
-        if opcode == 8:  # close
-            data = frame.data or b""
-            code = int.from_bytes(data[:2], "big") if len(data) >= 2 else None
-            reason = data[2:].decode("utf-8", "replace")
+        if self._pos >= len(self._buf):
+            self._buf = chunk
+        else:
+            self._buf = self._buf[self._pos :] + chunk
+        self._pos = 0
+        return True
+
+    def _read_text(self, timeout: float) -> str | None:
+        """The next text message, or None if none is complete within ``timeout``.
+
+        Server frames are split here rather than by websocket-client's frame reader: that reader
+        makes two or three recv() calls and several objects per frame, and measured ~3x slower,
+        enough for Soketi to start dropping frames in a burst. The library still does the
+        handshake, TLS and everything we send."""
+        deadline = time.monotonic() + timeout
+        while True:
+            bounds = self._frame_bounds()
+            if bounds is None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not self._fill(remaining):
+                    return None
+                continue
+            start, end = bounds
+            buf, pos = self._buf, self._pos
+            first, second = buf[pos], buf[pos + 1]
+            payload = buf[start:end]
+            if second & 0x80:
+                from websocket import ABNF
+
+                payload = ABNF.mask(buf[start - 4 : start], payload)
+            self._pos = end
+            opcode = first & 0x0F
+            if opcode in (1, 2):  # text (binary is JSON too, as Soketi parses it)
+                if first & 0x80:
+                    return payload.decode("utf-8")
+                self._fragments = [payload]
+            elif opcode == 0:  # continuation of a fragmented message
+                self._fragments.append(payload)
+                if first & 0x80:
+                    text = b"".join(self._fragments).decode("utf-8")
+                    self._fragments = []
+                    return text
+            elif opcode == 8:
+                self._closed_by_server(payload)
+            elif opcode == 9:  # protocol-level ping: answer it
+                self._pong(payload)
+
+    def _pong(self, payload: bytes) -> None:
+        try:
+            self._ws.pong(payload)
+        except OSError as exc:
             self._drop()
-            raise Disconnected(
-                f"the server closed the connection ({code}{': ' + reason if reason else ''})",
-                close_code=code,
-            )
-        return None  # ping (already answered by the library) or pong
+            raise Disconnected(f"the connection dropped: {exc}") from exc
+
+    def _closed_by_server(self, payload: bytes) -> None:
+        code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else None
+        reason = payload[2:].decode("utf-8", "replace")
+        ws, self._ws = self._ws, None
+        with contextlib.suppress(Exception):  # the peer may already be gone
+            ws.send_close()
+        ws.shutdown()
+        detail = f"{code}: {reason}" if reason else str(code)
+        raise Disconnected(f"the server closed the connection ({detail})", close_code=code)
 
     def _read(self, timeout: float, subscribing: Subscription | None = None) -> Message | None:
         text = self._read_text(timeout)
@@ -510,11 +619,7 @@ class PusherSocket:
         if event.startswith("pusher"):
             return self._internal(event, channel, raw, text, subscribing)
         sub = self.subscriptions.get(channel) if channel is not None else None
-        if isinstance(raw, str):
-            data = _decode(raw)
-        else:
-            data = raw
-            raw = json.dumps(raw, separators=(",", ":"), ensure_ascii=False)
+        data = _decode(raw) if isinstance(raw, str) else raw
         if sub is not None and sub.key is not None and not event.startswith("client-"):
             data = self._decrypt(sub, data)
         return Message(
@@ -567,8 +672,7 @@ class PusherSocket:
                 members[str(data.get("user_id"))] = data.get("user_info")
             elif event == "pusher_internal:member_removed":
                 members.pop(str(data.get("user_id")), None)
-        raw_text = raw if isinstance(raw, str) else json.dumps(raw, separators=(",", ":"))
-        return Message(event, channel, data, raw_text, None, time.time(), self._last_rx, text)
+        return Message(event, channel, data, raw, None, time.time(), self._last_rx, text)
 
     def _subscription_failed(
         self, channel: str | None, data: Any, subscribing: Subscription | None
