@@ -64,6 +64,16 @@ MIRRORED_CREDENTIALS = {
     "SOKETI_DEFAULT_APP_SECRET": "PUSHER_APP_SECRET",
 }
 
+# Variables whose values are secrets: masked in every view unless asked (--show-secrets).
+SECRET_VARIABLES = (
+    "PUSHER_APP_SECRET",
+    "SOKETI_DEFAULT_APP_SECRET",
+    "PUSHER_ENCRYPTION_MASTER_KEY_BASE64",
+    "REALTIME_MONITOR_TOKEN",
+    "REALTIME_EMIT_TOKEN",
+    "REALTIME_JWT_SECRET",
+)
+
 PREFIXES = ("REALTIME_", "PUSHER_", "SOKETI_", "RTCTL_")
 
 Source = Literal["flag", "env", ".env", "default", "derived"]
@@ -258,48 +268,20 @@ def _pusher_host(kind: str, settings: Settings) -> str:
 
 def read_env_file(path: Path) -> tuple[dict[str, str], tuple[Problem, ...], bool]:
     """Parse a .env file with python-dotenv. Returns (values, problems, found)."""
-    from dotenv.parser import parse_stream
+    from rtctl.envfile import EnvDocument, read_text
 
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         return {}, (), False
-    if path.is_dir():
-        raise ConfigError(
-            f"{path} is a directory, not a .env file",
-            hint="remove it or point --env-file at a file (rtctl init writes one)",
+    document = EnvDocument(read_text(path))
+    problems = tuple(
+        Problem(
+            variable=str(path),
+            message=f"{path} line {entry.line} cannot be parsed: {entry.statement.strip()[:60]!r}",
+            hint="write it as KEY=value (quote values with spaces or #)",
         )
-    try:
-        text = path.read_text(encoding="utf-8")
-    except PermissionError as exc:
-        raise ConfigError(
-            f"{path} cannot be read: permission denied",
-            hint=f"fix its permissions (chmod 600 {path}) or run as its owner",
-        ) from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError(
-            f"{path} is not UTF-8 text (byte {exc.start})",
-            hint="re-save it as UTF-8, or recreate it with `rtctl init --force`",
-        ) from exc
-    except OSError as exc:
-        raise ConfigError(f"{path} cannot be read: {exc.strerror}") from exc
-
-    import io
-
-    values: dict[str, str] = {}
-    problems: list[Problem] = []
-    for binding in parse_stream(io.StringIO(text)):
-        if binding.error:
-            line = binding.original.line
-            problems.append(
-                Problem(
-                    variable=str(path),
-                    message=f"{path} line {line} cannot be parsed: "
-                    f"{binding.original.string.strip()[:60]!r}",
-                    hint="write it as KEY=value (quote values with spaces or #)",
-                )
-            )
-        elif binding.key is not None:
-            values[binding.key] = binding.value if binding.value is not None else ""
-    return values, tuple(problems), True
+        for entry in document.errors()
+    )
+    return document.values(), problems, True
 
 
 def read_layers(

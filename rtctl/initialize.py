@@ -1,0 +1,208 @@
+"""`rtctl init`: a working .env (and compose.yaml) with fresh credentials.
+
+Credentials follow what the two consumers accept: the pusher Python SDK wants a numeric app id;
+Soketi JSON-parses its env values, so a key or secret that parses as a number crashes it. Keys and
+secrets here always start with a letter, so they can never parse as JSON numbers.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import string
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import resources
+from pathlib import Path
+
+from rtctl.config import (
+    PROVIDERS,
+    ConfigLayers,
+    Settings,
+    build_settings,
+    credential_problems,
+)
+from rtctl.envfile import EnvDocument, atomic_write
+from rtctl.errors import Conflict, UsageError
+
+ENV_NAME = ".env"
+COMPOSE_NAME = "compose.yaml"
+_LOWER = string.ascii_lowercase
+_ALNUM = string.ascii_lowercase + string.digits
+
+# Which flag fills which variable, so errors name what the user typed.
+CREDENTIAL_FLAGS = {
+    "PUSHER_APP_ID": "--app-id",
+    "PUSHER_APP_KEY": "--key",
+    "PUSHER_APP_SECRET": "--secret",
+    "PUSHER_APP_CLUSTER": "--cluster",
+}
+
+
+def random_token(length: int) -> str:
+    """Lowercase letters and digits, first character a letter (never a JSON number)."""
+    return secrets.choice(_LOWER) + "".join(secrets.choice(_ALNUM) for _ in range(length - 1))
+
+
+def generate_credentials() -> dict[str, str]:
+    """A 6-digit app id, a 20-character key, a 32-character secret (Reverb's shape, longer)."""
+    return {
+        "PUSHER_APP_ID": str(100000 + secrets.randbelow(900000)),
+        "PUSHER_APP_KEY": random_token(20),
+        "PUSHER_APP_SECRET": random_token(32),
+    }
+
+
+def generate_master_key() -> str:
+    """32 random bytes, base64: the encrypted-channel master key."""
+    return base64.b64encode(secrets.token_bytes(32)).decode("ascii")
+
+
+def check_credentials(values: Mapping[str, str]) -> None:
+    """Refuse credentials given on the command line that Soketi or the SDK would refuse."""
+    cluster = values.get("PUSHER_APP_CLUSTER", "")
+    if not cluster or not all(ch in _ALNUM + "-" for ch in cluster):
+        raise UsageError(
+            f"--cluster {cluster!r} is not a cluster name",
+            hint="use your app's cluster from the Pusher dashboard, e.g. mt1, eu, us2, ap1",
+        )
+    problems = credential_problems(
+        values.get("PUSHER_APP_ID", ""),
+        values.get("PUSHER_APP_KEY", ""),
+        values.get("PUSHER_APP_SECRET", ""),
+    )
+    if problems:
+        first = problems[0]
+        flag = CREDENTIAL_FLAGS[first.variable]
+        raise UsageError(f"{flag}: {first.message}", hint=first.hint)
+
+
+def soketi_env(
+    credentials: Mapping[str, str], port: int, metrics_port: int, cluster: str = "mt1"
+) -> str:
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f"""\
+# Written by `rtctl init` ({now}). Every variable is explained in .env.example.
+# Keep this file private (mode 0600): it holds the app secret.
+
+# Where clients and rtctl connect: a local Soketi.
+REALTIME_PROVIDER=soketi
+REALTIME_HOST=127.0.0.1
+REALTIME_PORT={port}
+REALTIME_SCHEME=http
+
+# App credentials: the one source of truth. Soketi gets them as SOKETI_DEFAULT_APP_* from these
+# (compose.yaml interpolates them; the native runtime passes them), so the two cannot drift.
+PUSHER_APP_ID={credentials["PUSHER_APP_ID"]}
+PUSHER_APP_KEY={credentials["PUSHER_APP_KEY"]}
+PUSHER_APP_SECRET={credentials["PUSHER_APP_SECRET"]}
+PUSHER_APP_CLUSTER={cluster}
+PUSHER_ENCRYPTION_MASTER_KEY_BASE64={generate_master_key()}
+
+# Soketi: the array app manager (no database), client events on, Prometheus metrics on.
+SOKETI_APP_MANAGER_DRIVER=array
+SOKETI_DEFAULT_APP_ENABLE_CLIENT_MESSAGES=true
+SOKETI_DEFAULT_APP_USER_AUTHENTICATION=false
+SOKETI_METRICS_ENABLED=true
+SOKETI_METRICS_SERVER_PORT={metrics_port}
+
+# The bot user that answers in DM channels (private-<user>_<bot>).
+REALTIME_BOT_ID=9000000
+REALTIME_BOT_NAME=Coach
+REALTIME_BOT_AVATAR=/assets/bot.png
+"""
+
+
+def pusher_env(credentials: Mapping[str, str]) -> str:
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f"""\
+# Written by `rtctl init --provider pusher` ({now}). Every variable is explained in .env.example.
+# Keep this file private (mode 0600): it holds the app secret.
+
+# Pusher Channels: hosts come from the cluster (ws-<cluster>.pusher.com, api-<cluster>...), TLS on.
+REALTIME_PROVIDER=pusher
+
+# App credentials from the Pusher dashboard (App Keys).
+PUSHER_APP_ID={credentials["PUSHER_APP_ID"]}
+PUSHER_APP_KEY={credentials["PUSHER_APP_KEY"]}
+PUSHER_APP_SECRET={credentials["PUSHER_APP_SECRET"]}
+PUSHER_APP_CLUSTER={credentials["PUSHER_APP_CLUSTER"]}
+
+# The bot user that answers in DM channels (private-<user>_<bot>).
+REALTIME_BOT_ID=9000000
+REALTIME_BOT_NAME=Coach
+REALTIME_BOT_AVATAR=/assets/bot.png
+"""
+
+
+def compose_template() -> str:
+    """The packaged compose.yaml (credentials interpolated from .env's PUSHER_*)."""
+    return resources.files("rtctl.runtime").joinpath("assets", COMPOSE_NAME).read_text("utf-8")
+
+
+def settings_of(text: str, path: Path) -> Settings:
+    """Load a .env text exactly as rtctl will (file layer only), raising if it is not valid."""
+    document = EnvDocument(text)
+    values = document.values()
+    layers = ConfigLayers(values, dict.fromkeys(values, ".env"), path, True)
+    return build_settings(layers)
+
+
+@dataclass
+class InitResult:
+    provider: str
+    directory: Path
+    written: list[Path] = field(default_factory=list)
+    backups: list[Path] = field(default_factory=list)
+    settings: Settings | None = None
+
+
+def initialize(
+    directory: Path,
+    provider: str = "soketi",
+    force: bool = False,
+    pusher_credentials: Mapping[str, str] | None = None,
+    port: int = 6001,
+    metrics_port: int = 9601,
+) -> InitResult:
+    """Write .env (and compose.yaml for soketi) into ``directory``. Nothing is written on error."""
+    provider = provider.strip().lower()
+    if provider not in PROVIDERS:
+        raise UsageError(
+            f"--provider {provider!r} is not a known provider",
+            hint="use --provider soketi (self-hosted, the default) or --provider pusher",
+        )
+    if directory.exists() and not directory.is_dir():
+        raise Conflict(f"{directory} is not a folder", hint="pass --dir with a folder path")
+    env_path, compose_path = directory / ENV_NAME, directory / COMPOSE_NAME
+    files: dict[Path, str] = {}
+    if provider == "soketi":
+        files[env_path] = soketi_env(generate_credentials(), port, metrics_port)
+        files[compose_path] = compose_template()
+    else:
+        values = dict(pusher_credentials or {})
+        check_credentials(values)
+        files[env_path] = pusher_env(values)
+
+    existing = [path for path in files if path.exists() or path.is_symlink()]
+    if existing and not force:
+        names = " and ".join(str(path) for path in existing)
+        raise Conflict(
+            f"{names} already exist{'s' if len(existing) == 1 else ''}; nothing was written",
+            hint="pass --force to replace (the old files are kept as *.bak-<time>), "
+            "or --dir to write elsewhere",
+        )
+    for path in existing:
+        if path.is_dir():
+            raise Conflict(f"{path} is a directory", hint="remove it or pass --dir elsewhere")
+
+    result = InitResult(provider, directory)
+    result.settings = settings_of(files[env_path], env_path)  # refuse to write what cannot load
+    directory.mkdir(parents=True, exist_ok=True)
+    for path, text in files.items():
+        saved = atomic_write(path, text, backup=True)
+        result.written.append(path)
+        if saved is not None:
+            result.backups.append(saved)
+    return result
