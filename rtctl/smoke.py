@@ -212,6 +212,8 @@ def run_smoke(
             "--via-gateway needs --token (a user's JWT the gateway accepts)",
             hint="mint one with the gateway's REALTIME_JWT_SECRET, or your identity provider",
         )
+    if options.gateway_url is not None:
+        gateway_routes(options.gateway_url)  # a malformed URL is a usage error, before any check
     run = _SmokeRun(load_layers, options)
     started = time.monotonic()
     try:
@@ -562,32 +564,38 @@ class _SmokeRun:
         options = self.options
         if options.gateway_url is None:
             raise Skip("not requested (--via-gateway URL --token JWT)")
-        base = options.gateway_url.rstrip("/")
-        emit_token = options.emit_token or self.require_settings().emit_token
+        settings = self.require_settings()
+        routes = gateway_routes(options.gateway_url)
+        emit_token = options.emit_token or settings.emit_token
         if not emit_token:
             raise ConfigError(
-                "no emit token for the gateway's /realtime/emit",
+                "no service token for the gateway's /emit",
                 hint="set REALTIME_EMIT_TOKEN or pass --emit-token",
             )
-        channel = self.gateway_channel = _gateway_channel(
-            options.gateway_token or "", self.require_settings(), self.run_id
-        )
+        channel = self.gateway_channel = _gateway_channel(options.gateway_token or "", self.run_id)
         socket = self.open_socket(
-            auth_endpoint=f"{base}/realtime/auth",
+            auth_endpoint=f"{routes}/auth",
             auth_headers={"Authorization": f"Bearer {options.gateway_token}"},
         )
         socket.connect(self.timeout)
         started = time.monotonic()
-        socket.subscribe(channel, self.timeout)
+        try:
+            socket.subscribe(channel, self.timeout)
+        except AuthRejected as error:
+            raise AuthRejected(
+                error.message,
+                hint="the gateway refused --token: is it signed with the gateway's "
+                "REALTIME_JWT_SECRET (or key), unexpired, with the user id in `sub`?",
+            ) from error
         subscribe_ms = (time.monotonic() - started) * 1000
         payload = _payload(self.run_id, "gateway")
         sent = time.monotonic()
-        _gateway_emit(base, emit_token, channel, payload, self.timeout, self.require_settings())
+        _gateway_emit(f"{routes}/emit", emit_token, channel, payload, self.timeout, settings)
         arrived = self.await_events(socket, SMOKE_EVENT, [channel], payload, sent)[channel]
         result.details.update(channel=channel, subscribe_ms=subscribe_ms, latency_ms=arrived * 1000)
         return (
-            f"{channel} authorized by {base}/realtime/auth ({subscribe_ms:.1f} ms); "
-            f"/realtime/emit event arrived byte-identical in {_ms(arrived)}"
+            f"{channel} authorized by {routes}/auth in {subscribe_ms:.1f} ms; event from "
+            f"{routes}/emit arrived byte-identical in {_ms(arrived)}"
         )
 
     # --- 9. cleanup ------------------------------------------------------------------------------
@@ -670,28 +678,47 @@ def _client_events_disabled(text: str, code: int | None) -> bool:
     )
 
 
-def _gateway_channel(token: str, settings: Settings, run_id: str) -> str:
-    """A private channel the token's user may join under the gateway's `private-{a}_{b}` rule."""
+def gateway_routes(url: str) -> str:
+    """The gateway's route prefix: ``http://h:8080`` -> ``http://h:8080/realtime``; a URL that
+    already has a path (``https://api.example.com/rt``) is taken as the prefix itself."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise UsageError(
+            f"--via-gateway {url!r} is not an http(s) URL",
+            hint="pass the gateway's base URL, e.g. http://127.0.0.1:8080",
+        )
+    base = url.rstrip("/")
+    return base if parts.path.strip("/") else f"{base}/realtime"
+
+
+def _gateway_channel(token: str, run_id: str) -> str:
+    """A fresh private channel the token's user may join under the gateway's rule
+    ``private-{a}_{b}`` (only users a and b): a = the token's subject, b = this run."""
     import jwt
 
     try:
+        # Not verified here (the gateway does that); read only to name the user's channel.
         claims = jwt.decode(token, options={"verify_signature": False})
     except jwt.PyJWTError as exc:
         raise AuthRejected(
-            f"--token is not a JWT: {exc}", hint="pass the bearer token a user would send"
+            f"--token is not a JWT ({exc})", hint="pass the bearer token a signed-in user sends"
         ) from exc
     subject = str(claims.get("sub") or "")
-    if not subject:
-        raise AuthRejected("--token has no `sub` claim (the user id)", hint="mint it with a sub")
-    return f"private-{subject}_{settings.bot_id}"
+    if not subject or "_" in subject:
+        raise AuthRejected(
+            f"--token's `sub` claim {subject!r} is not a user id usable in private-{{a}}_{{b}}",
+            hint="mint the token with the user id in `sub` (no underscore)",
+        )
+    return f"private-{subject}_smoke{run_id}"
 
 
 def _gateway_emit(
-    base: str, token: str, channel: str, payload: str, timeout: float, settings: Settings
+    url: str, token: str, channel: str, payload: str, timeout: float, settings: Settings
 ) -> None:
     import httpx
 
-    url = f"{base}/realtime/emit"
     try:
         response = httpx.post(
             url,
@@ -701,15 +728,24 @@ def _gateway_emit(
             verify=settings.ca_bundle or True,
         )
     except httpx.HTTPError as exc:
-        raise Unreachable(f"cannot reach {url}: {exc}", hint="is the gateway running?") from exc
+        raise Unreachable(
+            f"cannot reach {url}: {exc or type(exc).__name__}", hint="is the gateway running?"
+        ) from exc
+    detail = response.text.strip()[:200]
     if response.status_code in (401, 403):
         raise AuthRejected(
-            f"{url} refused the emit token ({response.status_code}): {response.text[:200]}",
+            f"{url} refused the service token ({response.status_code}): {detail}",
             hint="pass the gateway's REALTIME_EMIT_TOKEN (--emit-token)",
+        )
+    if response.status_code == 404:
+        raise ServerRejected(
+            f"{url} does not exist (404): {detail}",
+            hint="the gateway serves /emit only when its REALTIME_EMIT_TOKEN is set",
+            status=404,
         )
     if response.status_code >= 300:
         raise ServerRejected(
-            f"{url} answered {response.status_code}: {response.text[:200]}",
+            f"{url} answered {response.status_code}: {detail}",
             hint="the gateway's own message above names the problem",
             status=response.status_code,
         )

@@ -5,10 +5,16 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
+import signal
 import subprocess
+import sys
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import httpx
+import jwt
 import pytest
 
 from rtctl.config import read_layers
@@ -330,6 +336,110 @@ def test_failure_summary_goes_to_stderr(soketi: SoketiServer, tmp_path: Path) ->
         "hint: check PUSHER_APP_KEY matches the server's app key\n"
     )
     assert result.stdout.splitlines()[-1].startswith("FAIL: 2 passed, 1 failed, 6 skipped")
+
+
+# --- through the gateway -----------------------------------------------------------------------
+
+JWT_SECRET = secrets.token_hex(32)
+EMIT_TOKEN = "emit-" + secrets.token_hex(16)
+
+
+def user_token(user: str = "123", secret: str = JWT_SECRET) -> str:
+    now = int(time.time())
+    return jwt.encode({"sub": user, "iat": now, "exp": now + 300}, secret, algorithm="HS256")
+
+
+@pytest.fixture(scope="module")
+def gateway(soketi: SoketiServer, tmp_path_factory: pytest.TempPathFactory):
+    """A real `rtctl gateway` process in front of the session Soketi, stopped by PID."""
+    port = free_port()
+    folder = tmp_path_factory.mktemp("gateway")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PUSHER_", "REALTIME_"))}
+    env.update(soketi.env, REALTIME_JWT_SECRET=JWT_SECRET, REALTIME_EMIT_TOKEN=EMIT_TOKEN)
+    log = (folder / "gateway.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rtctl", "gateway", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=folder,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, (folder / "gateway.log").read_text()
+            try:
+                if httpx.get(f"{url}/realtime/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "the gateway never answered"
+            time.sleep(0.1)
+        yield url
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+        log.close()
+
+
+def test_gateway_subscribe_and_emit(soketi: SoketiServer, env_file: Path, gateway: str) -> None:
+    code, report = smoke_json(
+        env_file, "--via-gateway", gateway, "--token", user_token(), "--emit-token", EMIT_TOKEN
+    )
+    assert code == 0, report
+    check = by_name(report)["gateway"]
+    channel = f"private-123_smoke{report['run_id']}"
+    assert check["status"] == "pass"
+    assert check["details"]["channel"] == channel
+    assert check["evidence"].startswith(f"{channel} authorized by {gateway}/realtime/auth in "), (
+        check["evidence"]
+    )
+    assert f"event from {gateway}/realtime/emit arrived byte-identical in " in check["evidence"]
+    assert by_name(report)["cleanup"]["evidence"].startswith(
+        "3 socket(s) closed; API shows none of 4 channels occupied after "
+    )
+    with ApiClient(soketi.settings(), timeout=5) as api:
+        assert api.channel(channel).get("occupied") is False
+
+
+def test_gateway_refusing_the_users_token_is_exit_5(env_file: Path, gateway: str) -> None:
+    forged = user_token(secret=secrets.token_hex(32))
+    code, report = smoke_json(
+        env_file, "--via-gateway", gateway, "--token", forged, "--emit-token", EMIT_TOKEN
+    )
+    assert (code, report["failed_check"]) == (5, "gateway")
+    check = by_name(report)["gateway"]
+    assert check["evidence"].startswith(
+        f"the auth endpoint refused 'private-123_smoke{report['run_id']}' with HTTP 401: "
+    ), check["evidence"]
+    assert check["hint"].startswith("the gateway refused --token")
+    assert statuses(report)["cleanup"] == "pass"
+
+
+def test_gateway_refusing_the_emit_token_is_exit_5(env_file: Path, gateway: str) -> None:
+    code, report = smoke_json(
+        env_file, "--via-gateway", gateway, "--token", user_token(), "--emit-token", "emit-wrong"
+    )
+    assert (code, report["failed_check"]) == (5, "gateway")
+    check = by_name(report)["gateway"]
+    assert check["evidence"].startswith(
+        f"{gateway}/realtime/emit refused the service token (401): "
+    ), check["evidence"]
+    assert check["hint"] == "pass the gateway's REALTIME_EMIT_TOKEN (--emit-token)"
+
+
+def test_gateway_token_without_gateway_is_a_usage_error(env_file: Path) -> None:
+    result = run_cli(["--env-file", str(env_file), "smoke", "--token", user_token()])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: --token is only used with --via-gateway URL\nhint: add --via-gateway\n"
+    )
 
 
 # --- the CI recipe ------------------------------------------------------------------------------

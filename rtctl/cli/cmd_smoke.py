@@ -84,7 +84,10 @@ def smoke(
         gateway_token=token,
         emit_token=emit_token,
     )
-    if token and not via_gateway:
+    # An explicit --token without a gateway is a mistake; RTCTL_SMOKE_TOKEN set for a whole
+    # pipeline is not.
+    token_source = ctx.get_parameter_source("token")
+    if token and not via_gateway and getattr(token_source, "name", "") == "COMMANDLINE":
         raise UsageError("--token is only used with --via-gateway URL", hint="add --via-gateway")
     cli_state = state(ctx)
 
