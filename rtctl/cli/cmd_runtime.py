@@ -1,9 +1,340 @@
-"""CLI commands: runtime (placeholder until its issue lands)."""
+"""CLI commands: up, down, status, logs, doctor (a real Soketi, with Docker or natively).
+
+Thin layer: options in, rtctl.runtime.service / rtctl.doctor do the work, results rendered here.
+Reports go to stdout (tables or --json); progress, notes and hints to stderr.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import sys
+import time
+from collections.abc import Iterator
+from enum import Enum
+from typing import TYPE_CHECKING, Annotated, Any
+
 import typer
+
+from rtctl.cli.common import (
+    JsonOption,
+    err_console,
+    info,
+    json_mode,
+    out_console,
+    print_json,
+    state,
+)
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from rtctl.doctor import CheckResult
+
+
+class RuntimeChoice(str, Enum):
+    auto = "auto"
+    docker = "docker"
+    native = "native"
+
+
+SYMBOLS = {"pass": "✓", "fail": "✗", "warn": "!", "skip": "-"}
+
+
+@contextlib.contextmanager
+def _progress(enabled: bool) -> Iterator[Any]:
+    """A rich spinner on a terminal; plain one-line messages on stderr otherwise."""
+    if enabled and sys.stderr.isatty():
+        with err_console().status("starting Soketi…") as spinner:
+            yield lambda message: spinner.update(message + " …")
+    else:
+        yield info
+
+
+def up(
+    ctx: typer.Context,
+    runtime: Annotated[
+        RuntimeChoice,
+        typer.Option(
+            "--runtime",
+            help="auto: Docker when an engine answers, else native (Node 16/18/20).",
+        ),
+    ] = RuntimeChoice.auto,
+    wait: Annotated[
+        bool, typer.Option("--wait/--no-wait", help="Wait until the server answers.")
+    ] = True,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=0.1, help="Seconds to wait for readiness.")
+    ] = 30.0,
+    json_: JsonOption = False,
+) -> None:
+    """Start a real Soketi (Docker Compose or native) and print its endpoints."""
+    from rtctl.runtime import service
+
+    json_mode(ctx, json_)
+    settings = state(ctx).settings()
+    with _progress(not json_) as progress:
+        result = service.up(settings, runtime.value, wait, timeout, progress)
+    for note in result.notes:
+        info(note)
+    if json_:
+        print_json(result.to_dict())
+        return
+    pid = f", pid {result.pid}" if result.pid else ""
+    if result.started:
+        ready = "ready" if wait else "starting (not waited for)"
+        info(f"Soketi is {ready} ({result.runtime}{pid})")
+    else:
+        info(f"already running ({result.runtime}{pid}): nothing started")
+    for name, url in result.endpoints.items():
+        if url:
+            sys.stdout.write(f"{name:<10} {url}\n")
+    if result.log_file:
+        sys.stdout.write(f"{'log':<10} {result.log_file}\n")
+
+
+def down(
+    ctx: typer.Context,
+    json_: JsonOption = False,
+) -> None:
+    """Stop the Soketi that `rtctl up` started here (idempotent)."""
+    from rtctl.runtime import service
+
+    json_mode(ctx, json_)
+    result = service.down(state(ctx).settings(require_credentials=False))
+    if json_:
+        print_json(result.to_dict())
+    elif result.stopped:
+        pid = f", pid {result.pid}" if result.pid else ""
+        info(f"stopped Soketi ({result.runtime}{pid})")
+    else:
+        info("nothing to stop: no Soketi started by rtctl runs here")
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown"
+    total = int(seconds)
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes}m {secs}s"
+    return f"{minutes}m {secs}s" if minutes else f"{secs}s"
+
+
+def status_table(data: dict[str, Any]) -> Table:
+    """The status report as a two-column table (also the --watch view)."""
+    from rich.table import Table
+
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column()
+    if not data["running"]:
+        state_text = "not running"
+    else:
+        state_text = "running, healthy" if data["healthy"] else "running, UNHEALTHY"
+    who = []
+    if data["runtime"]:
+        who.append(data["runtime"])
+    if data["pid"]:
+        who.append(f"pid {data['pid']}")
+    if data["running"] and not data["managed"]:
+        who.append("not started by rtctl here")
+    table.add_row("soketi", state_text + (f" ({', '.join(who)})" if who else ""))
+    if data["running"]:
+        table.add_row("uptime", _duration(data["uptime_seconds"]))
+    for name, url in data["endpoints"].items():
+        if url:
+            table.add_row(name, url)
+    probes = data["health"]
+    memory = probes.get("memory_percent")
+    table.add_row(
+        "health",
+        "  ".join(f"{route} {code or '-'}" for route, code in probes.items() if route[0] == "/")
+        + (f"  (memory {memory:.1f} %)" if memory is not None else ""),
+    )
+    metrics = data["metrics"]
+    if metrics is not None:
+        table.add_row(
+            "metrics",
+            f"{metrics['connections']} connections  {metrics['messages_in']} messages in  "
+            f"{metrics['messages_out']} messages out  {metrics['http_calls']} API calls",
+        )
+    elif data["metrics_error"]:
+        table.add_row("metrics", f"unavailable: {data['metrics_error']}")
+    return table
+
+
+def status(
+    ctx: typer.Context,
+    json_: JsonOption = False,
+    watch: Annotated[
+        bool, typer.Option("--watch", "-w", help="Refresh a live view on stderr until Ctrl-C.")
+    ] = False,
+    interval: Annotated[
+        float, typer.Option("--interval", min=0.2, help="Seconds between refreshes (--watch).")
+    ] = 2.0,
+    count: Annotated[
+        int,
+        typer.Option("--count", min=0, help="Stop --watch after this many refreshes (0: never)."),
+    ] = 0,
+) -> None:
+    """Running or not, health, uptime, endpoints and the key /metrics figures.
+
+    Exit code: 0 healthy, 1 running but unhealthy, 4 not running.
+    """
+    from rtctl.errors import CheckFailed, Unreachable
+    from rtctl.runtime import service
+
+    json_mode(ctx, json_)
+    settings = state(ctx).settings(require_credentials=False)
+    if watch:
+        report = _watch(settings, interval, count)
+    else:
+        report = service.status(settings)
+        if json_:
+            print_json(report.to_dict())
+        else:
+            out_console().print(status_table(report.to_dict()))
+    code = report.exit_code
+    if code == 0:
+        return
+    if json_ or watch:
+        raise typer.Exit(code)
+    if code == 4:
+        raise Unreachable(
+            f"no Soketi answers at {settings.api_base}",
+            hint="start one with `rtctl up`",
+        )
+    raise CheckFailed(
+        f"Soketi at {settings.api_base} is running but not healthy",
+        hint="see `rtctl logs` and `rtctl doctor`",
+    )
+
+
+def _watch(settings: Any, interval: float, count: int) -> Any:
+    from rich.live import Live
+
+    from rtctl.runtime import service
+
+    report = service.status(settings)
+    shown = 1
+    with Live(status_table(report.to_dict()), console=err_console(), auto_refresh=False) as live:
+        try:
+            while count == 0 or shown < count:
+                time.sleep(interval)
+                report = service.status(settings)
+                live.update(status_table(report.to_dict()), refresh=True)
+                shown += 1
+        except KeyboardInterrupt:
+            pass
+    return report
+
+
+def logs(
+    ctx: typer.Context,
+    lines: Annotated[int, typer.Option("--lines", "-n", min=0, help="Show the last N lines.")] = 50,
+    follow: Annotated[
+        bool,
+        typer.Option("--follow", "-f", help="Keep printing new lines until the server stops."),
+    ] = False,
+    timeout: Annotated[
+        float | None,
+        typer.Option("--timeout", min=0.1, help="Stop following after this many seconds."),
+    ] = None,
+) -> None:
+    """Soketi's log: the last lines, or follow it (-f) until it stops or Ctrl-C."""
+    import subprocess
+
+    from rtctl.runtime import docker, native, service
+
+    settings = state(ctx).settings(require_credentials=False)
+    folder = native.state_dir(settings)
+    path = service.log_path(settings)
+    if not path.exists() and docker.read_marker(folder) is not None:
+        docker.require_engine()
+        command = docker.logs_command(settings, lines, follow)
+        with contextlib.suppress(KeyboardInterrupt, subprocess.TimeoutExpired):
+            subprocess.run(command, timeout=timeout, check=False)
+        return
+    if not path.exists():
+        info(f"no Soketi log here yet ({path}): start one with `rtctl up`")
+        return
+    source = (
+        service.follow(settings, lines, stop_after=timeout)
+        if follow
+        else iter(service.tail_lines(path, lines))
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        for line in source:
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+
+
+def doctor_lines(results: list[CheckResult]) -> list[str]:
+    """Human view: one line per check, the fix indented under anything not passing."""
+    width = max((len(result.name) for result in results), default=0)
+    out = []
+    for result in results:
+        out.append(f"{SYMBOLS[result.status]} {result.name:<{width}}  {result.evidence}")
+        if result.fix and result.status in ("fail", "warn"):
+            out.append(f"  {'':<{width}}  fix: {result.fix}")
+    return out
+
+
+def doctor(
+    ctx: typer.Context,
+    json_: JsonOption = False,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=0.1, help="Seconds per network check.")
+    ] = 3.0,
+    strict: Annotated[bool, typer.Option("--strict", help="Warnings fail too.")] = False,
+) -> None:
+    """Check the configuration, this machine and the server; each check with evidence and fix.
+
+    Exit code: 0 when no check failed (warnings allowed unless --strict), 1 otherwise.
+    """
+    from rtctl.doctor import (
+        RUNTIME_CHECKS,
+        SERVER_CHECKS,
+        CheckResult,
+        run_doctor,
+        summary,
+    )
+    from rtctl.errors import CheckFailed, ConfigError
+
+    json_mode(ctx, json_)
+    try:
+        layers = state(ctx).layers()
+    except ConfigError as error:
+        results = [CheckResult("env-file", "fail", error.message, error.hint)] + [
+            CheckResult(name, "skip", "the configuration cannot be read")
+            for name in (*RUNTIME_CHECKS, *SERVER_CHECKS)
+        ]
+    else:
+        results = run_doctor(layers, timeout=timeout)
+    counts = summary(results)
+    bad = [r.name for r in results if r.status == "fail" or (strict and r.status == "warn")]
+    if json_:
+        print_json({"ok": not bad, "summary": counts, "checks": [r.to_dict() for r in results]})
+        if bad:
+            raise typer.Exit(1)
+        return
+    sys.stdout.write("\n".join(doctor_lines(results)) + "\n")
+    info(
+        f"{counts['pass']} passed, {counts['fail']} failed, {counts['warn']} warnings, "
+        f"{counts['skip']} skipped"
+    )
+    if bad:
+        raise CheckFailed(
+            f"{len(bad)} check{'s' if len(bad) > 1 else ''} failed: {', '.join(bad)}",
+            hint="apply the fixes shown under ✗ (or !), then run `rtctl doctor` again",
+        )
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
+    app.command("up")(up)
+    app.command("down")(down)
+    app.command("status")(status)
+    app.command("logs")(logs)
+    app.command("doctor")(doctor)

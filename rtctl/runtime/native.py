@@ -16,14 +16,12 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
-import ssl
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from importlib import resources
@@ -92,7 +90,8 @@ def find_node() -> tuple[str, str]:
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError) as exc:
         raise EnvironmentProblem(f"{node} --version failed: {exc}") from exc
-    major = int(version.lstrip("v").split(".")[0] or 0)
+    head = version.lstrip("v").split(".")[0]
+    major = int(head) if head.isdigit() else 0
     if major not in SUPPORTED_NODE_MAJORS:
         raise EnvironmentProblem(
             f"Node {version} is not supported by the native Soketi (needs 16, 18 or 20)",
@@ -141,7 +140,9 @@ def ensure_installed(progress: Progress = _silent) -> Path:
     except subprocess.TimeoutExpired as exc:
         raise EnvironmentProblem("npm ci took more than 15 minutes and was stopped") from exc
     if result.returncode != 0:
-        last = (result.stderr or result.stdout).strip().splitlines()[-3:]
+        # leave nothing half-installed behind: the next `up` starts from a clean folder
+        shutil.rmtree(target / "node_modules", ignore_errors=True)
+        last = (result.stderr or result.stdout).strip().splitlines()[-3:] or ["(no output)"]
         raise EnvironmentProblem(
             f"npm ci failed (exit {result.returncode}): {' | '.join(last)}",
             hint="check that the npm registry is reachable (npm ping) and retry `rtctl up`",
@@ -157,6 +158,7 @@ def check_addon(node: str, folder: Path) -> None:
         [node, "-e", ADDON_CHECK], cwd=folder, capture_output=True, text=True, timeout=60
     )
     if result.returncode != 0:
+        shutil.rmtree(folder / "node_modules", ignore_errors=True)
         raise EnvironmentProblem(
             "the native uWebSockets.js addon did not load (no .node binary for this Node ABI)",
             hint="use Node 16, 18 or 20 (RTCTL_NODE=/path/to/node) or `rtctl up --runtime docker`",
@@ -232,34 +234,25 @@ def port_is_free(host: str, port: int) -> bool:
     return True
 
 
-def _ssl_context(settings: Settings) -> ssl.SSLContext:
-    context = ssl.create_default_context(cafile=settings.ca_bundle)
-    if settings.ca_bundle is None:
-        # Our own freshly started local process with its own certificate: the probe only asks
-        # whether it answers, it sends nothing secret.
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
-
-
 def probe(url: str, settings: Settings, timeout: float = 2.0) -> tuple[int, str]:
     """GET a health URL; (status, body), status 0 when nothing answers."""
-    context = _ssl_context(settings) if url.startswith("https") else None
-    try:
-        with urllib.request.urlopen(url, timeout=timeout, context=context) as response:
-            return response.status, response.read(4096).decode("utf-8", "replace")
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read(4096).decode("utf-8", "replace")
-    except (urllib.error.URLError, OSError, TimeoutError):
-        return 0, ""
+    from rtctl.runtime.health import fetch
+
+    answer = fetch(url, settings, timeout)
+    return answer.status, answer.body
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 def log_tail(folder: Path, lines: int = LOG_TAIL_LINES) -> str:
+    """The last lines of the log, colour codes removed (Soketi colours its own output)."""
     try:
         text = log_file(folder).read_text(errors="replace")
     except OSError:
         return ""
-    return "\n".join(text.splitlines()[-lines:])
+    kept = [line.rstrip() for line in _ANSI.sub("", text).splitlines() if line.strip()]
+    return "\n".join(kept[-lines:])
 
 
 # --- start and stop -----------------------------------------------------------------------------
