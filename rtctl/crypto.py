@@ -30,7 +30,8 @@ def encrypt(channel: str, plaintext: str, master_key: bytes, nonce: bytes | None
         {
             "nonce": base64.b64encode(nonce).decode(),
             "ciphertext": base64.b64encode(sealed.ciphertext).decode(),
-        }
+        },
+        separators=(",", ":"),
     )
 
 
@@ -51,8 +52,8 @@ def decrypt(key: bytes, payload: Any) -> str:
     if not isinstance(payload, dict) or not {"nonce", "ciphertext"} <= payload.keys():
         raise DecryptionFailed("encrypted payload lacks nonce or ciphertext")
     try:
-        nonce = base64.b64decode(payload["nonce"])
-        ciphertext = base64.b64decode(payload["ciphertext"])
+        nonce = base64.b64decode(payload["nonce"], validate=True)
+        ciphertext = base64.b64decode(payload["ciphertext"], validate=True)
     except (binascii.Error, TypeError) as exc:
         raise DecryptionFailed("encrypted payload is not base64") from exc
     if len(nonce) != nacl.secret.SecretBox.NONCE_SIZE or len(ciphertext) < 16:
