@@ -14,6 +14,7 @@ import asyncio
 import hmac
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -46,6 +47,7 @@ EMIT_BODY_LIMIT = 128 * 1024  # 10 KB of data, JSON-escaped, plus up to 100 chan
 REQUEST_TIMEOUT = 15.0  # whole request, body read included
 PROVIDER_TIMEOUT = 5.0  # each call to the provider's HTTP API (below REQUEST_TIMEOUT)
 READY_CACHE_SECONDS = 2.0  # readiness probes must not turn into a flood of signed calls
+SOCKET_ID_RE = re.compile(r"[0-9]+\.[0-9]+")
 EMIT_FIELDS = {"channel", "channels", "event", "data", "socket_id"}
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -150,12 +152,12 @@ async def read_fields(request: Request, names: tuple[str, ...]) -> dict[str, str
 
 
 def checked_socket_id(socket_id: str) -> str:
-    try:
-        return signing.check_socket_id(socket_id)
-    except InvalidInput:
+    # ASCII digits only and no trailing newline: signing.SOCKET_ID_RE's `$` accepts "1.2\n".
+    if len(socket_id) > 64 or not SOCKET_ID_RE.fullmatch(socket_id):
         raise bad_request(
             "invalid_socket_id", "socket_id must be two numbers joined by a dot, e.g. 1234.5678"
-        ) from None
+        )
+    return signing.check_socket_id(socket_id)
 
 
 def checked_channel(channel: str) -> str:
@@ -429,6 +431,8 @@ def build_event(body: Mapping[str, Any]) -> Any:
     socket_id = body.get("socket_id")
     if socket_id is not None and not isinstance(socket_id, str):
         raise bad_request("invalid_body", "'socket_id' must be a string")
+    if socket_id is not None:
+        checked_socket_id(socket_id)
     try:
         event = validate_event(Event(channels, name, text, socket_id))
     except InvalidInput as error:
