@@ -85,10 +85,16 @@ class Disconnected(Unreachable):
 
     code = "disconnected"
 
-    def __init__(self, message: str, hint: str | None = None, close_code: int | None = None):
+    def __init__(
+        self,
+        message: str,
+        hint: str | None = None,
+        close_code: int | None = None,
+        close_reason: str = "",
+    ) -> None:
         super().__init__(message, hint)
         self.close_code = close_code
-        self.reason = message
+        self.close_reason = close_reason or message
 
 
 class Message:
@@ -100,8 +106,10 @@ class Message:
         "_wire",
         "channel",
         "data",
+        "error",
         "event",
         "frame",
+        "json_text",
         "monotonic",
         "received_at",
         "user_id",
@@ -127,6 +135,10 @@ class Message:
         self.received_at = received_at  # time.time()
         self.monotonic = monotonic  # time.monotonic()
         self.frame = frame
+        # ``data`` as JSON text when the wire string is exactly that (lets NDJSON output splice it
+        # instead of serialising again); None when data is a plain string, an object or decrypted.
+        self.json_text: str | None = None
+        self.error: str | None = None  # e.g. an encrypted event that could not be decrypted
 
     @property
     def raw(self) -> str:
@@ -260,7 +272,7 @@ class PusherSocket:
             )
         except Disconnected as exc:  # closed without a pusher:error frame first
             if exc.close_code is not None and exc.close_code >= 4000:
-                raise refusal(exc.close_code, exc.reason, self.settings.key) from exc
+                raise refusal(exc.close_code, exc.close_reason, self.settings.key) from exc
             raise
         if frame.get("event") != "pusher:connection_established":
             self.close()
@@ -606,7 +618,9 @@ class PusherSocket:
             ws.send_close()
         ws.shutdown()
         detail = f"{code}: {reason}" if reason else str(code)
-        raise Disconnected(f"the server closed the connection ({detail})", close_code=code)
+        raise Disconnected(
+            f"the server closed the connection ({detail})", close_code=code, close_reason=reason
+        )
 
     def _read(self, timeout: float, subscribing: Subscription | None = None) -> Message | None:
         text = self._read_text(timeout)
@@ -620,27 +634,25 @@ class PusherSocket:
             return self._internal(event, channel, raw, text, subscribing)
         sub = self.subscriptions.get(channel) if channel is not None else None
         data = _decode(raw) if isinstance(raw, str) else raw
-        if sub is not None and sub.key is not None and not event.startswith("client-"):
-            data = self._decrypt(sub, data)
-        return Message(
-            event,
-            channel,
-            data,
-            raw,
-            frame.get("user_id"),
-            time.time(),
-            self._last_rx,
-            text,
+        message = Message(
+            event, channel, data, raw, frame.get("user_id"), time.time(), self._last_rx, text
         )
+        if sub is not None and sub.key is not None and not event.startswith("client-"):
+            self._decrypt(sub, message)
+        elif data is not raw:
+            message.json_text = raw
+        return message
 
-    def _decrypt(self, sub: Subscription, data: Any) -> Any:
+    def _decrypt(self, sub: Subscription, message: Message) -> None:
+        """Replace the sealed payload by its plaintext; on failure keep it and set ``error``
+        (pusher-js drops such events; a listener should say so)."""
         from rtctl.crypto import DecryptionFailed, decrypt
 
         assert sub.key is not None
         try:
-            return _decode(decrypt(sub.key, data))
+            message.data = _decode(decrypt(sub.key, message.data))
         except DecryptionFailed as exc:
-            return {"decryption_failed": str(exc), "payload": data}
+            message.error = str(exc)
 
     def _internal(
         self, event: str, channel: str | None, raw: Any, text: str, subscribing: Subscription | None
@@ -658,7 +670,10 @@ class PusherSocket:
                 sub.subscribed = True
                 if sub.members is not None and isinstance(data, dict):
                     presence = data.get("presence") or {}
-                    sub.members = {str(k): v for k, v in (presence.get("hash") or {}).items()}
+                    info = presence.get("hash") or {}
+                    # ids is the member list; hash lacks users who sent no user_info (Soketi)
+                    ids = presence.get("ids") or list(info)
+                    sub.members = {str(user): info.get(user) for user in ids}
             return None
         if event == "pusher:subscription_error":
             self._subscription_failed(channel, data, subscribing)
@@ -717,5 +732,7 @@ def refusal(code: int | None, text: str, key: str) -> RtctlError:
             f"the server is over capacity: {text} ({code})", hint="retry later", status=code
         )
     if code is not None and 4200 <= code <= 4299:
-        return Disconnected(f"the server asked to reconnect: {text} ({code})", close_code=code)
+        return Disconnected(
+            f"the server asked to reconnect: {text} ({code})", close_code=code, close_reason=text
+        )
     return ServerRejected(f"the server refused the connection: {text} ({code})", status=code)

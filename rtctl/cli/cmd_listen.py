@@ -1,9 +1,98 @@
-"""CLI commands: listen (placeholder until its issue lands)."""
+"""CLI command: listen (tail channels over the Pusher protocol). The loop lives in rtctl.listen."""
 
 from __future__ import annotations
 
+import os
+import sys
+from typing import Annotated
+
 import typer
+
+from rtctl.cli.common import json_mode, state
+
+CHANNELS_HELP = "Channels to listen on: public, private-*, private-encrypted-*, presence-*."
+
+
+def listen_command(
+    ctx: typer.Context,
+    channels: Annotated[list[str], typer.Argument(help=CHANNELS_HELP, show_default=False)],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per event (NDJSON), flushed at once.")
+    ] = False,
+    count: Annotated[
+        int | None, typer.Option("--count", min=1, help="Exit 0 after this many events.")
+    ] = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--timeout",
+            min=0.1,
+            help="Give up after this many seconds (exit 6 if --count events, or none at all, "
+            "arrived by then).",
+        ),
+    ] = None,
+    events: Annotated[
+        list[str] | None,
+        typer.Option("--event", help="Only show this event name (repeatable).", show_default=False),
+    ] = None,
+    as_user: Annotated[
+        str | None,
+        typer.Option("--as-user", help="Presence user id to sign for (needed for presence-*)."),
+    ] = None,
+    user_info: Annotated[
+        str | None, typer.Option("--user-info", help="Presence user_info as a JSON object.")
+    ] = None,
+    auth_endpoint: Annotated[
+        str | None,
+        typer.Option(
+            "--auth-endpoint",
+            help="Authorize through this URL like pusher-js (form POST socket_id, channel_name) "
+            "instead of signing with the local secret.",
+        ),
+    ] = None,
+    auth_headers: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--auth-header",
+            help="Header for the auth endpoint, 'Name: value' (repeatable).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Tail channels: print every event (human lines, or NDJSON with --json) until Ctrl-C."""
+    from rtctl.listen import ListenOptions, check_options, listen, parse_headers, parse_user_info
+
+    json_mode(ctx, as_json)
+    options = ListenOptions(
+        channels=tuple(channels),
+        json=as_json,
+        count=count,
+        timeout=timeout,
+        events=frozenset(events or ()),
+        user_id=as_user,
+        user_info=parse_user_info(user_info),
+        auth_endpoint=auth_endpoint,
+        auth_headers=parse_headers(auth_headers or ()),
+    )
+    check_options(options)  # usage errors before the config is even read
+    settings = state(ctx).settings()
+    try:
+        listen(settings, options, sys.stdout, _status)
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    except BrokenPipeError:
+        # The reader went away (`| head -1`): stop quietly, and keep Python from complaining
+        # about flushing the dead pipe at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        raise typer.Exit(0) from None
+
+
+def _status(line: str) -> None:
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
+    app.command("listen", no_args_is_help=True)(listen_command)

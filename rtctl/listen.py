@@ -1,0 +1,369 @@
+"""``rtctl listen``: tail channels over the Pusher protocol, print events, survive reconnects.
+
+The loop reads with ``rtctl.protocol.PusherSocket``, prints each event as a human line or an NDJSON
+line on ``out``, and reports everything else (subscriptions, presence members, server errors,
+reconnects and the gap they left) through ``status`` (stderr in the CLI). Output is written once
+per drained batch: when the socket has nothing more already received, the batch is written and
+flushed, so a pipe sees every event at once without a syscall per event in a burst.
+
+Reconnect policy (Pusher's close-code ranges): 4000-4099 stop with the server's reason; 4200-4299
+reconnect at once; 4100-4199 back off (>= 1 s); anything else (1006, a dropped TCP connection)
+back off exponentially with jitter. Every reconnect re-signs private/presence channels for the new
+socket id before resubscribing (a signature is bound to the socket id).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from rtctl.config import Settings
+from rtctl.errors import TimedOut, Unreachable, UsageError
+from rtctl.payloads import CHAT_EVENT
+from rtctl.protocol import (
+    Disconnected,
+    Message,
+    PusherSocket,
+    Subscription,
+    backoff_delay,
+    close_policy,
+    refusal,
+)
+from rtctl.signing import channel_kind
+from rtctl.validation import validate_channel
+
+CONNECT_TIMEOUT = 10.0  # per connect+subscribe attempt, within --timeout if that is shorter
+# pusher-js' public names for the member events (what app code binds to).
+PUBLIC_NAMES = {
+    "pusher_internal:member_added": "pusher:member_added",
+    "pusher_internal:member_removed": "pusher:member_removed",
+}
+
+Status = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ListenOptions:
+    channels: tuple[str, ...]
+    json: bool = False
+    count: int | None = None
+    timeout: float | None = None
+    events: frozenset[str] = frozenset()
+    user_id: str | None = None
+    user_info: dict[str, Any] | None = None
+    auth_endpoint: str | None = None
+    auth_headers: dict[str, str] = field(default_factory=dict)
+
+
+def check_options(options: ListenOptions) -> None:
+    """Refuse bad input before any connection is opened."""
+    if not options.channels:
+        raise UsageError("name at least one channel", hint="rtctl listen private-123_9000000")
+    for channel in options.channels:
+        validate_channel(channel)
+    presence = [c for c in options.channels if channel_kind(c) == "presence"]
+    if presence and not options.user_id and not options.auth_endpoint:
+        raise UsageError(
+            f"listening on presence channel {presence[0]!r} needs a user id",
+            hint='pass --as-user ID (and optionally --user-info \'{"name": "Ann"}\'), '
+            "or --auth-endpoint URL to let your auth endpoint pick the user",
+        )
+    if options.user_info is not None and not options.user_id:
+        raise UsageError("--user-info needs --as-user", hint="e.g. --as-user 123 --user-info '{}'")
+    if options.count is not None and options.count < 1:
+        raise UsageError("--count must be at least 1", hint="e.g. --count 1")
+
+
+# --- formatting -----------------------------------------------------------------------------------
+
+
+class _Clock:
+    """Timestamps for every event, formatted cheaply (strftime once per second)."""
+
+    def __init__(self) -> None:
+        self._utc_second = -1
+        self._utc_prefix = ""
+        self._local_second = -1
+        self._local_prefix = ""
+
+    def iso(self, moment: float) -> str:
+        second = int(moment)
+        if second != self._utc_second:
+            self._utc_second = second
+            self._utc_prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self._utc_prefix}.{int((moment - second) * 1000):03d}Z"
+
+    def local(self, moment: float) -> str:
+        second = int(moment)
+        if second != self._local_second:
+            self._local_second = second
+            self._local_prefix = time.strftime("%H:%M:%S", time.localtime(second))
+        return f"{self._local_prefix}.{int((moment - second) * 1000):03d}"
+
+
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_pretty = json.JSONEncoder(ensure_ascii=False).encode
+
+
+def ndjson_line(message: Message, event: str, clock: _Clock) -> str:
+    """One compact JSON object per event: time (UTC), channel, event, [user_id,] data."""
+    text = message.json_text
+    if text is None or "\n" in text or "\r" in text:
+        text = _dumps(message.data)
+    user = "" if message.user_id is None else f',"user_id":{_dumps(message.user_id)}'
+    return (
+        f'{{"time":"{clock.iso(message.received_at)}","channel":{_dumps(message.channel)},'
+        f'"event":{_dumps(event)}{user},"data":{text}}}\n'
+    )
+
+
+def describe(message: Message, event: str) -> str:
+    """The human rendering of an event's data: chat messages as "Coach: text", members as
+    joined/left, anything else as one-line JSON (strings as they are)."""
+    data = message.data
+    if event == CHAT_EVENT and isinstance(data, dict):
+        from rtctl.errors import InvalidInput
+        from rtctl.payloads import parse_chat_message
+
+        try:
+            chat = parse_chat_message(data)
+        except InvalidInput:
+            pass
+        else:
+            audio = f"  [audio {chat.audio_url}]" if chat.audio_url else ""
+            return f"{chat.actor.name}: {chat.body}{audio}"
+    if event == "pusher:member_added" and isinstance(data, dict):
+        info = data.get("user_info")
+        return f"{data.get('user_id')} joined" + (f" {_pretty(info)}" if info else "")
+    if event == "pusher:member_removed" and isinstance(data, dict):
+        return f"{data.get('user_id')} left"
+    text = data if isinstance(data, str) else _pretty(data)
+    return text if message.user_id is None else f"(from {message.user_id}) {text}"
+
+
+def human_line(message: Message, event: str, clock: _Clock) -> str:
+    return (
+        f"{clock.local(message.received_at)}  {message.channel}  {event}  "
+        f"{describe(message, event)}\n"
+    )
+
+
+def members_line(sub: Subscription) -> str:
+    members = sub.members or {}
+    shown = ", ".join(
+        f"{user} {_pretty(info)}" if info else str(user) for user, info in members.items()
+    )
+    noun = "member" if len(members) == 1 else "members"
+    return f"{sub.name}: {len(members)} {noun}" + (f": {shown}" if shown else "")
+
+
+# --- the loop -------------------------------------------------------------------------------------
+
+
+class Listener:
+    def __init__(
+        self,
+        settings: Settings,
+        options: ListenOptions,
+        out: TextIO,
+        status: Status,
+        socket: PusherSocket | None = None,
+    ) -> None:
+        self.settings = settings
+        self.options = options
+        self.out = out
+        self.status = status
+        self.sock = socket or PusherSocket(
+            settings,
+            auth_endpoint=options.auth_endpoint,
+            auth_headers=options.auth_headers,
+            user_id=options.user_id,
+            user_info=options.user_info,
+        )
+        self.printed = 0
+        self.reconnects = 0
+        self._clock = _Clock()
+        self._deadline = None if options.timeout is None else time.monotonic() + options.timeout
+        self._batch: list[str] = []
+
+    def _remaining(self, cap: float) -> float:
+        if self._deadline is None:
+            return cap
+        return min(cap, self._deadline - time.monotonic())
+
+    def _timed_out(self) -> TimedOut:
+        wanted = self.options.count
+        if wanted is not None:
+            got = f"{self.printed} of {wanted} event{'s' if wanted != 1 else ''} arrived"
+        else:
+            got = "no event arrived"
+        return TimedOut(
+            f"timed out after {self.options.timeout:g}s: {got}",
+            hint="check that something publishes on the channel (rtctl emit) or raise --timeout",
+        )
+
+    def _open(self) -> None:
+        """Connect and subscribe to every channel; the first attempt's errors are final."""
+        self.sock.connect(self._remaining(CONNECT_TIMEOUT))
+        for channel in self.options.channels:
+            sub = self.sock.subscribe(channel, max(0.1, self._remaining(CONNECT_TIMEOUT)))
+            if sub.members is not None:
+                self.status(members_line(sub))
+        names = ", ".join(self.options.channels)
+        self.status(f"listening on {names} (socket {self.sock.socket_id})")
+
+    def run(self) -> int:
+        """Listen until --count events were printed or --timeout passed; return the count."""
+        try:
+            try:
+                self._open()
+            except TimedOut:
+                if self._deadline is not None and time.monotonic() >= self._deadline:
+                    raise self._timed_out() from None
+                raise
+            self._loop()
+        finally:
+            self._flush()
+            self.sock.close()
+        return self.printed
+
+    def _loop(self) -> None:
+        sock, wanted, names = self.sock, self.options.count, self.options.events
+        as_json = self.options.json
+        while True:
+            remaining = self._remaining(3600.0)
+            if remaining <= 0:
+                self._flush()
+                if wanted is not None or self.printed == 0:
+                    raise self._timed_out()
+                return
+            try:
+                message = sock.recv(remaining)
+            except Disconnected as lost:
+                self._flush()
+                self._reconnect(lost)
+                continue
+            if message is None:
+                continue
+            event = message.event
+            if event.startswith("pusher"):
+                public = PUBLIC_NAMES.get(event)
+                if public is None:
+                    self._server_notice(message)
+                    continue
+                event = public
+            if names and event not in names:
+                continue
+            if message.error is not None:
+                self.status(f"could not decrypt {event} on {message.channel}: {message.error}")
+                continue
+            if as_json:
+                self._batch.append(ndjson_line(message, event, self._clock))
+            else:
+                self._batch.append(human_line(message, event, self._clock))
+            self.printed += 1
+            if wanted is not None and self.printed >= wanted:
+                return
+            if not sock.has_buffered():
+                self._flush()
+
+    def _flush(self) -> None:
+        if self._batch:
+            text = "".join(self._batch)
+            self._batch.clear()
+            self.out.write(text)
+            self.out.flush()
+
+    def _server_notice(self, message: Message) -> None:
+        """``pusher:error`` frames that do not close the socket (e.g. 4301 client event refused).
+        Those announcing a close (4000-4299) are reported when the close arrives."""
+        if message.event != "pusher:error":
+            return
+        data = message.data if isinstance(message.data, dict) else {}
+        code = data.get("code")
+        if isinstance(code, int) and 4000 <= code <= 4299:
+            return
+        self.status(f"server error {code}: {data.get('message', message.raw)}")
+
+    def _reconnect(self, lost: Disconnected) -> None:
+        code = lost.close_code
+        if close_policy(code) == "stop":
+            raise refusal(code, lost.close_reason, self.settings.key) from lost
+        lost_at = time.monotonic()
+        reason = lost.message
+        attempt = 0
+        while True:
+            attempt += 1
+            delay = backoff_delay(attempt, code)
+            when = "now" if delay == 0 else f"in {delay:.1f}s"
+            tries = f" (attempt {attempt})" if attempt > 1 else ""
+            self.status(f"connection lost: {reason}; reconnecting {when}{tries}")
+            if self._deadline is not None and time.monotonic() + delay >= self._deadline:
+                raise self._timed_out() from lost
+            time.sleep(delay)
+            try:
+                socket_id = self.sock.reconnect(max(0.1, self._remaining(CONNECT_TIMEOUT)))
+            except Disconnected as again:
+                code, reason = again.close_code, again.message
+                if close_policy(code) == "stop":
+                    raise refusal(code, again.close_reason, self.settings.key) from again
+                continue
+            except (Unreachable, TimedOut) as again:
+                code, reason = None, again.message
+                continue
+            break
+        self.reconnects += 1
+        gap = time.monotonic() - lost_at
+        channels = len(self.sock.subscriptions)
+        self.status(
+            f"reconnected as socket {socket_id} after a {gap:.1f}s gap; re-signed and "
+            f"resubscribed {channels} channel{'s' if channels != 1 else ''} "
+            "(events published during the gap were not received)"
+        )
+        for sub in self.sock.subscriptions.values():
+            if sub.members is not None:
+                self.status(members_line(sub))
+
+
+def listen(
+    settings: Settings,
+    options: ListenOptions,
+    out: TextIO,
+    status: Status,
+) -> int:
+    """Check the options, then listen; returns the number of events printed."""
+    check_options(options)
+    return Listener(settings, options, out, status).run()
+
+
+def parse_headers(values: Sequence[str]) -> dict[str, str]:
+    """``--auth-header 'Name: value'`` (repeatable) into a dict."""
+    headers: dict[str, str] = {}
+    for value in values:
+        name, sep, content = value.partition(":")
+        if not sep or not name.strip():
+            raise UsageError(
+                f"--auth-header {value!r} is not 'Name: value'",
+                hint="e.g. --auth-header 'Authorization: Bearer eyJ...'",
+            )
+        headers[name.strip()] = content.strip()
+    return headers
+
+
+def parse_user_info(text: str | None) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    from rtctl.errors import InvalidInput
+
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise InvalidInput(
+            f"--user-info is not JSON: {exc}", hint='e.g. --user-info \'{"name": "Ann"}\''
+        ) from exc
+    if not isinstance(value, dict):
+        raise InvalidInput("--user-info must be a JSON object", hint='e.g. {"name": "Ann"}')
+    return value
