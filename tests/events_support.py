@@ -70,6 +70,19 @@ class RawSocket:
         self.ws.send(json.dumps({"event": "pusher:subscribe", "data": data}))
         return self._await("pusher_internal:subscription_succeeded", channel)
 
+    def subscribe_with(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Send a subscribe frame as given; return the server's answer (success or error)."""
+        self.ws.send(json.dumps({"event": "pusher:subscribe", "data": data}))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            frame = json.loads(self.ws.recv())
+            if frame.get("channel") == data["channel"] and frame["event"] in (
+                "pusher_internal:subscription_succeeded",
+                "pusher:subscription_error",
+            ):
+                return frame
+        raise AssertionError("no answer to the subscribe within 10 s")
+
     def signin(self, user_id: str) -> dict[str, Any]:
         data = authenticate_user(
             self.server.key, self.server.secret, self.socket_id, {"id": user_id}

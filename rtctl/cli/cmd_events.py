@@ -266,6 +266,10 @@ def bot_say(
     audio_url: Annotated[
         str | None, typer.Option("--audio-url", help="Audio for the message.")
     ] = None,
+    allow_large: Annotated[
+        bool,
+        typer.Option("--allow-large", help="Allow data up to 100 KB (Soketi), not Pusher's 10 KB."),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Publish a chat_message from the bot on private-{USER}_{BOT_ID}."""
@@ -284,7 +288,8 @@ def bot_say(
     payload = message.to_dict()
     event = publish.check_event(
         Event(channels=(message.channel,), name=CHAT_EVENT, data=compact_json(payload)),
-        master_key=settings.master_key,
+        allow_large,
+        settings.master_key,
     )
     with _client(settings) as client:
         client.trigger(event)
