@@ -184,8 +184,11 @@ class NodeClient:
             except queue.Empty:
                 continue
 
-    def stop(self) -> int:
-        if self.process.poll() is None:
+    def stop(self, grace: float = 0.0) -> int:
+        """Give the script ``grace`` seconds to exit on its own, then terminate it."""
+        try:
+            self.process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
             self.process.terminate()
         try:
             self.process.wait(timeout=10)

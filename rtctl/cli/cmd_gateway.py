@@ -5,6 +5,7 @@ Starlette, uvicorn and PyJWT are imported inside the command body (startup stays
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any
 
 import typer
@@ -30,6 +31,26 @@ def log_config(level: str) -> dict[str, Any]:
             "rtctl.gateway": {"handlers": ["stderr"], "level": level.upper(), "propagate": False},
         },
     }
+
+
+def _quiet_signal_server(uvicorn: Any) -> Any:
+    """uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown, so the process would die by
+    the signal; a gateway that drained its requests and stopped cleanly exits 0 instead."""
+    from contextlib import contextmanager
+
+    class Server(uvicorn.Server):
+        @contextmanager
+        def capture_signals(self) -> Any:
+            with super().capture_signals():
+                yield
+                stopped_by = list(getattr(self, "_captured_signals", []))
+                if stopped_by:
+                    self._captured_signals.clear()
+                    logging.getLogger("rtctl.gateway").info(
+                        "stopped cleanly (signal %d)", stopped_by[-1]
+                    )
+
+    return Server
 
 
 def gateway(
@@ -125,7 +146,7 @@ def gateway(
         timeout_graceful_shutdown=10,
         lifespan="on",
     )
-    server = uvicorn.Server(config)
+    server = _quiet_signal_server(uvicorn)(config)
     server.run()
     if not server.started:
         raise Conflict(
