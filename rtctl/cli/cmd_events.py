@@ -363,7 +363,7 @@ def channel_cmd(
         return
     rows = [
         [key, json.dumps(value) if not isinstance(value, str) else value]
-        for key, value in details.items()
+        for key, value in sorted(details.items())
     ]
     _table(["CHANNEL", name], rows)
 

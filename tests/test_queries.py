@@ -1,0 +1,176 @@
+"""`rtctl channels`, `channel`, `users`, `terminate` against real Soketis."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from pathlib import Path
+
+import pytest
+
+from tests.events_support import RawSocket
+from tests.helpers import SoketiServer, free_port, run_cli
+
+pytestmark = pytest.mark.soketi
+
+
+@pytest.fixture
+def sockets(soketi: SoketiServer):
+    opened: list[RawSocket] = []
+
+    def open_(server: SoketiServer = soketi) -> RawSocket:
+        sock = RawSocket(server)
+        opened.append(sock)
+        return sock
+
+    yield open_
+    for sock in opened:
+        sock.close()
+
+
+def test_channels_with_prefix_json_and_table(env_file: Path, sockets) -> None:
+    prefix = f"q{secrets.token_hex(3)}-"
+    one, two = sockets(), sockets()
+    one.subscribe(f"{prefix}a")
+    two.subscribe(f"{prefix}a")
+    two.subscribe(f"{prefix}b")
+    result = run_cli(["channels", "--prefix", prefix, "--json"])
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout) == {
+        "channels": {
+            f"{prefix}a": {"subscription_count": 2, "occupied": True},
+            f"{prefix}b": {"subscription_count": 1, "occupied": True},
+        }
+    }
+    table = run_cli(["channels", "--prefix", prefix])
+    assert table.exit_code == 0
+    assert [line.split() for line in table.stdout.splitlines()] == [
+        ["CHANNEL", "SUBSCRIPTIONS", "USERS"],
+        [f"{prefix}a", "2"],
+        [f"{prefix}b", "1"],
+    ]
+
+
+def test_no_channels_is_said_on_stderr(env_file: Path) -> None:
+    result = run_cli(["channels", "--prefix", "nothing-here-"])
+    assert (result.exit_code, result.stdout) == (0, "")
+    assert result.stderr == "no occupied channels starting with 'nothing-here-'\n"
+
+
+def test_channel_details(env_file: Path, sockets) -> None:
+    name = f"presence-q{secrets.token_hex(3)}"
+    sockets().subscribe(name, user_id="1")
+    sockets().subscribe(name, user_id="2")
+    sockets().subscribe(name, user_id="2")  # a second tab of user 2
+    result = run_cli(["channel", name, "--json"])
+    assert result.exit_code == 0
+    assert json.loads(result.stdout) == {
+        "channel": name,
+        "occupied": True,
+        "subscription_count": 3,
+        "user_count": 2,
+    }
+    table = run_cli(["channel", name])
+    assert [line.split() for line in table.stdout.splitlines()] == [
+        ["CHANNEL", name],
+        ["occupied", "true"],
+        ["subscription_count", "3"],
+        ["user_count", "2"],
+    ]
+
+
+def test_unoccupied_channel(env_file: Path) -> None:
+    result = run_cli(["channel", "nobody-here", "--json"])
+    assert result.exit_code == 0
+    assert json.loads(result.stdout) == {
+        "channel": "nobody-here",
+        "occupied": False,
+        "subscription_count": 0,
+    }
+
+
+def test_presence_users(env_file: Path, sockets) -> None:
+    name = f"presence-u{secrets.token_hex(3)}"
+    sockets().subscribe(name, user_id="ann", user_info={"name": "Ann"})
+    sockets().subscribe(name, user_id="bob")
+    result = run_cli(["users", name, "--json"])
+    assert result.exit_code == 0
+    data = json.loads(result.stdout)
+    assert data["channel"] == name
+    assert sorted(data["users"], key=lambda u: u["id"]) == [{"id": "ann"}, {"id": "bob"}]
+    table = run_cli(["users", name])
+    lines = table.stdout.splitlines()
+    assert (lines[0], sorted(line.strip() for line in lines[1:])) == ("USER ID", ["ann", "bob"])
+
+
+def test_users_of_an_empty_presence_channel(env_file: Path) -> None:
+    result = run_cli(["users", "presence-empty-room"])
+    assert (result.exit_code, result.stdout) == (0, "")
+    assert result.stderr == "no users on presence-empty-room\n"
+
+
+def test_users_refuses_a_non_presence_channel_locally(env_file: Path) -> None:
+    result = run_cli(["users", "private-room"])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: 'private-room' is not a presence channel: only presence channels have users\n"
+        "hint: presence channel names start with presence-\n"
+    )
+
+
+def test_queries_with_a_wrong_secret(soketi: SoketiServer, tmp_path: Path) -> None:
+    soketi.write_env(tmp_path / ".env", PUSHER_APP_SECRET="sec" + "3" * 24)
+    for args in (["channels"], ["channel", "x"], ["users", "presence-x"], ["terminate", "1"]):
+        result = run_cli([*args, "--json"])
+        assert result.exit_code == 5, args
+        assert json.loads(result.stdout)["error"]["message"] == (
+            "the server refused our credentials (401): The secret authentication failed"
+        )
+
+
+def test_queries_with_the_server_down(soketi: SoketiServer, tmp_path: Path) -> None:
+    port = free_port()
+    soketi.write_env(tmp_path / ".env", REALTIME_PORT=str(port))
+    for args in (["channels"], ["channel", "x"], ["users", "presence-x"], ["terminate", "1"]):
+        result = run_cli(args)
+        assert result.exit_code == 4, args
+        assert result.stderr.splitlines()[0] == (
+            f"error: cannot reach the HTTP API at http://127.0.0.1:{port}: Connection refused"
+        )
+
+
+# --- terminate: needs user authentication on, and a signed-in socket ------------------------------
+
+
+@pytest.fixture(scope="module")
+def user_auth_soketi(soketi_factory) -> SoketiServer:
+    return soketi_factory(SOKETI_DEFAULT_APP_USER_AUTHENTICATION="true")
+
+
+def test_terminate_closes_the_users_signed_in_socket(
+    user_auth_soketi: SoketiServer, tmp_path: Path, sockets
+) -> None:
+    user_auth_soketi.write_env(tmp_path / ".env")
+    target, bystander = sockets(user_auth_soketi), sockets(user_auth_soketi)
+    assert target.signin("u-target")["event"] == "pusher:signin_success"
+    bystander.signin("u-other")
+    bystander.subscribe("after-terminate")
+    target.start()
+    bystander.start()
+    result = run_cli(["terminate", "u-target", "--json"])
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout) == {"ok": True, "user_id": "u-target", "terminated": True}
+    assert target.wait_closed() == 4009
+    error = [json.loads(f) for f in target.frames if '"pusher:error"' in f]
+    assert error[-1]["data"] == {"code": 4009, "message": "You got disconnected by the app."}
+    # the other user is still connected and still receives events
+    assert run_cli(["emit", "after-terminate", "still-here"]).exit_code == 0
+    assert [f["event"] for f in bystander.wait_events(1)] == ["still-here"]
+    assert bystander.close_code is None
+
+
+def test_terminate_human_output(user_auth_soketi: SoketiServer, tmp_path: Path) -> None:
+    user_auth_soketi.write_env(tmp_path / ".env")
+    result = run_cli(["terminate", "nobody"])
+    assert (result.exit_code, result.stdout) == (0, "")
+    assert result.stderr == "asked the server to close the signed-in connections of user nobody\n"
