@@ -171,7 +171,8 @@ def read_text(path: Path) -> str:
             hint="remove it or point --env-file at a file (rtctl init writes one)",
         )
     try:
-        return path.read_bytes().decode("utf-8")
+        raw = path.read_bytes()
+        return raw.decode("utf-8")
     except FileNotFoundError as exc:
         raise ConfigError(
             f"{path} does not exist",
@@ -183,8 +184,9 @@ def read_text(path: Path) -> str:
             hint=f"fix its permissions (chmod 600 {path}) or run as its owner",
         ) from exc
     except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
         raise ConfigError(
-            f"{path} is not UTF-8 text (byte {exc.start})",
+            f"{path} is not UTF-8 text (line {line})",
             hint="re-save it as UTF-8, or recreate it with `rtctl init --force`",
         ) from exc
     except OSError as exc:
