@@ -465,7 +465,8 @@ def server_checks(
                     "fail",
                     f"/ready {probes.ready.summary()}, /accept-traffic "
                     f"{probes.accept_traffic.summary()}",
-                    "the server is closing or over its memory limit: see `rtctl logs`",
+                    "the server is closing, or over its memory threshold "
+                    "(SOKETI_HTTP_ACCEPT_TRAFFIC_MEMORY_THRESHOLD): see `rtctl logs`",
                 )
             )
         root_date = probes.root.date

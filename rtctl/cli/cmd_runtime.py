@@ -18,7 +18,6 @@ import typer
 from rtctl.cli.common import (
     JsonOption,
     err_console,
-    info,
     json_mode,
     out_console,
     print_json,
@@ -40,6 +39,12 @@ class RuntimeChoice(str, Enum):
 SYMBOLS = {"pass": "✓", "fail": "✗", "warn": "!", "skip": "-"}
 
 
+def say(message: str) -> None:
+    """One plain line on stderr: never wrapped (paths stay whole for people and scripts)."""
+    sys.stderr.write(message + "\n")
+    sys.stderr.flush()
+
+
 @contextlib.contextmanager
 def _progress(enabled: bool) -> Iterator[Any]:
     """A rich spinner on a terminal; plain one-line messages on stderr otherwise."""
@@ -47,7 +52,7 @@ def _progress(enabled: bool) -> Iterator[Any]:
         with err_console().status("starting Soketi…") as spinner:
             yield lambda message: spinner.update(message + " …")
     else:
-        yield info
+        yield say
 
 
 def up(
@@ -75,21 +80,23 @@ def up(
     with _progress(not json_) as progress:
         result = service.up(settings, runtime.value, wait, timeout, progress)
     for note in result.notes:
-        info(note)
+        say(note)
     if json_:
         print_json(result.to_dict())
         return
     pid = f", pid {result.pid}" if result.pid else ""
     if result.started:
-        ready = "ready" if wait else "starting (not waited for)"
-        info(f"Soketi is {ready} ({result.runtime}{pid})")
+        if wait:
+            say(f"Soketi is ready ({result.runtime}{pid})")
+        else:
+            say(f"Soketi is starting ({result.runtime}{pid}); not waiting for it (--no-wait)")
     else:
-        info(f"already running ({result.runtime}{pid}): nothing started")
+        say(f"already running ({result.runtime}{pid}): nothing started")
     for name, url in result.endpoints.items():
         if url:
-            sys.stdout.write(f"{name:<10} {url}\n")
+            sys.stdout.write(f"{name:<11} {url}\n")
     if result.log_file:
-        sys.stdout.write(f"{'log':<10} {result.log_file}\n")
+        sys.stdout.write(f"{'log':<11} {result.log_file}\n")
 
 
 def down(
@@ -105,9 +112,9 @@ def down(
         print_json(result.to_dict())
     elif result.stopped:
         pid = f", pid {result.pid}" if result.pid else ""
-        info(f"stopped Soketi ({result.runtime}{pid})")
+        say(f"stopped Soketi ({result.runtime}{pid})")
     else:
-        info("nothing to stop: no Soketi started by rtctl runs here")
+        say("nothing to stop: no Soketi started by rtctl runs here")
 
 
 def _duration(seconds: float | None) -> str:
@@ -188,7 +195,7 @@ def status(
     json_mode(ctx, json_)
     settings = state(ctx).settings(require_credentials=False)
     if watch:
-        report = _watch(settings, interval, count)
+        report = _watch(settings, interval, count, json_)
     else:
         report = service.status(settings)
         if json_:
@@ -211,23 +218,39 @@ def status(
     )
 
 
-def _watch(settings: Any, interval: float, count: int) -> Any:
+def _watch(settings: Any, interval: float, count: int, as_json: bool) -> Any:
+    """Refresh until Ctrl-C (or `count` reports). A rich Live view on a terminal; off a terminal
+    each report is printed in turn (NDJSON on stdout with --json)."""
     from rich.live import Live
 
+    from rtctl.cli.common import print_ndjson
     from rtctl.runtime import service
 
-    report = service.status(settings)
-    shown = 1
-    with Live(status_table(report.to_dict()), console=err_console(), auto_refresh=False) as live:
+    live_view = not as_json and sys.stderr.isatty()
+    report = None
+    shown = 0
+    with contextlib.ExitStack() as stack:
+        live = (
+            stack.enter_context(Live(console=err_console(), auto_refresh=False))
+            if live_view
+            else None
+        )
         try:
             while count == 0 or shown < count:
-                time.sleep(interval)
+                if shown:
+                    time.sleep(interval)
                 report = service.status(settings)
-                live.update(status_table(report.to_dict()), refresh=True)
                 shown += 1
+                if live is not None:
+                    live.update(status_table(report.to_dict()), refresh=True)
+                elif as_json:
+                    print_ndjson(report.to_dict())
+                else:
+                    err_console().print(status_table(report.to_dict()))
+                    err_console().print()
         except KeyboardInterrupt:
             pass
-    return report
+    return report if report is not None else service.status(settings)
 
 
 def logs(
@@ -257,7 +280,7 @@ def logs(
             subprocess.run(command, timeout=timeout, check=False)
         return
     if not path.exists():
-        info(f"no Soketi log here yet ({path}): start one with `rtctl up`")
+        say(f"no Soketi log here yet ({path}): start one with `rtctl up`")
         return
     source = (
         service.follow(settings, lines, stop_after=timeout)
@@ -320,7 +343,7 @@ def doctor(
             raise typer.Exit(1)
         return
     sys.stdout.write("\n".join(doctor_lines(results)) + "\n")
-    info(
+    say(
         f"{counts['pass']} passed, {counts['fail']} failed, {counts['warn']} warnings, "
         f"{counts['skip']} skipped"
     )

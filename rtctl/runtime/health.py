@@ -48,7 +48,7 @@ class Probe:
     """One GET: status 0 means nothing answered (``error`` says why)."""
 
     url: str
-    status: int
+    status: int  # the real status: Soketi's body code when it answers an error with HTTP 200
     body: str = ""
     date: str | None = None  # the server's Date header (clock-skew checks)
     error: str | None = None
@@ -60,7 +60,10 @@ class Probe:
     def summary(self) -> str:
         if self.status == 0:
             return f"no answer ({self.error})"
-        return f"{self.status} {self.body.strip()[:40]}".strip()
+        body = self.body.strip()
+        with contextlib.suppress(ValueError, TypeError, AttributeError):
+            body = str(json.loads(body)["error"])
+        return f"{self.status} {body[:60]}".strip()
 
 
 def ssl_context(settings: Settings) -> ssl.SSLContext:
@@ -85,13 +88,28 @@ def _reason(exc: BaseException) -> str:
     return text.splitlines()[0][:120]
 
 
+def _real_status(status: int, body: str) -> int:
+    """Soketi answers some refusals with HTTP 200 and ``{"error": ..., "code": 500}`` (e.g.
+    /accept-traffic over its memory threshold): the code in the body is the real status."""
+    from rtctl.httpapi import error_status
+
+    if not body.startswith("{"):
+        return status
+    try:
+        return error_status(json.loads(body)) or status
+    except ValueError:
+        return status
+
+
 def fetch(url: str, settings: Settings, timeout: float = 2.0) -> Probe:
     """GET ``url``; never raises for network trouble (the result says what happened)."""
     context = ssl_context(settings) if url.startswith("https") else None
     try:
         with urllib.request.urlopen(url, timeout=timeout, context=context) as response:
             body = response.read(65536).decode("utf-8", "replace")
-            return Probe(url, response.status, body, response.headers.get("Date"))
+            return Probe(
+                url, _real_status(response.status, body), body, response.headers.get("Date")
+            )
     except urllib.error.HTTPError as exc:
         body = exc.read(4096).decode("utf-8", "replace")
         return Probe(url, exc.code, body, exc.headers.get("Date"))
@@ -236,7 +254,7 @@ def check(settings: Settings, timeout: float = 2.0, metrics: bool = True) -> Hea
     ready = fetch(f"{base}/ready", settings, timeout)
     accept = fetch(f"{base}/accept-traffic", settings, timeout)
     memory = None
-    with contextlib.suppress(ValueError, TypeError, AttributeError):
+    with contextlib.suppress(ValueError, TypeError, AttributeError, KeyError):
         memory = float(json.loads(accept.body)["memory"]["percentUsage"])
     return Health(
         root, ready, accept, scrape(settings, timeout) if metrics else None, memory_percent=memory
