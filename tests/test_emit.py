@@ -457,3 +457,37 @@ def test_chat_message_with_the_seed_shape_is_sent(env_file: Path, socket_on) -> 
     }
     assert run_cli(["emit", channel, "chat_message", "--data", json.dumps(payload)]).exit_code == 0
     assert json.loads(sock.wait_events(1)[0]["data"]) == payload
+
+
+def test_ctrl_c_reports_how_many_were_accepted(env_file: Path, socket_on, tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    channel = unique("interrupted-")
+    sock = socket_on(channel)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rtctl", "emit", channel, "tick", "--count", "1000", "--rate", "50"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert len(sock.wait_events(5)) >= 5  # it is running
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    time.sleep(0.2)
+    delivered = len(sock.events())
+    assert proc.returncode == 130
+    assert out == ""
+    first = err.splitlines()[0]
+    confirmed = int(first.split()[1])
+    assert first == f"interrupted: {confirmed} of 1000 events were confirmed by the server"
+    # a request cut short by Ctrl-C may have reached the server without being confirmed
+    assert delivered - confirmed in (0, 1)
+    assert "Traceback" not in err

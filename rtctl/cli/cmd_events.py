@@ -141,22 +141,24 @@ def auth(
 # --- emit ----------------------------------------------------------------------------------------
 
 
-def _progress_printer(total: int) -> Any:
-    """Progress on stderr, only for people at a terminal, at most a few times a second."""
-    if total < 2 or not sys.stderr.isatty():
-        return None
-    last = [0.0]
+class _Progress:
+    """Counts accepted events; shows progress on stderr only for people at a terminal."""
 
-    def show(sent: int, total_: int) -> None:
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.sent = 0
+        self.visible = total > 1 and sys.stderr.isatty()
+        self._last = 0.0
+
+    def __call__(self, sent: int, total: int) -> None:
+        self.sent = sent
+        if not self.visible:
+            return
         now = time.monotonic()
-        if now - last[0] >= 0.25 or sent == total_:
-            last[0] = now
-            sys.stderr.write(f"\rsent {sent}/{total_}")
-            if sent == total_:
-                sys.stderr.write("\n")
+        if now - self._last >= 0.25 or sent == total:
+            self._last = now
+            sys.stderr.write(f"\rsent {sent}/{total}" + ("\n" if sent == total else ""))
             sys.stderr.flush()
-
-    return show
 
 
 def emit(
@@ -238,8 +240,14 @@ def emit(
         )
         stream = publish.repeat(one, count)
         total = count
+    progress = _Progress(total)
     with _client(settings) as client:
-        result = publish.emit(client, stream, total, rate, _progress_printer(total))
+        try:
+            result = publish.emit(client, stream, total, rate, progress)
+        except KeyboardInterrupt:
+            # a request cut short may still have reached the server: "confirmed", not "sent"
+            info(f"interrupted: {progress.sent} of {total} events were confirmed by the server")
+            raise
     if as_json:
         summary: dict[str, Any] = {"ok": True}
         if batch is None:
