@@ -619,7 +619,7 @@ class _SmokeRun:
         started = time.monotonic()
         deadline = started + self.timeout
         while True:
-            occupied = [c for c in channels if api.channel(c).get("occupied")]
+            occupied = [c for c in channels if _occupied(api, c)]
             if not occupied:
                 break
             if time.monotonic() >= deadline:
@@ -650,6 +650,18 @@ def _payload(run_id: str, purpose: str) -> str:
             "sent_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
         }
     )
+
+
+def _occupied(api: ApiClient, channel: str) -> bool:
+    """``GET /channels/{name}``'s ``occupied``; an answer without it proves nothing, so it fails."""
+    answer = api.channel(channel)
+    occupied = answer.get("occupied")
+    if not isinstance(occupied, bool):
+        raise CheckFailed(
+            f"GET /channels/{channel} answered without `occupied`: {json.dumps(answer)[:200]}",
+            hint="this is not a Pusher-compatible HTTP API",
+        )
+    return occupied
 
 
 def _member_ids(subscription: Any) -> list[str]:

@@ -250,6 +250,33 @@ def test_server_killed_after_subscribe_fails_delivery(soketi_factory) -> None:
     assert checks["api-read"].status == "fail"
 
 
+def test_cleanup_fails_when_a_test_channel_stays_occupied(soketi: SoketiServer) -> None:
+    """The cleanup verdict comes from the HTTP API, not from our own bookkeeping."""
+    from rtctl.protocol import PusherSocket
+
+    intruder = PusherSocket(soketi.settings())
+    run: dict[str, str] = {}
+
+    def on_result(result: CheckResult) -> None:
+        if result.name == "subscribe":
+            run["channel"] = result.evidence.split()[1]  # "subscribed smoke-<run> (...)"
+            intruder.connect(5)
+            intruder.subscribe(run["channel"], 5)
+
+    try:
+        report = run_smoke(
+            lambda: read_layers(environ=soketi.env),
+            SmokeOptions(timeout=1, checks=("subscribe",)),
+            on_result=on_result,
+        )
+    finally:
+        intruder.close()
+    failed = report.first_failure
+    assert failed is not None
+    assert (failed.name, report.exit_code) == ("cleanup", 1)
+    assert failed.evidence == f"still occupied 1 s after closing: {run['channel']}"
+
+
 # --- reports ------------------------------------------------------------------------------------
 
 
