@@ -3,6 +3,7 @@ check that can see the breakage, with the documented exit code."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -196,6 +197,87 @@ def test_invalid_config_exits_3_without_touching_the_network(tmp_path: Path) -> 
         checks["config"]["hint"] == "use digits only: the pusher Python SDK refuses other app ids"
     )
     assert {c["evidence"] for c in report["checks"][1:]} == {"depends on config (fail)"}
+
+
+class SplitRouter:
+    """A real misrouting front end: WebSocket upgrades go to one Soketi, plain HTTP to another,
+    like a load balancer over two nodes that share no adapter. Each connection is piped as is."""
+
+    def __init__(self, ws_port: int, http_port: int) -> None:
+        import socketserver
+        import threading
+
+        router = self
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                router.pipe(self.request)
+
+        self.ws_port, self.http_port = ws_port, http_port
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def pipe(self, client) -> None:
+        import socket
+        import threading
+
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = client.recv(4096)
+            if not chunk:
+                return
+            head += chunk
+        port = self.ws_port if b"upgrade: websocket" in head.lower() else self.http_port
+        upstream = socket.create_connection(("127.0.0.1", port))
+        upstream.sendall(head)
+
+        def copy(source, target) -> None:
+            try:
+                while data := source.recv(65536):
+                    target.sendall(data)
+            except OSError:
+                pass
+            finally:
+                for end in (source, target):
+                    with contextlib.suppress(OSError):
+                        end.shutdown(socket.SHUT_RDWR)
+
+        back = threading.Thread(target=copy, args=(upstream, client), daemon=True)
+        back.start()
+        copy(client, upstream)
+        back.join(timeout=5)
+        upstream.close()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_no_delivery_when_api_and_sockets_reach_different_nodes(soketi_factory) -> None:
+    node_a = soketi_factory()
+    node_b = soketi_factory(
+        **{k: node_a.env[k] for k in ("PUSHER_APP_ID", "PUSHER_APP_KEY", "PUSHER_APP_SECRET")}
+    )
+    router = SplitRouter(ws_port=node_a.port, http_port=node_b.port)
+    try:
+        env = node_a.write_env(Path(".env"), REALTIME_PORT=str(router.port))
+        code, report = smoke_json(env, "--timeout", "1")
+    finally:
+        router.close()
+    run_id = report["run_id"]
+    assert (code, report["failed_check"]) == (6, "deliver")
+    checks = by_name(report)
+    assert [checks[name]["status"] for name in ("health", "connect", "subscribe")] == ["pass"] * 3
+    assert checks["deliver"]["evidence"] == (
+        f"rtctl-smoke did not arrive on smoke-{run_id}, private-smoke-{run_id}, "
+        f"presence-smoke-{run_id} within 1 s (arrived on 0 of 3)"
+    )
+    assert checks["deliver"]["failure"] == "timeout"
+    assert checks["api-read"]["evidence"].startswith(
+        f"GET /channels?filter_by_prefix=smoke-{run_id} does not list it"
+    )
 
 
 def _stop_after(server: SoketiServer, check_name: str):

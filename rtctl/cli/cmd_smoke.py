@@ -45,7 +45,7 @@ def smoke(
         typer.Option(
             "--token",
             envvar="RTCTL_SMOKE_TOKEN",
-            help="A user's JWT for the gateway's /realtime/auth (env RTCTL_SMOKE_TOKEN).",
+            help="A user's JWT for the gateway's /realtime/auth.",
             show_default=False,
         ),
     ] = None,
