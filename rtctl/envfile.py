@@ -113,6 +113,26 @@ class EnvDocument:
             self.entries.append(Entry(text, key, value, False, line))
         return self.text != before
 
+    def place(self, key: str, value: str, statement: str, after: str | None = None) -> None:
+        """Put back a saved binding verbatim: ``statement`` is its exact text (``KEY=value``...).
+
+        An existing binding of ``key`` gets the text in place; a new one goes right after the last
+        binding of ``after`` (its neighbour when it was saved), or at the end.
+        """
+        if not _EOL.search(statement):
+            statement += self.newline
+        for entry in reversed(self.entries):
+            if entry.key == key:
+                entry.text, entry.value = entry.lead + statement, value
+                return
+        index = len(self.entries)
+        for position, entry in enumerate(self.entries):
+            if after is not None and entry.key == after:
+                index = position + 1
+        if index and not _EOL.search(self.entries[index - 1].text):
+            self.entries[index - 1].text += self.newline
+        self.entries.insert(index, Entry(statement, key, value, False, 0))
+
     def delete(self, key: str) -> bool:
         """Remove every binding of ``key`` (its statement; surrounding blank lines stay)."""
         found = False

@@ -26,7 +26,7 @@ from typing import Any
 
 from rtctl.clientconfig import ClientConfig, client_config, option_changes
 from rtctl.config import PROVIDERS, SECRET_VARIABLES, mask
-from rtctl.envfile import EnvDocument, atomic_write, read_text
+from rtctl.envfile import Entry, EnvDocument, atomic_write, read_text
 from rtctl.errors import ConfigError, RtctlError, UsageError
 from rtctl.initialize import CREDENTIAL_FLAGS, check_credentials, generate_credentials, settings_of
 
@@ -230,12 +230,7 @@ def plan_switch(
         values.update(given_values)
         if target == "pusher" or given_values:
             check_credentials({name: values.get(name) or "" for name in PUSHER_FIELDS})
-        for name in SWITCHED:
-            value = values.get(name)
-            if value is None:
-                new_document.delete(name)
-            else:
-                new_document.set(name, value)
+        _apply_values(new_document, values, saved["text"] if saved else None, given_values)
         new_text = new_document.text
 
     try:
@@ -258,6 +253,35 @@ def plan_switch(
     plan.client_before = _client(old_text, env_path)
     plan.client_after = _client(new_text, env_path)
     return plan
+
+
+def _apply_values(
+    document: EnvDocument,
+    values: Mapping[str, str | None],
+    saved_text: str | None,
+    given: Mapping[str, str],
+) -> None:
+    """Set or delete each switched key. Keys coming back from a stash get their saved line
+    verbatim, next to the key that preceded them when they were saved."""
+    saved_entries: dict[str, Entry] = {}
+    anchors: dict[str, str | None] = {}
+    if saved_text is not None:
+        previous: str | None = None
+        for entry in EnvDocument(saved_text).entries:
+            if entry.key is not None:
+                saved_entries[entry.key], anchors[entry.key] = entry, previous
+                previous = entry.key
+    ordered = [name for name in saved_entries if name in SWITCHED]
+    ordered += [name for name in SWITCHED if name not in saved_entries]
+    for name in ordered:
+        value = values.get(name)
+        entry = saved_entries.get(name)
+        if value is None:
+            document.delete(name)
+        elif entry is not None and name not in given and entry.value == value:
+            document.place(name, value, entry.statement, after=anchors[name])
+        else:
+            document.set(name, value)
 
 
 def missing_pusher_flags(env_path: Path, given: Mapping[str, str | None]) -> list[str]:

@@ -150,7 +150,7 @@ def switch(
     import os
 
     from rtctl.clientconfig import render_changes, render_js
-    from rtctl.switch import apply_switch, missing_pusher_flags, plan_switch
+    from rtctl.switch import apply_switch, missing_pusher_flags, plan_switch, stash_path
 
     json_mode(ctx, as_json)
     env_path = state(ctx).env_path()
@@ -192,8 +192,11 @@ def switch(
         "values": f"restored the saved {plan.target} values (the file was edited since)",
         "fresh": f"set up {plan.target}",
     }[plan.restored]
-    info(f"switched {env_path} from {plan.current} to {plan.target}: {how}")
-    info(f"the {plan.current} settings are kept in {env_path.name}.rtctl-stash")
+    info(f"{env_path}: switched from {plan.current} to {plan.target} ({how})")
+    info(
+        f"the {plan.current} settings are kept in {stash_path(env_path)}; "
+        f"`rtctl switch {plan.current}` restores them"
+    )
     if plan.client_after is not None:
         info(f"client side (pusher-js): {render_changes(plan.client_changes())}")
         sys.stdout.write(render_js(plan.client_after))
