@@ -275,11 +275,11 @@ def _apply_values(
     ordered += [name for name in SWITCHED if name not in saved_entries]
     for name in ordered:
         value = values.get(name)
-        entry = saved_entries.get(name)
+        saved = saved_entries.get(name)
         if value is None:
             document.delete(name)
-        elif entry is not None and name not in given and entry.value == value:
-            document.place(name, value, entry.statement, after=anchors[name])
+        elif saved is not None and name not in given and saved.value == value:
+            document.place(name, value, saved.statement, after=anchors[name])
         else:
             document.set(name, value)
 
