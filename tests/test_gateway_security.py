@@ -689,3 +689,26 @@ def test_access_log_is_structured_and_never_holds_tokens(client, caplog) -> None
     assert lines[1]["code"] == "invalid_token"
     for secret in (user_token, EMIT_TOKEN, MONITOR_TOKEN, JWT_SECRET, user_token.split(".")[2]):
         assert secret not in caplog.text
+
+
+# --- mounting -------------------------------------------------------------------------------------
+
+
+def test_mounts_inside_a_users_starlette_app(soketi, caplog) -> None:
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Mount, Route
+
+    async def home(request):
+        return PlainTextResponse("the user's own app")
+
+    gateway = create_app(gateway_settings(soketi), prefix="")
+    parent = Starlette(routes=[Route("/", home), Mount("/realtime", app=gateway)])
+    with TestClient(parent) as client, caplog.at_level(logging.INFO, "rtctl.gateway.access"):
+        assert client.get("/").text == "the user's own app"
+        assert auth(client, DM).status_code == 200
+        assert error_of(auth(client, OTHER_DM))[:2] == (403, "forbidden_channel")
+    paths = [
+        json.loads(r.getMessage())["path"] for r in caplog.records if r.name.endswith("access")
+    ]
+    assert paths == ["/realtime/auth", "/realtime/auth"]

@@ -220,7 +220,7 @@ class AccessLog:
             client = scope.get("client")
             entry = {
                 "method": scope.get("method"),
-                "path": scope.get("root_path", "") + scope.get("path", ""),
+                "path": scope.get("path", ""),  # the full path (ASGI), even when mounted
                 "status": status,
                 "ms": round((time.perf_counter() - started) * 1000, 1),
                 "client": client[0] if client else None,
