@@ -36,6 +36,7 @@ from rtctl.errors import (
 if TYPE_CHECKING:
     from rtctl.config import ConfigLayers, Settings
     from rtctl.httpapi import ApiClient
+    from rtctl.protocol import PusherSocket, Subscription
 
 Status = Literal["pass", "fail", "skip"]
 
@@ -272,8 +273,10 @@ class _SmokeRun:
         self.subscribed: list[str] = []  # subscriptions that succeeded
         self.attempted: list[str] = []  # every channel we asked for: cleanup verifies all of them
         self.gateway_channel: str | None = None
-        self.main: Any = None  # the PusherSocket of `connect`
-        self.sockets: list[Any] = []  # every socket opened, closed at the end whatever happens
+        self._main: PusherSocket | None = None  # the socket of `connect`
+        self.sockets: list[
+            PusherSocket
+        ] = []  # every socket opened, closed at the end whatever happens
         self._api: ApiClient | None = None
 
     # --- running ---------------------------------------------------------------------------------
@@ -340,7 +343,12 @@ class _SmokeRun:
             import pusher.http  # noqa: F401  (imported by the first request: keep it out of latency)
         return self._api
 
-    def open_socket(self, **kwargs: Any) -> Any:
+    @property
+    def main(self) -> PusherSocket:
+        assert self._main is not None, "connect did not run"
+        return self._main
+
+    def open_socket(self, **kwargs: Any) -> PusherSocket:
         from rtctl.protocol import PusherSocket
 
         socket = PusherSocket(self.require_settings(), **kwargs)
@@ -406,7 +414,7 @@ class _SmokeRun:
     # --- 3. connect ------------------------------------------------------------------------------
 
     def check_connect(self, result: CheckResult) -> str:
-        self.main = self.open_socket(user_id=self.user_id, user_info={"name": "rtctl smoke"})
+        self._main = self.open_socket(user_id=self.user_id, user_info={"name": "rtctl smoke"})
         started = time.monotonic()
         socket_id = self.main.connect(self.timeout)
         elapsed = time.monotonic() - started
@@ -466,7 +474,12 @@ class _SmokeRun:
         )
 
     def await_events(
-        self, socket: Any, event: str, channels: Sequence[str], payload: str, sent: float
+        self,
+        socket: PusherSocket,
+        event: str,
+        channels: Sequence[str],
+        payload: str,
+        sent: float,
     ) -> dict[str, float]:
         """Wait for ``event`` on every channel; {channel: seconds after ``sent``}."""
         arrived: dict[str, float] = {}
@@ -478,14 +491,15 @@ class _SmokeRun:
             message = socket.recv(remaining)
             if message is None:
                 continue
-            if message.event == event and message.channel in channels:
+            channel = message.channel
+            if message.event == event and channel is not None and channel in channels:
                 if message.raw != payload:
                     raise CheckFailed(
                         f"{message.channel}: {event} arrived altered: sent {payload!r}, "
                         f"received {message.raw!r}",
                         hint="something between the API and the socket rewrites payloads",
                     )
-                arrived.setdefault(message.channel, time.monotonic() - sent)
+                arrived.setdefault(channel, message.monotonic - sent)  # when the frame was read
         missing = [channel for channel in channels if channel not in arrived]
         if missing:
             raise TimedOut(
@@ -509,7 +523,7 @@ class _SmokeRun:
         result.details.update(latency_ms=arrived * 1000)
         return f"{CLIENT_EVENT} arrived byte-identical on {self.private} in {_ms(arrived)}"
 
-    def await_client_event(self, sender: Any, payload: str, sent: float) -> float:
+    def await_client_event(self, sender: PusherSocket, payload: str, sent: float) -> float:
         """Wait on the main socket; meanwhile watch the sender for the server's refusal."""
         deadline = sent + self.timeout
         while time.monotonic() < deadline:
@@ -524,7 +538,7 @@ class _SmokeRun:
                         f"{message.raw!r}",
                         hint="something between the sockets rewrites payloads",
                     )
-                return time.monotonic() - sent
+                return message.monotonic - sent
             refusal = sender.recv(0.01)
             if refusal is not None and refusal.event == "pusher:error":
                 text, code = _error_text(refusal.data)
@@ -669,11 +683,8 @@ def _occupied(api: ApiClient, channel: str) -> bool:
     return occupied
 
 
-def _member_ids(subscription: Any) -> list[str]:
-    members = getattr(subscription, "members", None) or {}
-    if isinstance(members, dict):
-        return [str(member) for member in members]
-    return [str(member) for member in members]
+def _member_ids(subscription: Subscription) -> list[str]:
+    return [str(member) for member in subscription.members or {}]
 
 
 def _error_text(data: Any) -> tuple[str, int | None]:

@@ -646,6 +646,25 @@ def test_gateway_token_without_gateway_is_a_usage_error(env_file: Path) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--via-gateway", "http://127.0.0.1:9"],
+            "error: --via-gateway needs --token (a user's JWT the gateway accepts)\n",
+        ),
+        (
+            ["--via-gateway", "127.0.0.1:8080", "--token", "x"],
+            "error: --via-gateway '127.0.0.1:8080' is not an http(s) URL\n",
+        ),
+    ],
+)
+def test_gateway_usage_errors(env_file: Path, args: list[str], message: str) -> None:
+    result = run_cli(["--env-file", str(env_file), "smoke", *args])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines(keepends=True)[0] == message
+
+
 # --- the CI recipe ------------------------------------------------------------------------------
 
 
