@@ -18,6 +18,7 @@ from rtctl.errors import AuthRejected
 from rtctl.httpapi import ApiClient
 from rtctl.initialize import compose_template, random_token
 from tests.helpers import SoketiServer, free_port, run_cli, run_rtctl
+from tests.test_switch import run_on_a_terminal
 
 CONFLICT_HINT = (
     "hint: pass --force to replace (the old files are kept as *.bak-<time>), or --dir to write "
@@ -258,3 +259,11 @@ def test_init_unknown_provider(tmp_path: Path) -> None:
         "hint: use --provider soketi (self-hosted, the default) or --provider pusher\n",
     )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_init_asks_for_the_provider_on_a_terminal(tmp_path: Path) -> None:
+    code, screen = run_on_a_terminal(
+        ["init"], tmp_path, [("Provider (soketi or pusher) [soketi]: ", "")]
+    )
+    assert code == 0, screen
+    assert load_settings(tmp_path / ".env", environ={}).provider == "soketi"

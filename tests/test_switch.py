@@ -396,3 +396,76 @@ def test_plan_is_pure(soketi_env: Path) -> None:
     )
     assert plan.old_text == SOKETI_ENV and plan.new_text != SOKETI_ENV
     assert soketi_env.read_text() == SOKETI_ENV and not stash_path(soketi_env).exists()
+
+
+# --- prompts on a terminal ------------------------------------------------------------------------
+
+
+def run_on_a_terminal(
+    args: list[str], cwd: Path, answers: list[tuple[str, str]]
+) -> tuple[int, str]:
+    """Run the real CLI on a pseudo-terminal, answering each prompt when it appears."""
+    import select
+    import subprocess
+    import sys
+    import time
+
+    master, slave = os.openpty()
+    env = {**os.environ, "NO_COLOR": "1", "TERM": "dumb"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rtctl", *args],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        cwd=cwd,
+        env=env,
+        close_fds=True,
+    )
+    os.close(slave)
+    seen = ""
+    deadline = time.monotonic() + 30
+    pending = list(answers)
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(master, 4096).decode(errors="replace")
+                except OSError:  # the child closed the terminal
+                    break
+                if not chunk:
+                    break
+                seen += chunk
+            if pending and pending[0][0] in seen:
+                prompt, answer = pending.pop(0)
+                seen = seen.replace(prompt, f"<{prompt}>", 1)
+                os.write(master, (answer + "\n").encode())
+            if proc.poll() is not None and not ready:
+                break
+        return proc.wait(timeout=10), seen
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+
+
+def test_switch_prompts_for_missing_pusher_credentials_on_a_terminal(soketi_env: Path) -> None:
+    code, screen = run_on_a_terminal(
+        ["switch", "pusher", "--cluster", "eu"],
+        soketi_env.parent,
+        [
+            ("Pusher app id: ", "7654321"),
+            ("Pusher app key: ", "typedkey1"),
+            ("Pusher app secret: ", "typedsecret2"),
+        ],
+    )
+    assert code == 0, screen
+    assert "Pusher cluster" not in screen  # given as a flag: not asked
+    assert "typedsecret2" not in screen  # typed without echo
+    values = EnvDocument(soketi_env.read_text()).values()
+    assert {k: values[k] for k in ("PUSHER_APP_ID", "PUSHER_APP_KEY", "PUSHER_APP_SECRET")} == {
+        "PUSHER_APP_ID": "7654321",
+        "PUSHER_APP_KEY": "typedkey1",
+        "PUSHER_APP_SECRET": "typedsecret2",
+    }
