@@ -10,6 +10,7 @@ signs (``pusher.http.Request``) and rtctl sends, reads the real status, and rais
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -52,7 +53,16 @@ class ApiClient:
             timeout=timeout,
         )
         self._session = requests.Session()
-        self._session.verify = settings.ca_bundle or True
+        # requests re-reads proxy variables from the environment on every request (about 15 % of
+        # the CPU of a batch_events call); read them once here instead, for this one API host.
+        self._session.trust_env = False
+        self._session.proxies = requests.utils.get_environ_proxies(settings.api_base)
+        self._session.verify = (
+            settings.ca_bundle
+            or os.environ.get("REQUESTS_CA_BUNDLE")
+            or os.environ.get("CURL_CA_BUNDLE")
+            or True
+        )
         self._session.headers["User-Agent"] = "rtctl"
 
     def close(self) -> None:
