@@ -94,7 +94,7 @@ def test_chat_message_is_validated_against_the_bot_pattern(client, subscriber) -
     assert error_of(emit(client, {"channel": DM, "event": "chat_message", "data": "{oops"})) == (
         400,
         "invalid_chat_message",
-        "chat_message data is not JSON",
+        "chat_message payload is not a JSON object",
     )
 
 
@@ -149,7 +149,6 @@ def test_encrypted_channel_events_are_encrypted_for_the_subscriber(client, subsc
             "invalid_body",
             "give exactly one of 'channel' or 'channels'",
         ),
-        ({"channel": DM, "event": "e"}, "invalid_body", "'data' is missing"),
         ({"channel": DM, "data": "1"}, "invalid_body", "'event' must be a string"),
         (
             {"channel": DM, "event": "e", "data": "1", "name": "x"},
@@ -170,6 +169,24 @@ def test_encrypted_channel_events_are_encrypted_for_the_subscriber(client, subsc
 )
 def test_emit_validation_is_the_shared_one(client, body, code, message) -> None:
     assert error_of(emit(client, body)) == (400, code, message)
+
+
+def test_data_defaults_to_an_empty_object_as_in_rtctl_emit(client, subscriber) -> None:
+    subscriber.subscribe("gw-default-data", timeout=10)
+    assert emit(client, {"channel": "gw-default-data", "event": "ping"}).status_code == 200
+    message = subscriber.recv(timeout=10)
+    assert message is not None and message.raw == "{}"
+
+
+def test_encrypted_emit_without_a_master_key_is_400(soketi) -> None:
+    settings = gateway_settings(soketi, PUSHER_ENCRYPTION_MASTER_KEY_BASE64="")
+    with TestClient(create_app(settings)) as client:
+        body = {"channel": f"private-encrypted-{USER}_{BOT}", "event": "e", "data": "1"}
+        assert error_of(emit(client, body)) == (
+            400,
+            "invalid_event",
+            "'private-encrypted-123_9000000' is an encrypted channel and no master key is configured",
+        )
 
 
 def test_emit_needs_a_json_object(client) -> None:

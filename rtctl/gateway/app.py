@@ -360,7 +360,7 @@ class Gateway:
         body = await read_body(request, EMIT_BODY_LIMIT)
         if media_type(request) != "application/json":
             raise bad_request("unsupported_content_type", "send the event as application/json")
-        event = build_event(parse_json_object(body))
+        event = build_event(parse_json_object(body), self.master_key)
         await self.call_provider("trigger", event)
         request.scope.setdefault("rtctl.access", {})["event"] = event.name
         return JSONResponse({"ok": True, "event": event.name, "channels": list(event.channels)})
@@ -402,10 +402,13 @@ class Gateway:
         return JSONResponse({"status": "ready", "provider": self.settings.provider})
 
 
-def build_event(body: Mapping[str, Any]) -> Any:
-    """``{channel | channels, event, data, socket_id?}`` -> a validated Event (as `rtctl emit`)."""
-    from rtctl.payloads import CHAT_EVENT, parse_chat_message
-    from rtctl.validation import Event, validate_event
+def build_event(body: Mapping[str, Any], master_key: bytes | None) -> Any:
+    """``{channel | channels, event, data?, socket_id?}`` -> an Event checked exactly as
+    `rtctl emit` checks it (rtctl.publish.check_event: Pusher's limits, chat_message shape,
+    master key for encrypted channels)."""
+    from rtctl.payloads import CHAT_EVENT
+    from rtctl.publish import check_event, wire_data
+    from rtctl.validation import Event
 
     unknown = sorted(set(body) - EMIT_FIELDS)
     if unknown:
@@ -424,30 +427,19 @@ def build_event(body: Mapping[str, Any]) -> Any:
     name = body.get("event")
     if not isinstance(name, str):
         raise bad_request("invalid_body", "'event' must be a string")
-    if "data" not in body:
-        raise bad_request("invalid_body", "'data' is missing")
-    data = body["data"]
-    text = data if isinstance(data, str) else signing.compact_json(data)
     socket_id = body.get("socket_id")
     if socket_id is not None and not isinstance(socket_id, str):
         raise bad_request("invalid_body", "'socket_id' must be a string")
     if socket_id is not None:
         checked_socket_id(socket_id)
+    event = Event(channels, name, wire_data(body.get("data", {})), socket_id)
     try:
-        event = validate_event(Event(channels, name, text, socket_id))
+        return check_event(event, master_key=master_key)
     except InvalidInput as error:
-        raise bad_request("invalid_event", error.message) from None
-    if name == CHAT_EVENT:
-        try:
-            payload = json.loads(data) if isinstance(data, str) else data
-        except ValueError:
-            raise bad_request("invalid_chat_message", "chat_message data is not JSON") from None
-        for channel in channels:
-            try:
-                parse_chat_message(payload, channel)
-            except InvalidInput as error:
-                raise bad_request("invalid_chat_message", error.message) from None
-    return event
+        chat = name == CHAT_EVENT and error.message.startswith("chat_message")
+        raise bad_request(
+            "invalid_chat_message" if chat else "invalid_event", error.message
+        ) from None
 
 
 def guarded(handler: Handler) -> Handler:
