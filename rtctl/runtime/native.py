@@ -32,9 +32,11 @@ from rtctl.errors import Conflict, EnvironmentProblem, ServerDied, TimedOut
 
 SOKETI_VERSION = "1.6.1"
 SUPPORTED_NODE_MAJORS = (16, 18, 20)
+# Any .node file is not enough: the fork's JS fallback pulls in ws, whose bufferutil prebuild is
+# a .node file too. Only the fork's own uws_<platform>_<arch>_<abi>.node proves the real addon.
 ADDON_CHECK = (
     'require("uWebSockets.js");'
-    'process.exit(Object.keys(require.cache).some(k=>k.endsWith(".node"))?0:1)'
+    "process.exit(Object.keys(require.cache).some(k=>/uws_[^/]*[.]node$/.test(k))?0:1)"
 )
 SERVER_JS = Path("node_modules/@soketi/soketi/bin/server.js")
 LOG_TAIL_LINES = 15
@@ -147,7 +149,11 @@ def ensure_installed(progress: Progress = _silent) -> Path:
             f"npm ci failed (exit {result.returncode}): {' | '.join(last)}",
             hint="check that the npm registry is reachable (npm ping) and retry `rtctl up`",
         )
-    check_addon(node, target)
+    try:
+        check_addon(node, target)
+    except EnvironmentProblem:
+        shutil.rmtree(target / "node_modules", ignore_errors=True)  # useless on this Node
+        raise
     (target / ".rtctl-installed").write_text(_lock_digest())
     return target
 
@@ -158,7 +164,6 @@ def check_addon(node: str, folder: Path) -> None:
         [node, "-e", ADDON_CHECK], cwd=folder, capture_output=True, text=True, timeout=60
     )
     if result.returncode != 0:
-        shutil.rmtree(folder / "node_modules", ignore_errors=True)
         raise EnvironmentProblem(
             "the native uWebSockets.js addon did not load (no .node binary for this Node ABI)",
             hint="use Node 16, 18 or 20 (RTCTL_NODE=/path/to/node) or `rtctl up --runtime docker`",

@@ -134,6 +134,7 @@ def up(
         return UpResult(
             "native", True, started.pid, endpoints(settings), started.log_file, notes=notes
         )
+    docker.require_engine()
     for port, host in ((settings.port, settings.host), (settings.metrics_port, "127.0.0.1")):
         if not native.port_is_free(host, port):
             raise Conflict(

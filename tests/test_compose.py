@@ -1,0 +1,161 @@
+"""The compose template and the Docker runtime. No engine runs on these machines: the template is
+validated by parsing it (and by `docker compose config` where the plugin exists), the engine check
+runs the real docker CLI, and engine-only tests are skipped with the reason."""
+
+from __future__ import annotations
+
+import copy
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from rtctl.runtime import docker
+from tests.helpers import make_server, run_cli, write_env
+
+ENGINE = docker.engine_answers()
+COMPOSE = docker.compose_available()
+
+
+def template() -> dict[str, Any]:
+    data = yaml.safe_load(docker.compose_template())
+    assert isinstance(data, dict)
+    return data
+
+
+def test_template_has_what_rtctl_relies_on() -> None:
+    assert docker.compose_problems(template()) == []
+
+
+def test_template_details() -> None:
+    service = template()["services"]["soketi"]
+    env = service["environment"]
+    assert service["image"] == "quay.io/soketi/soketi:1.6-16-debian"
+    assert env["SOKETI_DEFAULT_APP_ID"].startswith("${PUSHER_APP_ID:?")
+    assert env["SOKETI_DEFAULT_APP_KEY"].startswith("${PUSHER_APP_KEY:?")
+    assert env["SOKETI_DEFAULT_APP_SECRET"].startswith("${PUSHER_APP_SECRET:?")
+    assert env["SOKETI_APP_MANAGER_DRIVER"] == "array"
+    assert env["SOKETI_ADAPTER_DRIVER"] == "local"
+    assert service["ports"] == [
+        "${REALTIME_PORT:-6001}:6001",
+        "127.0.0.1:${SOKETI_METRICS_SERVER_PORT:-9601}:9601",
+    ]
+    # the images have no curl: the healthcheck uses node and probes /ready
+    test = service["healthcheck"]["test"]
+    assert test[:3] == ["CMD", "node", "-e"]
+    assert "/ready" in test[3]
+    assert "redis" not in docker.compose_template().lower().replace("no redis", "")
+
+
+def test_healthcheck_script_is_valid_javascript() -> None:
+    """Run the healthcheck's node one-liner for real: against nothing it must exit 1, not crash
+    with a syntax error (exit 1 as well, so check stderr is empty)."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    script = template()["services"]["soketi"]["healthcheck"]["test"][3]
+    # point it at a port where nothing listens
+    script = script.replace("127.0.0.1:6001", "127.0.0.1:9")
+    result = subprocess.run([node, "-e", script], capture_output=True, text=True, timeout=20)
+    assert (result.returncode, result.stderr) == (1, "")
+
+
+def test_validation_catches_a_bad_compose_file() -> None:
+    bad = copy.deepcopy(template())
+    bad["services"]["redis"] = {"image": "redis:7"}
+    assert docker.compose_problems(bad) == [
+        "services must be exactly [soketi] (no Redis), got ['redis', 'soketi']"
+    ]
+    bad = copy.deepcopy(template())
+    service = bad["services"]["soketi"]
+    service["image"] = "quay.io/soketi/soketi:0.34-16-debian"
+    service["environment"]["SOKETI_DEFAULT_APP_SECRET"] = "hard-coded-secret"
+    service["environment"]["SOKETI_APP_MANAGER_DRIVER"] = "${SOKETI_APP_MANAGER_DRIVER:-array}"
+    service["environment"]["SOKETI_CLUSTER_HOST"] = "0.0.0.0"
+    service["ports"] = ["6001:6001", "9601:9601"]
+    assert docker.compose_problems(bad) == [
+        "image must be Soketi 1.x from quay.io/soketi/soketi, got "
+        "'quay.io/soketi/soketi:0.34-16-debian'",
+        "SOKETI_DEFAULT_APP_SECRET must be interpolated from PUSHER_APP_SECRET",
+        "SOKETI_APP_MANAGER_DRIVER must be array",
+        "SOKETI_CLUSTER_HOST must pin discovery to 127.0.0.1",
+        "metrics port 9601 must be published on 127.0.0.1 only",
+    ]
+
+
+def test_project_command_uses_the_template_when_the_project_has_none(tmp_path: Path) -> None:
+    write_env(tmp_path / ".env", make_server(tmp_path).env)
+    from rtctl.config import load_settings
+
+    settings = load_settings(tmp_path / ".env", environ={})
+    proj = docker.project(settings)
+    assert proj.compose_file == docker.template_path()
+    assert proj.command("up", "-d")[1:] == [
+        "compose",
+        "--project-directory",
+        str(tmp_path),
+        "--env-file",
+        str(tmp_path / ".env"),
+        "-f",
+        str(docker.template_path()),
+        "up",
+        "-d",
+    ]
+    (tmp_path / "compose.yaml").write_text(docker.compose_template())
+    assert docker.project(settings).compose_file == tmp_path / "compose.yaml"
+
+
+@pytest.mark.skipif(not COMPOSE, reason="the docker compose plugin is not installed here")
+def test_docker_compose_config_accepts_the_template(tmp_path: Path) -> None:
+    env = make_server(tmp_path).env
+    write_env(tmp_path / ".env", env)
+    (tmp_path / "compose.yaml").write_text(docker.compose_template())
+    result = subprocess.run(
+        ["docker", "compose", "--env-file", ".env", "-f", "compose.yaml", "config"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    resolved = yaml.safe_load(result.stdout)["services"]["soketi"]["environment"]
+    assert resolved["SOKETI_DEFAULT_APP_KEY"] == env["PUSHER_APP_KEY"]
+
+
+@pytest.mark.skipif(ENGINE, reason="a Docker engine answers here")
+def test_up_with_docker_and_no_engine_is_an_environment_problem(tmp_path: Path) -> None:
+    write_env(tmp_path / ".env", make_server(tmp_path).env)
+    result = run_cli(["up", "--runtime", "docker"])
+    assert result.exit_code == 8
+    if shutil.which("docker") is None:
+        assert result.stderr.startswith("error: the docker command was not found\n")
+    else:
+        assert result.stderr == (
+            "error: no Docker engine answers (`docker info` failed)\n"
+            "hint: start the Docker engine, or use `rtctl up --runtime native` (needs Node 20)\n"
+        )
+    assert not (tmp_path / ".rtctl" / docker.MARKER).exists()
+
+
+def test_engine_check_with_a_missing_docker_binary(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RTCTL_DOCKER", "/nonexistent/docker")
+    assert docker.engine_answers() is False
+    assert docker.compose_available() is False
+
+
+@pytest.mark.docker
+@pytest.mark.skipif(not (ENGINE and COMPOSE), reason="no Docker engine with compose answers here")
+def test_docker_up_status_down(tmp_path: Path) -> None:  # pragma: no cover - needs an engine
+    env = make_server(tmp_path).env
+    write_env(tmp_path / ".env", env)
+    try:
+        up = run_cli(["up", "--runtime", "docker", "--timeout", "180"])
+        assert up.exit_code == 0, up.stderr
+        status = run_cli(["status", "--json"])
+        assert status.exit_code == 0
+    finally:
+        down = run_cli(["down"])
+    assert down.stderr == "stopped Soketi (docker)\n"
