@@ -491,3 +491,43 @@ def test_ctrl_c_reports_how_many_were_accepted(env_file: Path, socket_on, tmp_pa
     # a request cut short by Ctrl-C may have reached the server without being confirmed
     assert delivered - confirmed in (0, 1)
     assert "Traceback" not in err
+
+
+@pytest.fixture(scope="module")
+def small_limit_soketi(soketi_factory) -> SoketiServer:
+    """A Soketi configured like Pusher (10 KB events), to see the server itself refuse.
+    Extra SOKETI_* tuning reaches the server from the environment it is started in."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SOKETI_EVENT_MAX_SIZE_IN_KB", "10")
+        return soketi_factory()
+
+
+def test_server_refusal_is_exit_7_with_its_message(small_limit_soketi, tmp_path: Path) -> None:
+    small_limit_soketi.write_env(tmp_path / ".env")
+    big = json.dumps({"blob": "x" * 20_000})
+    result = run_cli(["emit", "orders", "big", "--allow-large", "--data", big])
+    assert (result.exit_code, result.stdout) == (7, "")
+    assert result.stderr == (
+        "error: the server refused POST /events (413): The event data should be less than 10 KB.\n"
+        "hint: the message above is the server's own; fix the request it names\n"
+    )
+
+
+def test_partial_run_says_how_many_were_accepted(small_limit_soketi, tmp_path: Path) -> None:
+    small_limit_soketi.write_env(tmp_path / ".env")
+    sock = RawSocket(small_limit_soketi)
+    sock.subscribe("partial")
+    sock.start()
+    try:
+        lines = [{"channel": "partial", "event": "n", "data": {"i": i}} for i in range(20)]
+        lines[14]["data"] = {"blob": "x" * 20_000}  # the second batch of ten is refused
+        (tmp_path / "b.ndjson").write_text("".join(json.dumps(x) + "\n" for x in lines))
+        result = run_cli(["emit", "--batch", "b.ndjson", "--allow-large", "--json"])
+        assert result.exit_code == 7
+        assert json.loads(result.stdout)["error"]["message"] == (
+            "the server refused POST /batch_events (413): The event data should be less than 10 KB."
+            " (after 10 of 20 events were accepted)"
+        )
+        assert len(sock.wait_events(10)) == 10
+    finally:
+        sock.close()
