@@ -9,6 +9,9 @@ from __future__ import annotations
 import json
 import shutil
 import socket
+import subprocess
+import sys
+import time
 
 import httpx
 import pytest
@@ -176,4 +179,85 @@ def test_gateway_on_a_busy_port_exits_9(soketi, tmp_path) -> None:
     assert result.stderr == (
         f"error: 127.0.0.1:{port} is already in use\n"
         "hint: stop what listens there, or pick another port with --port\n"
+    )
+
+
+# --- rtctl listen through the gateway -------------------------------------------------------------
+
+
+def test_rtctl_listen_auth_endpoint_goes_through_the_gateway(soketi, gateway, tmp_path) -> None:
+    soketi.write_env(tmp_path / ".env")
+    user_token = token(USER)
+    listen = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "rtctl",
+            "listen",
+            DM,
+            "--auth-endpoint",
+            f"{gateway.base}/auth",
+            "--auth-header",
+            f"Authorization: Bearer {user_token}",
+            "--count",
+            "1",
+            "--json",
+            "--timeout",
+            "30",
+        ],
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        body = {"channel": DM, "event": "note", "data": {"text": "via the gateway"}}
+        # Emit until listen has its event: it may not be subscribed yet when the first one goes.
+        for _ in range(60):
+            response = httpx.post(f"{gateway.base}/emit", json=body, headers=bearer(EMIT_TOKEN))
+            assert response.status_code == 200
+            if listen.poll() is not None:
+                break
+            time.sleep(0.25)
+        stdout, stderr = listen.communicate(timeout=15)
+    finally:
+        if listen.poll() is None:
+            listen.kill()
+            listen.wait()
+    assert listen.returncode == 0, stderr
+    lines = stdout.splitlines()
+    assert len(lines) == 1
+    line = json.loads(lines[0])
+    assert (line["channel"], line["event"], line["data"]) == (
+        DM,
+        "note",
+        {"text": "via the gateway"},
+    )
+    assert user_token not in gateway.log()
+
+
+def test_rtctl_listen_is_refused_on_another_users_channel(soketi, gateway, tmp_path) -> None:
+    soketi.write_env(tmp_path / ".env")
+    result = run_rtctl(
+        [
+            "listen",
+            OTHER_DM,
+            "--auth-endpoint",
+            f"{gateway.base}/auth",
+            "--auth-header",
+            f"Authorization: Bearer {token(USER)}",
+            "--count",
+            "1",
+            "--timeout",
+            "10",
+        ],
+        cwd=tmp_path,
+    )
+    assert (result.returncode, result.stdout) == (5, "")
+    assert result.stderr == (
+        "error: the auth endpoint refused 'private-124_9000000' with HTTP 403: "
+        '{"error":{"code":"forbidden_channel","message":"user 123 is not a member of '
+        'private-124_9000000"}}\n'
+        "hint: check the --auth-header credentials (e.g. a bearer token)\n"
     )
