@@ -21,7 +21,7 @@ import websocket
 
 from rtctl.cli.cmd_runtime import status_table
 from rtctl.runtime import native
-from tests.helpers import REPO, TEST_CACHE, free_port, make_server, run_cli, write_env
+from tests.helpers import REPO, TEST_CACHE, free_port, make_server, run_cli, run_rtctl, write_env
 
 
 @pytest.fixture
@@ -514,3 +514,92 @@ def test_second_up_on_another_port_is_a_conflict(project: dict[str, str]) -> Non
     assert result.stderr.startswith(
         f"error: a Soketi started by rtctl already runs here on 127.0.0.1:{project['REALTIME_PORT']}"
     )
+
+
+def test_init_up_status_doctor_down_through_the_real_entry_point(tmp_path: Path) -> None:
+    """The "done when": `rtctl init && rtctl up` gives a Soketi a WebSocket client can use,
+    status and doctor call it healthy, down stops it and frees the ports."""
+    port, metrics_port = free_port(), free_port()
+    state = tmp_path / ".rtctl"
+    try:
+        init = run_rtctl(
+            ["init", "--port", str(port), "--metrics-port", str(metrics_port)], cwd=tmp_path
+        )
+        assert init.returncode == 0, init.stderr
+        up = run_rtctl(["up"], cwd=tmp_path)
+        assert up.returncode == 0, up.stderr
+        running = native.read_running(state)
+        assert running is not None and running.port == port
+        key = next(
+            line.split("=", 1)[1]
+            for line in (tmp_path / ".env").read_text().splitlines()
+            if line.startswith("PUSHER_APP_KEY=")
+        )
+        ws = websocket.create_connection(f"ws://127.0.0.1:{port}/app/{key}?protocol=7", timeout=5)
+        try:
+            assert json.loads(ws.recv())["event"] == "pusher:connection_established"
+        finally:
+            ws.close()
+        status = run_rtctl(["status"], cwd=tmp_path)
+        assert status.returncode == 0, status.stderr
+        doctor = run_rtctl(["doctor"], cwd=tmp_path)
+        assert doctor.returncode == 0, doctor.stdout
+        assert "0 failed" in doctor.stderr
+        down = run_rtctl(["down"], cwd=tmp_path)
+        assert (down.returncode, down.stderr) == (
+            0,
+            f"stopped Soketi (native, pid {running.pid})\n",
+        )
+        assert native.port_is_free("127.0.0.1", port)
+        assert native.port_is_free("127.0.0.1", metrics_port)
+    finally:
+        native.stop(state)
+
+
+def test_status_watch_on_a_terminal_uses_a_live_view(
+    project: dict[str, str], tmp_path: Path
+) -> None:
+    import pty
+
+    assert run_cli(["up"]).exit_code == 0
+    primary, secondary = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "rtctl",
+                "status",
+                "--watch",
+                "--count",
+                "3",
+                "--interval",
+                "0.2",
+            ],
+            cwd=tmp_path,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=secondary,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
+        stdout, _ = process.communicate(timeout=30)
+        os.close(secondary)
+        secondary = -1
+        screen = b""
+        while True:
+            try:
+                chunk = os.read(primary, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            screen += chunk
+    finally:
+        if secondary != -1:
+            os.close(secondary)
+        os.close(primary)
+    assert process.returncode == 0
+    assert stdout == b""
+    text = screen.decode("utf-8", "replace")
+    assert "running, healthy" in text
+    assert "\x1b[" in text  # cursor movement: a live view redrawn in place, not appended
