@@ -235,6 +235,8 @@ def atomic_write(path: Path, data: str | bytes, backup: bool = False) -> Path | 
     file: readers see the old file or the new one, never a mix, even if we are killed midway.
     """
     raw = data.encode("utf-8") if isinstance(data, str) else data
+    if path.is_symlink():  # write through the link (a .env kept elsewhere stays linked)
+        path = path.resolve()
     if path.is_dir():
         raise ConfigError(
             f"{path} is a directory, not a file",

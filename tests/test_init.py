@@ -267,3 +267,12 @@ def test_init_asks_for_the_provider_on_a_terminal(tmp_path: Path) -> None:
     )
     assert code == 0, screen
     assert load_settings(tmp_path / ".env", environ={}).provider == "soketi"
+
+
+def test_dir_that_is_a_file(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("x")
+    result = run_cli(["init", "--dir", "notes.txt"])
+    assert (result.exit_code, result.stderr) == (
+        9,
+        "error: notes.txt is not a folder\nhint: pass --dir with a folder path\n",
+    )

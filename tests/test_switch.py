@@ -469,3 +469,15 @@ def test_switch_prompts_for_missing_pusher_credentials_on_a_terminal(soketi_env:
         "PUSHER_APP_KEY": "typedkey1",
         "PUSHER_APP_SECRET": "typedsecret2",
     }
+
+
+def test_a_symlinked_env_stays_a_symlink(tmp_path: Path) -> None:
+    real = tmp_path / "secrets" / "realtime.env"
+    real.parent.mkdir()
+    real.write_text(SOKETI_ENV)
+    (tmp_path / ".env").symlink_to(real)
+    assert run_cli(["switch", "pusher", *PUSHER_FLAGS]).exit_code == 0
+    assert (tmp_path / ".env").is_symlink()
+    assert EnvDocument(real.read_text()).get("REALTIME_PROVIDER") == "pusher"
+    assert run_cli(["switch", "soketi"]).exit_code == 0
+    assert real.read_text() == SOKETI_ENV
