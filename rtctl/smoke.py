@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import secrets
 import time
 from collections.abc import Callable, Sequence
@@ -36,7 +37,7 @@ from rtctl.errors import (
 if TYPE_CHECKING:
     from rtctl.config import ConfigLayers, Settings
     from rtctl.httpapi import ApiClient
-    from rtctl.protocol import PusherSocket, Subscription
+    from rtctl.protocol import Message, PusherSocket, Subscription
 
 Status = Literal["pass", "fail", "skip"]
 
@@ -274,9 +275,8 @@ class _SmokeRun:
         self.attempted: list[str] = []  # every channel we asked for: cleanup verifies all of them
         self.gateway_channel: str | None = None
         self._main: PusherSocket | None = None  # the socket of `connect`
-        self.sockets: list[
-            PusherSocket
-        ] = []  # every socket opened, closed at the end whatever happens
+        # Every socket opened, closed at the end whatever happens.
+        self.sockets: list[PusherSocket] = []
         self._api: ApiClient | None = None
 
     # --- running ---------------------------------------------------------------------------------
@@ -321,8 +321,6 @@ class _SmokeRun:
             result.status, result.failure, result.exit_code = "fail", "internal", 1
             result.evidence = f"unexpected {type(error).__name__}: {error}"
             result.hint = "this is a bug in rtctl; set RTCTL_DEBUG=1 to see the traceback"
-            import os
-
             if os.environ.get("RTCTL_DEBUG"):
                 import traceback
 
@@ -493,10 +491,10 @@ class _SmokeRun:
                 continue
             channel = message.channel
             if message.event == event and channel is not None and channel in channels:
-                if message.raw != payload:
+                wire = _wire_data(message)
+                if wire != payload:
                     raise CheckFailed(
-                        f"{message.channel}: {event} arrived altered: sent {payload!r}, "
-                        f"received {message.raw!r}",
+                        f"{channel}: {event} arrived altered: sent {payload!r}, received {wire!r}",
                         hint="something between the API and the socket rewrites payloads",
                     )
                 arrived.setdefault(channel, message.monotonic - sent)  # when the frame was read
@@ -532,10 +530,10 @@ class _SmokeRun:
                 CLIENT_EVENT,
                 self.private,
             ):
-                if message.raw != payload:
+                wire = _wire_data(message)
+                if wire != payload:
                     raise CheckFailed(
-                        f"{CLIENT_EVENT} arrived altered: sent {payload!r}, received "
-                        f"{message.raw!r}",
+                        f"{CLIENT_EVENT} arrived altered: sent {payload!r}, received {wire!r}",
                         hint="something between the sockets rewrites payloads",
                     )
                 return message.monotonic - sent
@@ -669,6 +667,12 @@ def _payload(run_id: str, purpose: str) -> str:
             "sent_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
         }
     )
+
+
+def _wire_data(message: Message) -> Any:
+    """``data`` exactly as the frame carried it: Pusher sends a string; an object (re-encoded by
+    whatever forwarded it) is not byte-identical even if it serialises to the same text."""
+    return json.loads(message.frame).get("data")
 
 
 def _occupied(api: ApiClient, channel: str) -> bool:

@@ -207,7 +207,9 @@ class SplitRouter:
     """A real misrouting front end: WebSocket upgrades go to one Soketi, plain HTTP to another,
     like a load balancer over two nodes that share no adapter. Each connection is piped as is."""
 
-    def __init__(self, ws_port: int, http_port: int) -> None:
+    def __init__(
+        self, ws_port: int, http_port: int, rewrite: tuple[bytes, bytes] | None = None
+    ) -> None:
         import socketserver
         import threading
 
@@ -217,7 +219,7 @@ class SplitRouter:
             def handle(self) -> None:
                 router.pipe(self.request)
 
-        self.ws_port, self.http_port = ws_port, http_port
+        self.ws_port, self.http_port, self.rewrite = ws_port, http_port, rewrite
         self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
@@ -233,13 +235,19 @@ class SplitRouter:
             if not chunk:
                 return
             head += chunk
-        port = self.ws_port if b"upgrade: websocket" in head.lower() else self.http_port
-        upstream = socket.create_connection(("127.0.0.1", port))
+        websocket = b"upgrade: websocket" in head.lower()
+        upstream = socket.create_connection(
+            ("127.0.0.1", self.ws_port if websocket else self.http_port)
+        )
         upstream.sendall(head)
+        # Server frames are unmasked: a same-length replacement keeps them valid WebSocket frames.
+        rewrite = self.rewrite if websocket else None
 
-        def copy(source, target) -> None:
+        def copy(source, target, rewrite=None) -> None:
             try:
                 while data := source.recv(65536):
+                    if rewrite:
+                        data = data.replace(*rewrite)
                     target.sendall(data)
             except OSError:
                 pass
@@ -248,7 +256,7 @@ class SplitRouter:
                     with contextlib.suppress(OSError):
                         end.shutdown(socket.SHUT_RDWR)
 
-        back = threading.Thread(target=copy, args=(upstream, client), daemon=True)
+        back = threading.Thread(target=copy, args=(upstream, client, rewrite), daemon=True)
         back.start()
         copy(client, upstream)
         back.join(timeout=5)
@@ -282,6 +290,22 @@ def test_no_delivery_when_api_and_sockets_reach_different_nodes(soketi_factory) 
     assert checks["api-read"]["evidence"].startswith(
         f"GET /channels?filter_by_prefix=smoke-{run_id} does not list it"
     )
+
+
+def test_a_payload_rewritten_on_the_way_fails_delivery(soketi: SoketiServer) -> None:
+    """A middlebox that alters event data (same length, frames stay valid) is caught."""
+    router = SplitRouter(soketi.port, soketi.port, rewrite=(b"quoted", b"QUOTED"))
+    try:
+        env = soketi.write_env(Path(".env"), REALTIME_PORT=str(router.port))
+        code, report = smoke_json(env, "--checks", "deliver")
+    finally:
+        router.close()
+    assert (code, report["failed_check"]) == (1, "deliver")
+    evidence = by_name(report)["deliver"]["evidence"]
+    assert evidence.startswith(f"smoke-{report['run_id']}: rtctl-smoke arrived altered: sent ")
+    sent, received = evidence.split(", received ")
+    assert "quoted" in sent and "QUOTED" not in sent
+    assert "QUOTED" in received and "quoted" not in received
 
 
 def _stop_after(server: SoketiServer, check_name: str):
