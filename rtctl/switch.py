@@ -95,6 +95,19 @@ def _write_stash(env_path: Path, stashes: Mapping[str, Any]) -> None:
     atomic_write(path, json.dumps(document, indent=2, ensure_ascii=False) + "\n")
 
 
+class MissingCredentials(UsageError):
+    """Pusher credentials that neither flags nor a stash provide (the CLI may prompt for them)."""
+
+    def __init__(self, variables: list[str]) -> None:
+        self.variables = variables
+        flags = ", ".join(CREDENTIAL_FLAGS[name] for name in variables)
+        super().__init__(
+            f"switch pusher needs {flags} (Pusher credentials)",
+            hint="pass them from the Pusher dashboard (App Keys), or run on a terminal to be "
+            "prompted",
+        )
+
+
 @dataclass
 class SwitchPlan:
     env_path: Path
@@ -284,16 +297,6 @@ def _apply_values(
             document.set(name, value)
 
 
-def missing_pusher_flags(env_path: Path, given: Mapping[str, str | None]) -> list[str]:
-    """The Pusher credential flags still needed (none when a Pusher stash can fill them)."""
-    try:
-        if "pusher" in read_stash(env_path):
-            return []
-    except ConfigError:
-        pass
-    return [CREDENTIAL_FLAGS[name] for name in PUSHER_FIELDS if not given.get(name)]
-
-
 def _fresh_values(
     target: str, document: EnvDocument, given: Mapping[str, str]
 ) -> dict[str, str | None]:
@@ -301,13 +304,9 @@ def _fresh_values(
     values: dict[str, str | None] = dict.fromkeys(SWITCHED)
     values["REALTIME_PROVIDER"] = target
     if target == "pusher":
-        missing = [CREDENTIAL_FLAGS[name] for name in PUSHER_FIELDS if not given.get(name)]
+        missing = [name for name in PUSHER_FIELDS if not given.get(name)]
         if missing:
-            raise UsageError(
-                f"switch pusher needs {', '.join(missing)} (Pusher credentials)",
-                hint="pass them from the Pusher dashboard (App Keys), or run on a terminal "
-                "to be prompted",
-            )
+            raise MissingCredentials(missing)
         return values
     # Soketi accepts any credentials: fresh ones unless given; keep the cluster clients know.
     values.update(SOKETI_DEFAULTS)

@@ -150,7 +150,7 @@ def switch(
     import os
 
     from rtctl.clientconfig import render_changes, render_js
-    from rtctl.switch import apply_switch, missing_pusher_flags, plan_switch, stash_path
+    from rtctl.switch import MissingCredentials, apply_switch, plan_switch, stash_path
 
     json_mode(ctx, as_json)
     env_path = state(ctx).env_path()
@@ -160,13 +160,13 @@ def switch(
         "PUSHER_APP_KEY": key,
         "PUSHER_APP_SECRET": secret,
     }
-    target = provider.strip().lower()
-    if target == "pusher" and missing_pusher_flags(env_path, given):
-        from rtctl.envfile import load
-
-        if (load(env_path).get("REALTIME_PROVIDER") or "soketi").strip().lower() != "pusher":
-            _require(given, "switch pusher", as_json)
-    plan = plan_switch(env_path, target, given, environ=os.environ)
+    try:
+        plan = plan_switch(env_path, provider, given, environ=os.environ)
+    except MissingCredentials as missing:
+        if as_json or not is_interactive():
+            raise
+        _prompt_missing(given, missing.variables)
+        plan = plan_switch(env_path, provider, given, environ=os.environ)
     for warning in plan.warnings:
         info(f"warning: {warning}")
     if plan.noop:
