@@ -117,9 +117,13 @@ def wire_data(value: Any) -> str:
 def split_channels(spec: str) -> tuple[str, ...]:
     """``a,b,c`` -> the channels; commas are also legal inside a Pusher channel name, but a
     comma-separated list is what the command line offers (documented)."""
-    channels = tuple(part.strip() for part in spec.split(",") if part.strip())
-    if not channels:
+    channels = tuple(part.strip() for part in spec.split(","))
+    if not any(channels):
         raise InvalidInput("no channel given", hint="name a channel, e.g. private-123_9000000")
+    if not all(channels):
+        raise InvalidInput(
+            f"channel list {spec!r} has an empty name", hint="separate channels with single commas"
+        )
     return channels
 
 

@@ -339,6 +339,16 @@ def test_oversize_allowed_with_allow_large_up_to_soketis_limit(env_file: Path, s
             "split the channels over several triggers",
         ),
         (
+            ["a,,b", "e"],
+            "channel list 'a,,b' has an empty name",
+            "separate channels with single commas",
+        ),
+        (
+            ["", "e"],
+            "no channel given",
+            "name a channel, e.g. private-123_9000000",
+        ),
+        (
             ["private-encrypted-a,b", "e"],
             "an encrypted channel must be triggered on its own",
             "send to private-encrypted-a in a separate trigger",
