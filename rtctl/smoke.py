@@ -635,6 +635,7 @@ class _SmokeRun:
         api = self.api()
         started = time.monotonic()
         deadline = started + self.timeout
+        pause = 0.05  # doubled up to 1 s: Pusher's occupancy may lag, and API calls are metered
         while True:
             occupied = [c for c in channels if _occupied(api, c)]
             if not occupied:
@@ -644,7 +645,8 @@ class _SmokeRun:
                     f"still occupied {self.timeout:g} s after closing: {', '.join(occupied)}",
                     hint="another client holds these channels, or the server keeps dead sockets",
                 )
-            time.sleep(0.05)
+            time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+            pause = min(pause * 2, 1.0)
         return (
             f"{sockets} socket(s) closed; API shows none of {len(channels)} channels occupied "
             f"after {_ms(time.monotonic() - started)}"
