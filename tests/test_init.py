@@ -276,3 +276,24 @@ def test_dir_that_is_a_file(tmp_path: Path) -> None:
         9,
         "error: notes.txt is not a folder\nhint: pass --dir with a folder path\n",
     )
+
+
+def test_init_pusher_prompts_for_credentials_on_a_terminal(tmp_path: Path) -> None:
+    code, screen = run_on_a_terminal(
+        ["init", "--provider", "pusher"],
+        tmp_path,
+        [
+            ("Pusher cluster (e.g. mt1, eu, us2): ", "us2"),
+            ("Pusher app id: ", "2468"),
+            ("Pusher app key: ", "typedkey1"),
+            ("Pusher app secret: ", "typedsecret2"),
+        ],
+    )
+    assert code == 0, screen
+    assert "typedsecret2" not in screen
+    settings = load_settings(tmp_path / ".env", environ={})
+    assert (settings.ws_host, settings.app_id, settings.secret) == (
+        "ws-us2.pusher.com",
+        "2468",
+        "typedsecret2",
+    )

@@ -481,3 +481,14 @@ def test_a_symlinked_env_stays_a_symlink(tmp_path: Path) -> None:
     assert EnvDocument(real.read_text()).get("REALTIME_PROVIDER") == "pusher"
     assert run_cli(["switch", "soketi"]).exit_code == 0
     assert real.read_text() == SOKETI_ENV
+
+
+def test_crlf_file_round_trip_and_new_lines_use_crlf(tmp_path: Path) -> None:
+    crlf = SOKETI_ENV.replace("\n", "\r\n").replace("PUSHER_APP_CLUSTER=mt1\r\n", "")
+    (tmp_path / ".env").write_bytes(crlf.encode())
+    assert run_cli(["switch", "pusher", *PUSHER_FLAGS]).exit_code == 0
+    on_pusher = (tmp_path / ".env").read_bytes()
+    assert on_pusher.endswith(b"UNRELATED=keep me\r\nPUSHER_APP_CLUSTER=eu\r\n")
+    assert b"\n" not in on_pusher.replace(b"\r\n", b"")
+    assert run_cli(["switch", "soketi"]).exit_code == 0
+    assert (tmp_path / ".env").read_bytes() == crlf.encode()
