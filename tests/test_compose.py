@@ -5,6 +5,7 @@ runs the real docker CLI, and engine-only tests are skipped with the reason."""
 from __future__ import annotations
 
 import copy
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -159,3 +160,27 @@ def test_docker_up_status_down(tmp_path: Path) -> None:  # pragma: no cover - ne
     finally:
         down = run_cli(["down"])
     assert down.stderr == "stopped Soketi (docker)\n"
+
+
+@pytest.mark.skipif(ENGINE, reason="a Docker engine answers here")
+def test_a_recorded_compose_project_without_an_engine(tmp_path: Path) -> None:
+    """`up` recorded a compose project here, and the engine is gone: status says so, down and
+    logs report the missing engine instead of pretending."""
+    env = make_server(tmp_path).env
+    write_env(tmp_path / ".env", env)
+    state = tmp_path / ".rtctl"
+    state.mkdir()
+    (state / docker.MARKER).write_text(json.dumps({"directory": str(tmp_path)}))
+    status = run_cli(["status", "--json"])
+    assert status.exit_code == 4
+    data = json.loads(status.stdout)
+    assert (data["running"], data["managed"], data["runtime"]) == (False, True, "docker")
+    assert data["container"] == "unknown (no Docker engine answers)"
+    down = run_cli(["down"])
+    assert down.exit_code == 8
+    assert down.stderr.startswith("error: no Docker engine answers (`docker info` failed)\n")
+    assert (
+        state / docker.MARKER
+    ).exists()  # not forgotten: it may still run once the engine is back
+    logs = run_cli(["logs"])
+    assert logs.exit_code == 8

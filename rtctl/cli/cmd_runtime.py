@@ -144,6 +144,8 @@ def status_table(data: dict[str, Any]) -> Table:
         who.append(data["runtime"])
     if data["pid"]:
         who.append(f"pid {data['pid']}")
+    if data.get("container"):
+        who.append(f"container {data['container']}")
     if data["running"] and not data["managed"]:
         who.append("not started by rtctl here")
     table.add_row("soketi", state_text + (f" ({', '.join(who)})" if who else ""))

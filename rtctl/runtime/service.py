@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rtctl.config import Settings
-from rtctl.errors import ConfigError, Conflict, EnvironmentProblem, TimedOut
+from rtctl.errors import ConfigError, Conflict, EnvironmentProblem, RtctlError, TimedOut
 from rtctl.runtime import docker, health, native
 
 Runtime = Literal["auto", "docker", "native"]
@@ -144,7 +144,11 @@ def up(
     progress("starting Soketi with docker compose (the first run pulls the image)")
     proj = docker.up(settings, folder)
     if wait:
-        wait_ready(settings, timeout)
+        try:
+            wait_ready(settings, timeout)
+        except BaseException:
+            docker.down(settings, folder)  # nothing left half-running
+            raise
     return UpResult(
         "docker", True, None, endpoints(settings), project_dir=str(proj.directory), notes=notes
     )
@@ -197,6 +201,7 @@ class StatusReport:
     started_at: float | None
     endpoints: dict[str, str | None]
     health: health.Health
+    container: str | None = None  # Docker: "<name> (<state>)" from `docker compose ps`
 
     @property
     def healthy(self) -> bool:
@@ -222,6 +227,7 @@ class StatusReport:
             "managed": self.managed,
             "runtime": self.runtime,
             "pid": self.pid,
+            "container": self.container,
             "uptime_seconds": None if self.uptime_seconds is None else round(self.uptime_seconds),
             "endpoints": self.endpoints,
             "health": {
@@ -260,7 +266,14 @@ def status(settings: Settings, timeout: float = 2.0) -> StatusReport:
     started_at = figures.start_time if figures is not None else None
     if docker.read_marker(folder) is not None:
         return StatusReport(
-            probes.answering, True, "docker", None, started_at, endpoints(settings), probes
+            probes.answering,
+            True,
+            "docker",
+            None,
+            started_at,
+            endpoints(settings),
+            probes,
+            container=_container(settings),
         )
     # Something may answer that rtctl did not start here (another project, a user's own server).
     return StatusReport(
@@ -272,6 +285,20 @@ def status(settings: Settings, timeout: float = 2.0) -> StatusReport:
         endpoints(settings),
         probes,
     )
+
+
+def _container(settings: Settings) -> str | None:
+    """The compose service's container, when an engine answers (status must not fail on it)."""
+    if not docker.engine_answers():
+        return "unknown (no Docker engine answers)"
+    try:
+        rows = docker.ps(settings)
+    except (RtctlError, OSError, ValueError):
+        return None
+    for row in rows:
+        if row.get("Service") == docker.SERVICE:
+            return f"{row.get('Name')} ({row.get('State')})"
+    return "none"
 
 
 # --- logs ---------------------------------------------------------------------------------------
