@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -261,3 +262,28 @@ def test_rtctl_listen_is_refused_on_another_users_channel(soketi, gateway, tmp_p
         'private-124_9000000"}}\n'
         "hint: check the --auth-header credentials (e.g. a bearer token)\n"
     )
+
+
+def test_ctrl_c_stops_the_gateway_cleanly(soketi, tmp_path) -> None:
+    gateway = GatewayProcess(gateway_env(soketi)).start(tmp_path)
+    assert gateway.process is not None
+    gateway.process.send_signal(signal.SIGINT)
+    assert gateway.process.wait(timeout=15) == 0
+    assert gateway.log().endswith("INFO rtctl.gateway: stopped cleanly (signal 2)\n")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--log-level", "loud"],
+            "error: --log-level 'loud' is not one of debug, info, warning, error\n",
+        ),
+        (["--prefix", "realtime"], "error: --prefix 'realtime' must start with /\n"),
+    ],
+)
+def test_bad_options_exit_2(soketi, tmp_path, args, message) -> None:
+    soketi.write_env(tmp_path / ".env", REALTIME_JWT_SECRET=JWT_SECRET)
+    result = run_rtctl(["gateway", *args], cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith(message)
