@@ -652,12 +652,19 @@ def test_dev_user_header_is_ignored_from_non_loopback_clients(soketi, caplog) ->
             "X-Realtime-User-Id is trusted only from loopback; send Authorization: Bearer",
         )
     with TestClient(app, client=("127.0.0.1", 50000)) as local:
-        response = local.post(
+        form = {"socket_id": SOCKET, "channel_name": DM}
+        for host in ("127.0.0.1:8080", "localhost", "[::1]:8080"):
+            response = local.post(
+                "/realtime/auth", data=form, headers={"X-Realtime-User-Id": USER, "Host": host}
+            )
+            assert response.status_code == 200, host
+        # A loopback peer with a foreign Host header: a browser under DNS rebinding.
+        rebound = local.post(
             "/realtime/auth",
-            data={"socket_id": SOCKET, "channel_name": DM},
-            headers={"X-Realtime-User-Id": USER},
+            data=form,
+            headers={"X-Realtime-User-Id": USER, "Host": "evil.example:8080"},
         )
-        assert response.status_code == 200
+        assert error_of(rebound)[:2] == (401, "missing_token")
 
 
 def test_dev_user_header_is_not_trusted_without_dev_mode(soketi) -> None:

@@ -289,7 +289,10 @@ class Gateway:
     def identify(self, request: Request) -> Identity:
         client = request.client.host if request.client else None
         identity = self.verifier.identify(
-            request.headers.get("authorization"), request.headers.get(DEV_USER_HEADER), client
+            request.headers.get("authorization"),
+            request.headers.get(DEV_USER_HEADER),
+            client,
+            request.headers.get("host"),
         )
         request.scope.setdefault("rtctl.access", {})["user"] = identity.user_id
         return identity

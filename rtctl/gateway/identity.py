@@ -98,6 +98,18 @@ def is_loopback(host: str | None) -> bool:
         return host == "localhost"
 
 
+def is_local_host_header(host_header: str | None) -> bool:
+    """``Host: 127.0.0.1:8080`` / ``localhost`` / ``[::1]:8080``."""
+    if not host_header:
+        return False
+    host = host_header.strip()
+    if host.startswith("["):
+        host = host[1 : host.find("]")] if "]" in host else host
+    elif host.count(":") == 1:
+        host = host.split(":", 1)[0]
+    return is_loopback(host)
+
+
 class Verifier:
     """Turns request headers into an Identity, or raises a 401 GatewayError."""
 
@@ -151,12 +163,18 @@ class Verifier:
     # --- requests --------------------------------------------------------------------------------
 
     def identify(
-        self, authorization: str | None, dev_user: str | None, client_host: str | None
+        self,
+        authorization: str | None,
+        dev_user: str | None,
+        client_host: str | None,
+        host_header: str | None = None,
     ) -> Identity:
         if authorization is not None:
             return self.verify(bearer_token(authorization))
         if self.dev_user_header and dev_user is not None:
-            if not is_loopback(client_host):
+            # Both the peer and the Host header must be local: a loopback peer with a foreign
+            # Host is a browser tricked by DNS rebinding into calling this machine.
+            if not is_loopback(client_host) or not is_local_host_header(host_header):
                 raise unauthorized(
                     "missing_token",
                     f"{DEV_USER_HEADER} is trusted only from loopback; send Authorization: Bearer",
