@@ -308,6 +308,16 @@ def test_a_payload_rewritten_on_the_way_fails_delivery(soketi: SoketiServer) -> 
     assert "QUOTED" in received and "quoted" not in received
 
 
+def test_missing_env_file_is_the_config_checks_failure() -> None:
+    result = run_cli(["--env-file", "nope.env", "smoke"])
+    assert result.exit_code == 3
+    assert result.stderr == (
+        "error: smoke check config failed: nope.env does not exist\n"
+        "hint: create it with `rtctl init`, or pass --env-file with an existing file\n"
+    )
+    assert result.stdout.splitlines()[-1].startswith("FAIL: 0 passed, 1 failed, 8 skipped in ")
+
+
 def _stop_after(server: SoketiServer, check_name: str):
     def on_result(result: CheckResult) -> None:
         if result.name == check_name and result.status == "pass":

@@ -154,10 +154,10 @@ def _render(report: SmokeReport) -> None:
     console = out_console()
     console.print(table)
     counts = report.counts()
-    target = report.target.get("api", "?")
+    target = f" against {report.target['api']}" if "api" in report.target else ""
     console.print(
         f"{report.verdict.upper()}: {counts['pass']} passed, {counts['fail']} failed, "
-        f"{counts['skip']} skipped against {target} in {report.duration_ms / 1000:.2f} s",
+        f"{counts['skip']} skipped{target} in {report.duration_ms / 1000:.2f} s",
         markup=False,
     )
     failed = report.first_failure
