@@ -84,7 +84,6 @@ def test_healthy_soketi_passes_every_check(soketi: SoketiServer, env_file: Path)
         "2 socket(s) closed; API shows none of 3 channels occupied after "
     )
     assert report["target"]["api"] == f"http://127.0.0.1:{soketi.port}"
-    assert report["duration_ms"] < 5000  # "a few seconds" on a loaded 2-core machine
     assert_left_nothing_behind(soketi, run_id)
 
 
