@@ -222,16 +222,16 @@ def emit(
             "name a channel and an event", hint="rtctl emit my-channel my-event --data '{}'"
         )
     settings = state(ctx).settings()
+    one: Event | None = None
     if batch is not None:
         events = publish.read_batch_file(batch, allow_large, settings.master_key)
         stream: Any = events
         total = len(events)
     else:
-        assert channels is not None and event is not None
         one = publish.check_event(
             Event(
-                channels=publish.split_channels(channels),
-                name=event,
+                channels=publish.split_channels(channels or ""),
+                name=event or "",
                 data=publish.read_data(data, raw),
                 socket_id=socket_id,
             ),
@@ -250,12 +250,12 @@ def emit(
             raise
     if as_json:
         summary: dict[str, Any] = {"ok": True}
-        if batch is None:
-            summary.update(channels=list(publish.split_channels(channels or "")), event=event)
+        if one is not None:
+            summary.update(channels=list(one.channels), event=one.name)
         summary.update(result.to_dict())
         print_json(summary)
-    elif total == 1 and batch is None:
-        info(f"sent {event} to {channels}")
+    elif one is not None and total == 1:
+        info(f"sent {one.name} to {','.join(one.channels)}")
     else:
         info(
             f"sent {result.sent} events in {result.batches} requests, "
