@@ -39,7 +39,7 @@ def to_xml(report: SmokeReport) -> ET.ElementTree:
         errors="0",
         skipped=str(counts["skip"]),
         time=total_s,
-        timestamp=report.started_at,
+        timestamp=report.started_at[:19],  # the JUnit schema: ISO 8601 without zone (UTC here)
     )
     properties = ET.SubElement(suite, "properties")
     for name, value in (
