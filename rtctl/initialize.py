@@ -17,9 +17,11 @@ from importlib import resources
 from pathlib import Path
 
 from rtctl.config import (
+    PREFIXES,
     PROVIDERS,
     ConfigLayers,
     Settings,
+    Source,
     build_settings,
     credential_problems,
 )
@@ -141,12 +143,18 @@ def compose_template() -> str:
     return resources.files("rtctl.runtime").joinpath("assets", COMPOSE_NAME).read_text("utf-8")
 
 
-def settings_of(text: str, path: Path) -> Settings:
-    """Load a .env text exactly as rtctl will (file layer only), raising if it is not valid."""
-    document = EnvDocument(text)
-    values = document.values()
-    layers = ConfigLayers(values, dict.fromkeys(values, ".env"), path, True)
-    return build_settings(layers)
+def settings_of(text: str, path: Path, fallback: Mapping[str, str] | None = None) -> Settings:
+    """Load a .env text as rtctl will, raising if it is not valid.
+
+    ``fallback`` (the process environment) only fills variables the text lacks, so the text's
+    own values are what is checked, while credentials kept in the environment still count.
+    """
+    values = EnvDocument(text).values()
+    sources: dict[str, Source] = dict.fromkeys(values, ".env")
+    for name, value in (fallback or {}).items():
+        if name.startswith(PREFIXES) and name not in values:
+            values[name], sources[name] = value, "env"
+    return build_settings(ConfigLayers(values, sources, path, True))
 
 
 @dataclass

@@ -247,12 +247,15 @@ def plan_switch(
         new_text = new_document.text
 
     try:
-        settings_of(new_text, env_path)
+        settings_of(new_text, env_path, fallback=environ)
     except ConfigError as error:
-        raise ConfigError(
-            f"switching to {target} would leave {env_path} invalid: {error.message}",
-            hint=error.hint,
-        ) from error
+        if plan.restored == "exact":  # the user's own earlier file: give it back, and say so
+            plan.warnings.append(f"the restored {env_path.name} does not load: {error.message}")
+        else:
+            raise ConfigError(
+                f"switching to {target} would leave {env_path} invalid: {error.message}",
+                hint=error.hint,
+            ) from error
 
     plan.new_text = new_text
     stashes.pop(target, None)

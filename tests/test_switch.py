@@ -492,3 +492,28 @@ def test_crlf_file_round_trip_and_new_lines_use_crlf(tmp_path: Path) -> None:
     assert b"\n" not in on_pusher.replace(b"\r\n", b"")
     assert run_cli(["switch", "soketi"]).exit_code == 0
     assert (tmp_path / ".env").read_bytes() == crlf.encode()
+
+
+def test_a_file_that_relied_on_the_environment_comes_back_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A .env without credentials (CI keeps them in the environment) round-trips; if they are
+    missing from the environment too, the file still comes back, with a warning."""
+    text = "REALTIME_PROVIDER=soketi\nREALTIME_HOST=127.0.0.1\n"
+    (tmp_path / ".env").write_text(text)
+    assert run_cli(["switch", "pusher", *PUSHER_FLAGS]).exit_code == 0
+    result = run_cli(["switch", "soketi"])
+    assert result.exit_code == 0
+    assert result.stderr.startswith(
+        "warning: the restored .env does not load: PUSHER_APP_ID is not set\n"
+    )
+    assert (tmp_path / ".env").read_text() == text
+
+    assert run_cli(["switch", "pusher", *PUSHER_FLAGS]).exit_code == 0
+    monkeypatch.setenv("PUSHER_APP_ID", "111111")
+    monkeypatch.setenv("PUSHER_APP_KEY", "envkey1")
+    monkeypatch.setenv("PUSHER_APP_SECRET", "envsecret1")
+    result = run_cli(["switch", "soketi"])
+    assert result.exit_code == 0
+    assert "does not load" not in result.stderr
+    assert (tmp_path / ".env").read_text() == text
