@@ -719,3 +719,26 @@ def test_mounts_inside_a_users_starlette_app(soketi, caplog) -> None:
         json.loads(r.getMessage())["path"] for r in caplog.records if r.name.endswith("access")
     ]
     assert paths == ["/realtime/auth", "/realtime/auth"]
+
+
+# --- timeouts -------------------------------------------------------------------------------------
+
+
+SLOW_HOOK = """
+import asyncio
+
+async def slow(identity, channel, allowed):
+    await asyncio.sleep(5)
+    return True
+"""
+
+
+def test_a_request_over_the_time_limit_is_a_504(soketi, tmp_path, monkeypatch) -> None:
+    import rtctl.gateway.app as gateway_app
+
+    (tmp_path / "slow_rules.py").write_text(SLOW_HOOK)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(gateway_app, "REQUEST_TIMEOUT", 0.2)
+    app = create_app(gateway_settings(soketi, REALTIME_AUTH_HOOK="slow_rules:slow"))
+    with TestClient(app) as client:
+        assert error_of(auth(client, DM)) == (504, "timeout", "the request took too long")
