@@ -193,6 +193,9 @@ def initialize(
         check_credentials(values)
         files[env_path] = pusher_env(values)
 
+    for path, text in list(files.items()):  # an identical file (compose.yaml) is no conflict
+        if path.is_file() and path.read_bytes() == text.encode("utf-8"):
+            del files[path]
     existing = [path for path in files if path.exists() or path.is_symlink()]
     if existing and not force:
         names = " and ".join(str(path) for path in existing)

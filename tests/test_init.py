@@ -122,9 +122,15 @@ def test_no_overwrite_without_force(tmp_path: Path) -> None:
     assert (result.exit_code, result.stdout, result.stderr) == (
         9,
         "",
-        "error: .env and compose.yaml already exist; nothing was written\n" + CONFLICT_HINT,
+        "error: .env already exists; nothing was written\n" + CONFLICT_HINT,
     )
     assert {name: (tmp_path / name).read_bytes() for name in before} == before
+    (tmp_path / "compose.yaml").write_text("# edited\n")
+    both = run_cli(["init"])
+    assert (both.exit_code, both.stderr) == (
+        9,
+        "error: .env and compose.yaml already exist; nothing was written\n" + CONFLICT_HINT,
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == [".env", "compose.yaml"]
 
 
@@ -297,3 +303,20 @@ def test_init_pusher_prompts_for_credentials_on_a_terminal(tmp_path: Path) -> No
         "2468",
         "typedsecret2",
     )
+
+
+def test_an_identical_compose_file_is_not_a_conflict(tmp_path: Path) -> None:
+    """`rm .env && rtctl init` works: the unchanged compose.yaml is left alone, not overwritten."""
+    assert run_cli(["init"]).exit_code == 0
+    (tmp_path / ".env").unlink()
+    result = run_cli(["init"])
+    assert (result.exit_code, result.stdout) == (0, ".env\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".env", "compose.yaml"]
+    (tmp_path / ".env").unlink()
+    (tmp_path / "compose.yaml").write_text("# my own compose\n")
+    result = run_cli(["init"])
+    assert (result.exit_code, result.stderr) == (
+        9,
+        "error: compose.yaml already exists; nothing was written\n" + CONFLICT_HINT,
+    )
+    assert not (tmp_path / ".env").exists()
