@@ -389,3 +389,13 @@ def test_pusher_provider_against_a_local_endpoint(
         f"GET /apps/{ours.app_id}/channels: cannot reach the HTTP API at https://127.0.0.1:"
     )
     assert found["metrics"].status == "skip"
+
+
+def test_config_errors_skip_the_network_checks_with_a_reason(tmp_path: Path) -> None:
+    env = make_server(tmp_path / "state").env
+    write_env(tmp_path / ".env", {**env, "PUSHER_APP_SECRET": "12345678"})
+    found = by_name(run_doctor(read_layers(tmp_path / ".env", environ={})))
+    for name in (*RUNTIME_CHECKS, *SERVER_CHECKS):
+        assert found[name] == CheckResult(
+            name, "skip", "not run until the configuration errors above are fixed"
+        )
