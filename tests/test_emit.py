@@ -541,3 +541,33 @@ def test_partial_run_says_how_many_were_accepted(small_limit_soketi, tmp_path: P
         assert len(sock.wait_events(10)) == 10
     finally:
         sock.close()
+
+
+def test_batch_from_stdin(env_file: Path, socket_on) -> None:
+    channel = unique("stdin-batch-")
+    sock = socket_on(channel)
+    lines = "".join(
+        json.dumps({"channel": channel, "event": "n", "data": {"i": i}}) + "\n" for i in range(3)
+    )
+    result = run_cli(["emit", "--batch", "-", "--json"], input=lines)
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["sent"] == 3
+    assert [f["data"] for f in sock.wait_events(3)] == ['{"i":0}', '{"i":1}', '{"i":2}']
+
+
+def test_empty_stdin_is_not_json(env_file: Path) -> None:
+    result = run_cli(["emit", "orders", "e", "--data", "-"], input="")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[0] == (
+        "error: event data from stdin is not JSON: Expecting value at line 1 column 1"
+    )
+
+
+def test_empty_batch_file(env_file: Path, tmp_path: Path) -> None:
+    (tmp_path / "empty.ndjson").write_text("\n\n")
+    result = run_cli(["emit", "--batch", "empty.ndjson"])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: the batch file holds no events\n"
+        'hint: one JSON object per line: {"channel": "c", "event": "e", "data": {}}\n'
+    )
