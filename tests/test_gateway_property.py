@@ -86,6 +86,8 @@ CHANNEL_SAMPLES = st.sampled_from(
         "private-",
         "lobby",
         "#server-to-user-123",
+        f"private-{USER}_{BOT}\n",
+        "presence-lobby\n",
     ]
 )
 channels = st.one_of(

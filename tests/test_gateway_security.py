@@ -204,6 +204,10 @@ def test_subject_that_cannot_be_a_pusher_user_id_is_401(client) -> None:
     )
 
 
+def test_subject_with_a_trailing_newline_is_401(client) -> None:
+    assert error_of(auth(client, DM, token(USER + "\n")))[:2] == (401, "invalid_token")
+
+
 def test_hs_token_signed_with_the_public_key_text_is_refused(soketi) -> None:
     """Algorithm confusion: an RS256 gateway never accepts HS256, whatever key signed it."""
     private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -361,6 +365,11 @@ def test_malformed_channel_names_are_400(client) -> None:
         "channel name is 169 characters; Pusher allows 164",
     )
     assert error_of(auth(client, "")) == (400, "invalid_channel_name", "channel name is empty")
+    assert error_of(auth(client, DM + "\n")) == (
+        400,
+        "invalid_channel_name",
+        "channel name 'private-123_9000000\\n' ends with a newline",
+    )
 
 
 def test_missing_and_repeated_fields_are_400(client) -> None:

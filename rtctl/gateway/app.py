@@ -161,12 +161,15 @@ def checked_socket_id(socket_id: str) -> str:
 
 
 def checked_channel(channel: str) -> str:
-    from rtctl.validation import validate_channel
+    from rtctl.validation import CHANNEL_NAME_RE, validate_channel
 
     try:
-        return validate_channel(channel)
+        validate_channel(channel)
     except InvalidInput as error:
         raise bad_request("invalid_channel_name", error.message) from None
+    if not CHANNEL_NAME_RE.fullmatch(channel):  # validate_channel's `$` lets a final "\n" pass
+        raise bad_request("invalid_channel_name", f"channel name {channel!r} ends with a newline")
+    return channel
 
 
 def provider_error(error: RtctlError) -> GatewayError:

@@ -20,7 +20,7 @@ from rtctl.errors import ConfigError
 from rtctl.gateway.errors import GatewayError, unauthorized
 
 # Pusher's user-id rules: the channel-name character set, at most 128 characters.
-USER_ID_RE = re.compile(r"^[-a-zA-Z0-9_=@,.;]+$")
+USER_ID_RE = re.compile(r"[-a-zA-Z0-9_=@,.;]+")  # used with fullmatch: no "\n" slips past $
 MAX_USER_ID = 128
 MIN_SECRET_BYTES = 32  # RFC 7518 §3.2: an HS256 key at least as long as the hash
 MAX_TOKEN_CHARS = 8192
@@ -238,7 +238,7 @@ def bearer_token(authorization: str) -> str:
 
 
 def check_user_id(user_id: str, what: str) -> str:
-    if not user_id or len(user_id) > MAX_USER_ID or not USER_ID_RE.match(user_id):
+    if not user_id or len(user_id) > MAX_USER_ID or not USER_ID_RE.fullmatch(user_id):
         raise unauthorized(
             "invalid_token",
             f"{what} is not a usable user id (1-{MAX_USER_ID} of A-Z a-z 0-9 - _ = @ , . ;)",
