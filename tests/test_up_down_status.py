@@ -491,11 +491,11 @@ def test_logs_tail_and_follow(project: dict[str, str], tmp_path: Path) -> None:
 
 
 def test_logs_follow_timeout_bounds_it(project: dict[str, str]) -> None:
+    """The server keeps running, so only --timeout can end this follow (it returns, exit 0)."""
     assert run_cli(["up"]).exit_code == 0
-    started = time.monotonic()
     result = run_cli(["logs", "-f", "-n", "0", "--timeout", "0.5"])
-    assert result.exit_code == 0
-    assert time.monotonic() - started < 10
+    assert (result.exit_code, result.stdout, result.stderr) == (0, "", "")
+    assert run_cli(["status"]).exit_code == 0  # still running: the timeout ended it
 
 
 def test_logs_with_nothing_started(tmp_path: Path, project: dict[str, str]) -> None:
