@@ -60,8 +60,8 @@ class RtctlGroup(TyperGroup):
                 traceback.print_exc()
             report_error(error, _wants_json(ctx))
             raise typer.Exit(int(error.exit_code)) from None
-        except (typer.Exit, typer.Abort, KeyboardInterrupt):
-            raise
+        except (typer.Exit, typer.Abort, KeyboardInterrupt, BrokenPipeError):
+            raise  # a closed stdout (`rtctl config | head`) ends quietly in Typer's own handler
         except Exception as error:
             if getattr(error, "exit_code", None) is not None and type(error).__module__.startswith(
                 "typer"
@@ -105,6 +105,8 @@ def root(
             help="The .env file to read (default ./.env).",
             envvar="RTCTL_ENV_FILE",
             show_default=False,
+            readable=False,  # the loader reports unreadable files itself (exit 3, with a hint)
+            dir_okay=True,
         ),
     ] = None,
     provider: Annotated[
