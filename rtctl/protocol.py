@@ -55,7 +55,9 @@ if TYPE_CHECKING:
 PONG_TIMEOUT = 30.0  # seconds to wait for any frame after our pusher:ping (Pusher's recommendation)
 MAX_ACTIVITY_TIMEOUT = 120.0  # pusher-js' default; min(this, the server's activity_timeout)
 CLIENT_NAME = "rtctl-python"
-RECV_CHUNK = 1 << 20  # read up to 1 MiB per recv(): drains Soketi's backlog in few syscalls
+# Read up to 1 MiB per recv(). The socket's receive buffer is left to the kernel's autotuning:
+# a fixed SO_RCVBUF (8 MiB) measured far worse (lost most of a 200k burst) than autotuning (none).
+RECV_CHUNK = 1 << 20
 
 Policy = Literal["stop", "backoff", "now"]
 
@@ -163,6 +165,62 @@ class Subscription:
         self.subscribed = False
 
 
+class _Drain:
+    """A thread that moves received bytes from the kernel into memory as soon as they arrive.
+
+    Soketi drops frames for a socket once 1 MiB is queued for it, so a listener that is briefly
+    slower than a burst (printing, a loaded machine) would lose events. This thread only calls
+    recv() (which releases the GIL) and queues the bytes, so the backlog waits in this process
+    instead of in Soketi. The parsing and everything else stays in the caller's thread."""
+
+    def __init__(self, sock: Any) -> None:
+        import queue
+        import threading
+
+        self._empty = queue.Empty
+        self._chunks: queue.SimpleQueue[bytes | OSError] = queue.SimpleQueue()
+        self.end: bytes | OSError | None = None  # b"" (EOF) or the error, once seen
+        self._sock = sock
+        sock.settimeout(None)
+        self._thread = threading.Thread(target=self._run, name="rtctl-ws-drain", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        recv, put = self._sock.recv, self._chunks.put
+        try:
+            while True:
+                chunk = recv(RECV_CHUNK)
+                put(chunk)
+                if not chunk:
+                    return
+        except OSError as exc:
+            put(exc)
+
+    def pending(self) -> bool:
+        return not self._chunks.empty()
+
+    def take(self, timeout: float) -> list[bytes | OSError]:
+        """Everything queued, waiting up to ``timeout`` for the first item; [] on timeout."""
+        try:
+            items = [self._chunks.get(timeout=timeout)]
+        except self._empty:
+            return []
+        get = self._chunks.get_nowait
+        while True:
+            try:
+                items.append(get())
+            except self._empty:
+                return items
+
+    def stop(self, ws: Any) -> None:
+        """Wake the blocked recv() (shutdown, not just close) and let the thread end."""
+        import socket
+
+        with contextlib.suppress(OSError):
+            ws.sock.shutdown(socket.SHUT_RDWR)
+        self._thread.join(timeout=1.0)
+
+
 def _decode(text: str) -> Any:
     try:
         return json.loads(text)
@@ -203,6 +261,7 @@ class PusherSocket:
         self._buf = b""  # received bytes not yet split into frames, from _pos on
         self._pos = 0
         self._fragments: list[bytes] = []
+        self._drain: _Drain | None = None
 
     # --- connection ------------------------------------------------------------------------------
 
@@ -264,6 +323,7 @@ class PusherSocket:
         self._buf = b"".join(getattr(ws.frame_buffer, "recv_buffer", None) or [])
         self._pos = 0
         self._fragments = []
+        self._drain = None if self.settings.tls else _Drain(ws.sock)
         self._last_rx = time.monotonic()
         self._ping_sent_at = None
         try:
@@ -287,12 +347,18 @@ class PusherSocket:
         return self.socket_id
 
     def close(self) -> None:
+        """Send a close frame (best effort) and release the socket and the drain thread."""
         ws, self._ws = self._ws, None
         if ws is not None:
-            try:
-                ws.close(timeout=0.5)
-            except Exception:  # closing a dead socket must not fail the caller
-                ws.shutdown()
+            with contextlib.suppress(Exception):  # the peer may already be gone
+                ws.send_close()
+            self._release(ws)
+
+    def _release(self, ws: Any) -> None:
+        drain, self._drain = self._drain, None
+        if drain is not None:
+            drain.stop(ws)
+        ws.shutdown()
 
     def __enter__(self) -> PusherSocket:
         return self
@@ -482,7 +548,7 @@ class PusherSocket:
     def _drop(self) -> None:
         ws, self._ws = self._ws, None
         if ws is not None:
-            ws.shutdown()
+            self._release(ws)
 
     def _next_frame(self, deadline: float, timeout_message: str) -> dict[str, Any]:
         while True:
@@ -500,7 +566,9 @@ class PusherSocket:
     def has_buffered(self) -> bool:
         """True when the next ``recv`` can return without reading the socket (callers flush
         their output once per drained batch instead of once per event)."""
-        return bool(self._pending) or self._frame_bounds() is not None
+        if self._pending or self._frame_bounds() is not None:
+            return True
+        return self._drain is not None and self._drain.pending()
 
     def _frame_bounds(self) -> tuple[int, int] | None:
         """(payload start, end) of the frame at ``_pos`` in ``_buf``; None if not all here."""
@@ -542,18 +610,9 @@ class PusherSocket:
             if wait <= 0:
                 self._drop()
                 raise Disconnected(f"no answer to pusher:ping within {PONG_TIMEOUT:g}s")
-        sock = ws.sock
-        sock.settimeout(max(0.001, min(timeout, wait)))
-        try:
-            chunk = sock.recv(RECV_CHUNK)
-        except TimeoutError:
+        chunk = self._receive(ws, max(0.001, min(timeout, wait)))
+        if chunk is None:
             return False
-        except OSError as exc:
-            self._drop()
-            raise Disconnected(f"the connection dropped: {exc}") from exc
-        if not chunk:
-            self._drop()
-            raise Disconnected("the server dropped the connection without a close frame")
         self._last_rx = time.monotonic()
         self._ping_sent_at = None
         if self._pos >= len(self._buf):
@@ -562,6 +621,40 @@ class PusherSocket:
             self._buf = self._buf[self._pos :] + chunk
         self._pos = 0
         return True
+
+    def _receive(self, ws: Any, timeout: float) -> bytes | None:
+        """The next bytes from the server, None on timeout; Disconnected once they end."""
+        drain = self._drain
+        if drain is None:  # TLS: read in this thread (an SSL object must not be shared)
+            ws.sock.settimeout(timeout)
+            try:
+                chunk: Any = ws.sock.recv(RECV_CHUNK)
+            except TimeoutError:
+                return None
+            except OSError as exc:
+                chunk = exc
+            items = [chunk]
+        else:
+            if drain.end is not None:
+                items = [drain.end]
+            else:
+                items = drain.take(timeout)
+                if not items:
+                    return None
+        data = []
+        for item in items:
+            if isinstance(item, bytes) and item:
+                data.append(item)
+                continue
+            if data:  # hand over what came before the end (often the close frame) first
+                if drain is not None:
+                    drain.end = item
+                break
+            self._drop()
+            if isinstance(item, OSError):
+                raise Disconnected(f"the connection dropped: {item}") from item
+            raise Disconnected("the server dropped the connection without a close frame")
+        return data[0] if len(data) == 1 else b"".join(data)
 
     def _read_text(self, timeout: float) -> str | None:
         """The next text message, or None if none is complete within ``timeout``.
@@ -616,7 +709,7 @@ class PusherSocket:
         ws, self._ws = self._ws, None
         with contextlib.suppress(Exception):  # the peer may already be gone
             ws.send_close()
-        ws.shutdown()
+        self._release(ws)
         detail = f"{code}: {reason}" if reason else str(code)
         raise Disconnected(
             f"the server closed the connection ({detail})", close_code=code, close_reason=reason
