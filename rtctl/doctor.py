@@ -311,7 +311,7 @@ def _api_check(settings: Settings, timeout: float) -> tuple[CheckResult, str | N
     path = f"GET /apps/{settings.app_id}/channels"
     try:
         with ApiClient(settings, timeout=timeout) as client:
-            response = client.request("GET", "/channels")
+            response = client.request("GET", "/channels", expect_json=False)
     except AuthRejected as error:
         return CheckResult("api-signature", "fail", error.message, error.hint), None
     except (ServerRejected, Unreachable) as error:

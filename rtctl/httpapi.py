@@ -77,9 +77,16 @@ class ApiClient:
     # --- transport -------------------------------------------------------------------------------
 
     def request(
-        self, method: str, path: str, params: Mapping[str, Any] | None = None
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        expect_json: bool = True,
     ) -> ApiResponse:
-        """Send one signed request to ``/apps/{id}{path}``; raise a typed error on any refusal."""
+        """Send one signed request to ``/apps/{id}{path}``; raise a typed error on any refusal.
+
+        ``expect_json=False`` hands a non-JSON success back to callers that diagnose it (doctor).
+        """
         import requests
         from pusher.http import Request
 
@@ -108,6 +115,15 @@ class ApiClient:
         result = ApiResponse(status, data, response.headers.get("Date"))
         if status >= 300:
             raise _refusal(status, data, method, path)
+        if expect_json and not isinstance(data, (dict, list)):
+            # Success is always a JSON document (Pusher `{}`, Soketi `{"ok":true}`). An empty or
+            # non-JSON 200 comes from a server that is not handling the request, e.g. a Soketi
+            # whose app manager failed: never report that as delivered.
+            raise ServerRejected(
+                f"the server answered {method} {path} with HTTP {status} but no JSON body",
+                hint="this is not a working Pusher-compatible API: check `rtctl doctor` and `rtctl logs`",
+                status=status,
+            )
         return result
 
     # --- publishing ------------------------------------------------------------------------------
