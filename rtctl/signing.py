@@ -16,7 +16,7 @@ from typing import Any
 
 from rtctl.errors import InvalidInput
 
-SOCKET_ID_RE = re.compile(r"^\d+\.\d+$")
+SOCKET_ID_RE = re.compile(r"[0-9]+\.[0-9]+")  # ASCII digits; used with fullmatch
 
 
 def compact_json(value: Any) -> str:
@@ -29,7 +29,7 @@ def sign(secret: str, string_to_sign: str) -> str:
 
 
 def check_socket_id(socket_id: str) -> str:
-    if not SOCKET_ID_RE.match(socket_id):
+    if not SOCKET_ID_RE.fullmatch(socket_id):
         raise InvalidInput(
             f"socket id {socket_id!r} is malformed",
             hint="a socket id is two numbers joined by a dot, e.g. 1234.5678",

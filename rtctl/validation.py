@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from rtctl.errors import InvalidInput
 from rtctl.signing import channel_kind
 
-CHANNEL_NAME_RE = re.compile(r"^[-a-zA-Z0-9_=@,.;]+$")
+CHANNEL_NAME_RE = re.compile(r"[-a-zA-Z0-9_=@,.;]+")  # used with fullmatch: no trailing newline
 MAX_CHANNEL_NAME = 164  # Pusher's documented limit (SDKs and Soketi allow 200)
 MAX_EVENT_NAME = 200
 MAX_DATA_BYTES = 10 * 1024  # Pusher: 10 KB per event
@@ -42,8 +42,8 @@ def validate_channel(name: str) -> str:
             f"channel name is {len(name)} characters; Pusher allows {MAX_CHANNEL_NAME}",
             hint="shorten the channel name",
         )
-    if not CHANNEL_NAME_RE.match(name):
-        bad = sorted({c for c in name if not CHANNEL_NAME_RE.match(c)})
+    if not CHANNEL_NAME_RE.fullmatch(name):
+        bad = sorted({c for c in name if not CHANNEL_NAME_RE.fullmatch(c)})
         raise InvalidInput(
             f"channel name {name!r} contains characters Pusher refuses: {''.join(bad)!r}",
             hint="use only letters, digits and - _ = @ , . ;",

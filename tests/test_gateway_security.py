@@ -368,7 +368,7 @@ def test_malformed_channel_names_are_400(client) -> None:
     assert error_of(auth(client, DM + "\n")) == (
         400,
         "invalid_channel_name",
-        "channel name 'private-123_9000000\\n' ends with a newline",
+        "channel name 'private-123_9000000\\n' contains characters Pusher refuses: '\\n'",
     )
 
 

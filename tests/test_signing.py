@@ -262,3 +262,10 @@ def test_user_needs_an_id() -> None:
     with pytest.raises(InvalidInput) as caught:
         authenticate_user("k", "s", "1.1", {"id": ""})
     assert caught.value.message == "user data needs a non-empty id"
+
+
+@pytest.mark.parametrize("socket_id", ["1.2\n", "١.٢", "1.2.3", ".2", "1."])
+def test_malformed_socket_ids_are_refused(socket_id: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        check_socket_id(socket_id)
+    assert caught.value.message == f"socket id {socket_id!r} is malformed"

@@ -129,3 +129,11 @@ def test_batch_items_take_one_channel_and_name_their_index() -> None:
     assert message_of(validate_batch, [ok, ok, Event(("bad name",), "e", "{}")]) == (
         "batch item 3: channel name 'bad name' contains characters Pusher refuses: ' '"
     )
+
+
+def test_a_trailing_newline_is_not_a_valid_channel_name() -> None:
+    with pytest.raises(InvalidInput) as caught:
+        validate_channel("private-x\n")
+    assert caught.value.message == (
+        "channel name 'private-x\\n' contains characters Pusher refuses: '\\n'"
+    )
