@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Runs the four benchmarks in one go, side by side on this machine, against one native Soketi that
+# this script starts on free loopback ports (temp state dir) and stops by PID at the end.
+#   1. startup   2. emit throughput   3. listen throughput   4. bench capacity
+# Usage: scripts/benchmarks.sh [--quick] [OUTDIR]     (figures also land as JSON in OUTDIR)
+# Needs: .venv (scripts/test.sh sets it up), Node + `cd tests/js && npm ci` for pusher-js and ws.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=.venv/bin/python
+QUICK=()
+if [[ "${1:-}" == "--quick" ]]; then QUICK=(--quick); shift; fi
+OUT="${1:-$(mktemp -d -t rtctl-bench-out.XXXXXX)}"
+mkdir -p "$OUT"
+WORK="$(mktemp -d -t rtctl-bench.XXXXXX)"
+export RTCTL_CACHE_DIR="${RTCTL_CACHE_DIR:-$PWD/.cache/rtctl-test}"
+# Thousands of sockets: one file descriptor each, in rtctl and in Soketi (which inherits this).
+ulimit -n "$(ulimit -Hn)"
+
+echo "== machine =="
+echo "nproc: $(nproc)"
+grep -m1 'model name' /proc/cpuinfo | sed 's/^model name\s*:\s*/cpu: /'
+free -h | sed -n 2p | awk '{print "memory: " $2 " total, " $7 " available"}'
+echo "open files: soft $(ulimit -Sn), hard $(ulimit -Hn)"
+echo "python: $($PY --version 2>&1), node: $(node --version)"
+uptime
+
+SOKETI_PID="$($PY - "$WORK" <<'PYEOF'
+import secrets, socket, sys
+from pathlib import Path
+from rtctl.config import load_settings
+from rtctl.runtime import native
+
+work = Path(sys.argv[1])
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+env = {
+    "REALTIME_PROVIDER": "soketi",
+    "REALTIME_HOST": "127.0.0.1",
+    "REALTIME_PORT": str(free_port()),
+    "SOKETI_METRICS_SERVER_PORT": str(free_port()),
+    "SOKETI_DEFAULT_APP_ENABLE_CLIENT_MESSAGES": "true",
+    "PUSHER_APP_ID": str(100000 + secrets.randbelow(899999)),
+    "PUSHER_APP_KEY": "bench" + secrets.token_hex(8),
+    "PUSHER_APP_SECRET": secrets.token_hex(16),
+}
+env_file = work / ".env"
+env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+running, _ = native.start(load_settings(env_file=env_file), work / "state", timeout=30)
+print(running.pid)
+PYEOF
+)"
+stop_soketi() {
+  $PY -c 'import sys; from pathlib import Path; from rtctl.runtime import native; native.stop(Path(sys.argv[1]))' "$WORK/state" || true
+  rm -rf "$WORK"
+}
+trap stop_soketi EXIT
+echo "soketi: pid $SOKETI_PID on $(grep REALTIME_PORT "$WORK/.env"), open files $(awk '/Max open files/ {print $4}' /proc/"$SOKETI_PID"/limits)"
+echo
+
+status=0
+$PY scripts/bench_startup.py --json-out "$OUT/startup.json" || status=1
+echo
+$PY scripts/bench_emit.py --env-file "$WORK/.env" --json-out "$OUT/emit.json" || status=1
+echo
+$PY scripts/bench_listen.py --env-file "$WORK/.env" --json-out "$OUT/listen.json" || status=1
+echo
+$PY scripts/bench_capacity.py --env-file "$WORK/.env" --soketi-pid "$SOKETI_PID" \
+  --json-out "$OUT/capacity.json" "${QUICK[@]}" || status=1
+echo
+echo "figures as JSON in $OUT"
+exit $status
