@@ -35,7 +35,9 @@ DEFAULTS: dict[str, str] = {
     "REALTIME_EMIT_TOKEN": "",
     "REALTIME_JWT_SECRET": "",
     "REALTIME_JWT_PUBLIC_KEY": "",
-    "REALTIME_JWT_ALGORITHMS": "",  # default: HS256 with a secret, RS256,ES256 with a public key
+    "REALTIME_JWT_ALGORITHMS": "",
+    "REALTIME_JWT_AUDIENCE": "",  # gateway: required 'aud' claim
+    "REALTIME_JWT_ISSUER": "",  # gateway: required 'iss' claim  # default: HS256 with a secret, RS256,ES256 with a public key
     "REALTIME_CORS_ORIGINS": "",
     "REALTIME_AUTH_HOOK": "",
     "REALTIME_BOT_ID": "9000000",
@@ -139,6 +141,8 @@ class Settings:
     ssl_key: str | None
     env_file: Path
     sources: Mapping[str, Source] = field(default_factory=dict, compare=False)
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
 
     @property
     def tls(self) -> bool:
@@ -233,6 +237,8 @@ FIELD_VARIABLES: dict[str, str] = {
     "jwt_secret": "REALTIME_JWT_SECRET",
     "jwt_public_key": "REALTIME_JWT_PUBLIC_KEY",
     "jwt_algorithms": "REALTIME_JWT_ALGORITHMS",
+    "jwt_audience": "REALTIME_JWT_AUDIENCE",
+    "jwt_issuer": "REALTIME_JWT_ISSUER",
     "cors_origins": "REALTIME_CORS_ORIGINS",
     "auth_hook": "REALTIME_AUTH_HOOK",
     "bot_id": "REALTIME_BOT_ID",
@@ -583,6 +589,8 @@ def build_settings(layers: ConfigLayers, require_credentials: bool = True) -> Se
         jwt_secret=optional("REALTIME_JWT_SECRET"),
         jwt_public_key=optional("REALTIME_JWT_PUBLIC_KEY"),
         jwt_algorithms=listing("REALTIME_JWT_ALGORITHMS"),
+        jwt_audience=optional("REALTIME_JWT_AUDIENCE"),
+        jwt_issuer=optional("REALTIME_JWT_ISSUER"),
         cors_origins=listing("REALTIME_CORS_ORIGINS"),
         auth_hook=optional("REALTIME_AUTH_HOOK"),
         bot_id=layers.get("REALTIME_BOT_ID").strip(),

@@ -751,3 +751,19 @@ def test_a_request_over_the_time_limit_is_a_504(soketi, tmp_path, monkeypatch) -
     app = create_app(gateway_settings(soketi, REALTIME_AUTH_HOOK="slow_rules:slow"))
     with TestClient(app) as client:
         assert error_of(auth(client, DM)) == (504, "timeout", "the request took too long")
+
+
+def test_audience_and_issuer_come_from_the_environment_contract(soketi) -> None:
+    """REALTIME_JWT_AUDIENCE / REALTIME_JWT_ISSUER make the checks a deployment setting."""
+    settings = gateway_settings(
+        soketi, REALTIME_JWT_AUDIENCE="chat", REALTIME_JWT_ISSUER="https://idp.example"
+    )
+    with TestClient(create_app(settings)) as client:
+        assert (
+            auth(client, DM, token(USER, aud="chat", iss="https://idp.example")).status_code == 200
+        )
+        assert error_of(auth(client, DM, token(USER, aud="chat", iss="https://evil.example"))) == (
+            401,
+            "invalid_token",
+            "bearer token refused: Invalid issuer",
+        )

@@ -125,8 +125,8 @@ class Verifier:
         self.public_key = (
             load_public_key(settings.jwt_public_key) if settings.jwt_public_key else None
         )
-        self.audience = audience
-        self.issuer = issuer
+        self.audience = audience or settings.jwt_audience
+        self.issuer = issuer or settings.jwt_issuer
         self.dev_user_header = dev_user_header
         if self.secret is not None and len(self.secret.encode()) < MIN_SECRET_BYTES:
             raise ConfigError(
