@@ -775,8 +775,32 @@ def build_report(
             "pid": os.getpid(),
         },
     }
+    report["notes"] = notes(options, report)
     report["verdict"] = verdict(report, thresholds)
     return report
+
+
+def notes(options: BenchOptions, report: dict[str, Any]) -> list[str]:
+    """Caveats a reader of the figures needs (limits of Pusher, Soketi, and of this process)."""
+    found = []
+    per_socket = options.rate / options.channels
+    if options.publish == "client" and per_socket > PUSHER_CLIENT_EVENT_LIMIT:
+        found.append(
+            f"client events at {per_socket:g}/s per publisher socket: Pusher allows "
+            f"{PUSHER_CLIENT_EVENT_LIMIT:g}/s per connection (error 4301); Soketi's default is "
+            "unlimited"
+        )
+    if options.channel_type == "presence" and options.connections / options.channels > 100:
+        found.append(
+            "Soketi admits 100 members per presence channel by default "
+            "(SOKETI_PRESENCE_MAX_MEMBERS); use more channels"
+        )
+    if report["rtctl"]["saturated"]:
+        found.append(
+            "rtctl's event loop was saturated while publishing: latency and delivery figures "
+            "describe this load generator as much as the server; use fewer deliveries per second"
+        )
+    return found
 
 
 def verdict(report: dict[str, Any], thresholds: dict[str, float | None]) -> dict[str, Any]:

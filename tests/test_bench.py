@@ -55,6 +55,7 @@ def test_report_has_every_field_and_full_delivery(env_file):
         "max_p99_ms": None,
     }
     assert report["options"]["connections"] == 20 and report["options"]["channel_type"] == "public"
+    assert report["notes"] == []
 
 
 @pytest.mark.parametrize("channel_type", ["private", "presence"])
@@ -68,6 +69,27 @@ def test_client_events_on_signed_channels_all_arrive(env_file, channel_type):
     delivery = report["delivery"]
     assert delivery["expected"] == report["publish"]["sent"] * 5 > 0
     assert delivery["received"] == delivery["expected"]
+
+
+def test_client_events_over_pushers_limit_are_noted(env_file):
+    result, report = bench_json(
+        env_file,
+        *SMALL[:4],
+        "-r",
+        "60",
+        "-d",
+        "1",
+        "--channel-type",
+        "private",
+        "--publish",
+        "client",
+    )
+    assert result.exit_code == 0, result.stderr
+    assert report["delivery"]["rate"] == 1.0
+    assert report["notes"][0] == (
+        "client events at 15/s per publisher socket: Pusher allows 10/s per connection "
+        "(error 4301); Soketi's default is unlimited"
+    )
 
 
 def test_payload_is_padded_to_the_requested_size(env_file):

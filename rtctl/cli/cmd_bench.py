@@ -213,6 +213,7 @@ def render_report(report: dict[str, Any]) -> RenderableType:
         ),
         ("verdict", "passed" if verdict["passed"] else "FAILED: " + "; ".join(verdict["reasons"])),
     ]
+    rows[-1:-1] = [("note", text) for text in report["notes"]]
     for name, value in rows:
         table.add_row(name, value)
     return table
