@@ -151,9 +151,9 @@ def _status(snap: dict[str, Any]) -> RenderableType:
     expected = snap["expected"]
     share = f"{100 * snap['received'] / expected:.1f}%" if expected else "-"
     return Text(
-        f"{snap['phase']:<10} subscribed {snap['subscribed']}/{snap['connections']}"
-        f"  open {snap['open']}  failed {snap['failed']}  sent {snap['sent']}"
-        f"  received {snap['received']}/{expected} ({share})  errors {snap['errors']}"
+        f"{snap['phase']:<10} {snap['subscribed']}/{snap['connections']} subscribed"
+        f" · received {snap['received']}/{expected} ({share}) · sent {snap['sent']}"
+        f" · open {snap['open']} · failed {snap['failed']} · errors {snap['errors']}"
     )
 
 
