@@ -299,8 +299,10 @@ class Listener:
             attempt += 1
             delay = backoff_delay(attempt, code)
             when = "now" if delay == 0 else f"in {delay:.1f}s"
-            tries = f" (attempt {attempt})" if attempt > 1 else ""
-            self.status(f"connection lost: {reason}; reconnecting {when}{tries}")
+            if attempt == 1:
+                self.status(f"connection lost: {reason}; reconnecting {when}")
+            else:
+                self.status(f"reconnect attempt {attempt - 1} failed: {reason}; retrying {when}")
             if self._deadline is not None and time.monotonic() + delay >= self._deadline:
                 raise self._timed_out() from lost
             time.sleep(delay)

@@ -262,6 +262,7 @@ class PusherSocket:
         self._pos = 0
         self._fragments: list[bytes] = []
         self._drain: _Drain | None = None
+        self._last_error: tuple[Any, str] = (None, "")  # (code, message) of the last pusher:error
 
     # --- connection ------------------------------------------------------------------------------
 
@@ -706,6 +707,8 @@ class PusherSocket:
     def _closed_by_server(self, payload: bytes) -> None:
         code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else None
         reason = payload[2:].decode("utf-8", "replace")
+        if not reason and self._last_error[0] == code:  # Soketi puts it in the pusher:error
+            reason = self._last_error[1]
         ws, self._ws = self._ws, None
         with contextlib.suppress(Exception):  # the peer may already be gone
             ws.send_close()
@@ -757,6 +760,8 @@ class PusherSocket:
         if event == "pusher:pong":
             self.pongs_received += 1
             return None
+        if event == "pusher:error" and isinstance(data, dict):
+            self._last_error = (data.get("code"), str(data.get("message") or ""))
         sub = self.subscriptions.get(channel) if channel is not None else None
         if event == "pusher_internal:subscription_succeeded":
             if sub is not None:

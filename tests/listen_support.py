@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-import selectors
+import queue
 import subprocess
 import sys
 import threading
@@ -104,7 +104,8 @@ class AuthEndpoint:
 
 
 class ListenProcess:
-    """`python -m rtctl listen ...` with stdout and stderr as pipes, read as lines arrive."""
+    """`python -m rtctl listen ...` with stdout and stderr as pipes, read as lines arrive (one
+    thread per pipe, so a line is seen the moment the CLI flushes it)."""
 
     def __init__(self, args: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:
         self.proc = subprocess.Popen(
@@ -117,46 +118,65 @@ class ListenProcess:
             text=True,
             bufsize=1,
         )
+        self._out: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._err: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._threads = [
+            threading.Thread(target=self._pump, args=(self.proc.stdout, self._out), daemon=True),
+            threading.Thread(target=self._pump, args=(self.proc.stderr, self._err), daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
         self.stderr_lines: list[str] = []
-        self.stdout_lines: list[str] = []
 
-    def _readline(self, stream: Any, timeout: float) -> str | None:
-        selector = selectors.DefaultSelector()
-        selector.register(stream, selectors.EVENT_READ)
-        try:
-            if not selector.select(timeout):
-                return None
-        finally:
-            selector.close()
-        line = stream.readline()
-        return line or None
+    @staticmethod
+    def _pump(stream: Any, lines: queue.SimpleQueue[str | None]) -> None:
+        for line in stream:
+            lines.put(line)
+        lines.put(None)
 
     def stdout_line(self, timeout: float = 15) -> str:
-        line = self._readline(self.proc.stdout, timeout)
+        try:
+            line = self._out.get(timeout=timeout)
+        except queue.Empty:
+            line = None
         assert line is not None, f"no stdout line within {timeout}s; stderr: {self.stderr_lines}"
-        self.stdout_lines.append(line)
         return line
 
     def wait_stderr(self, fragment: str, timeout: float = 20) -> str:
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            line = self._readline(self.proc.stderr, deadline - time.monotonic())
+        while True:
+            try:
+                line = self._err.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                line = None
             if line is None:
-                break
+                raise AssertionError(
+                    f"{fragment!r} not on stderr within {timeout}s: {self.stderr_lines}"
+                )
             self.stderr_lines.append(line)
             if fragment in line:
                 return line
-        raise AssertionError(f"{fragment!r} not on stderr within {timeout}s: {self.stderr_lines}")
 
     def finish(self, timeout: float = 30) -> tuple[int, str, str]:
         """Wait for the exit; return (code, rest of stdout, all of stderr)."""
-        out, err = self.proc.communicate(timeout=timeout)
-        return self.proc.returncode, out, "".join(self.stderr_lines) + err
+        code = self.proc.wait(timeout=timeout)
+        for thread in self._threads:
+            thread.join(timeout=10)
+        return code, "".join(_drain(self._out)), "".join(self.stderr_lines + _drain(self._err))
 
     def kill(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
-            self.proc.communicate(timeout=10)
+            self.proc.wait(timeout=10)
+
+
+def _drain(lines: queue.SimpleQueue[str | None]) -> list[str]:
+    found: list[str] = []
+    while not lines.empty():
+        line = lines.get()
+        if line is not None:
+            found.append(line)
+    return found
 
 
 @contextmanager
