@@ -790,7 +790,8 @@ def notes(options: BenchOptions, report: dict[str, Any]) -> list[str]:
             f"{PUSHER_CLIENT_EVENT_LIMIT:g}/s per connection (error 4301); Soketi's default is "
             "unlimited"
         )
-    if options.channel_type == "presence" and options.connections / options.channels > 100:
+    members = math.ceil(options.connections / options.channels) + (options.publish == "client")
+    if options.channel_type == "presence" and members > 100:
         found.append(
             "Soketi admits 100 members per presence channel by default "
             "(SOKETI_PRESENCE_MAX_MEMBERS); use more channels"
@@ -808,6 +809,13 @@ def verdict(report: dict[str, Any], thresholds: dict[str, float | None]) -> dict
     min_delivery = thresholds.get("min_delivery")
     max_p99 = thresholds.get("max_p99_ms")
     reasons = []
+    connections = report["connections"]
+    if connections["subscribed"] < connections["requested"]:
+        causes = ", ".join(f"{cause} ×{n}" for cause, n in connections["failures"].items())
+        reasons.append(
+            f"{connections['requested'] - connections['subscribed']} of "
+            f"{connections['requested']} subscribers could not connect or subscribe ({causes})"
+        )
     delivery = report["delivery"]
     if min_delivery is not None and (delivery["expected"] == 0 or delivery["rate"] < min_delivery):
         reasons.append(

@@ -92,6 +92,24 @@ def test_client_events_over_pushers_limit_are_noted(env_file):
     )
 
 
+def test_subscribers_refused_by_a_full_presence_channel_fail_the_run(env_file):
+    # 101 subscribers on one presence channel: Soketi admits 100 members by default.
+    result, report = bench_json(
+        env_file, "-n", "101", "-c", "1", "-r", "5", "-d", "1", "--channel-type", "presence"
+    )
+    assert result.exit_code == 1
+    assert report["connections"]["subscribed"] == 100
+    assert report["connections"]["failures"] == {"subscription_error_4100": 1}
+    assert report["delivery"]["rate"] == 1.0  # the 100 members got everything
+    reason = "1 of 101 subscribers could not connect or subscribe (subscription_error_4100 ×1)"
+    assert report["verdict"]["reasons"] == [reason]
+    assert report["notes"] == [
+        "Soketi admits 100 members per presence channel by default "
+        "(SOKETI_PRESENCE_MAX_MEMBERS); use more channels"
+    ]
+    assert f"error: {reason}\n" in result.stderr
+
+
 def test_payload_is_padded_to_the_requested_size(env_file):
     result, report = bench_json(env_file, *SMALL, "--payload-size", "2000")
     assert result.exit_code == 0, result.stderr
