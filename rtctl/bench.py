@@ -30,7 +30,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from rtctl.config import Settings
-from rtctl.errors import AuthRejected, InvalidInput, ServerRejected, Unreachable
+from rtctl.errors import (
+    AuthRejected,
+    EnvironmentProblem,
+    InvalidInput,
+    ServerRejected,
+    Unreachable,
+)
 from rtctl.signing import authorize_channel, compact_json, presence_channel_data
 from rtctl.validation import MAX_EVENTS_PER_BATCH, Event
 
@@ -41,6 +47,7 @@ PUBLISH_MODES = ("http", "client")
 KEEPALIVE_SECONDS = 20.0  # Soketi advertises activity_timeout 30: ping well inside it
 PUSHER_CLIENT_EVENT_LIMIT = 10.0  # Pusher's client events per second per connection
 PROGRESS_SECONDS = 0.5
+FD_HEADROOM = 64  # files besides the sockets: stdio, the publisher's pipes, the HTTP client
 SATURATED_CPU_PERCENT = 90.0  # one core: the event loop is single-threaded
 
 Progress = Callable[[dict[str, Any]], None]
@@ -699,7 +706,14 @@ def run_bench(
 ) -> dict[str, Any]:
     """Run one benchmark and return its report (a JSON-ready dict). Blocks until done."""
     check_options(options)
-    raise_fd_limit()
+    soft, _ = raise_fd_limit()
+    needed = options.connections + options.channels + FD_HEADROOM
+    if soft != resource.RLIM_INFINITY and needed > soft:
+        raise EnvironmentProblem(
+            f"--connections {options.connections} needs about {needed} open files; "
+            f"this process may open {soft}",
+            hint="raise the hard limit (`ulimit -Hn`, systemd LimitNOFILE) or use fewer connections",
+        )
     run_id = secrets.token_hex(4)
     names = [channel_name(options.channel_type, run_id, i) for i in range(options.channels)]
     run = Run(options=options, run_id=run_id, channel_names=names)

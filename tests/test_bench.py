@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import sys
 
@@ -173,6 +174,24 @@ def test_soketi_stopped_mid_run_is_lost_deliveries_and_exit_1(soketi_factory, tm
     reason = report["verdict"]["reasons"][0]
     assert reason.startswith("delivery ") and "is under --min-delivery 100%" in reason
     assert f"error: {reason}\n" in stderr
+
+
+def test_more_connections_than_open_files_is_an_environment_problem(env_file):
+    def low_limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+
+    done = subprocess.run(
+        [sys.executable, "-m", "rtctl", "--env-file", str(env_file), "bench", "-n", "300"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=low_limit,
+    )
+    assert done.returncode == 8
+    assert done.stderr.splitlines() == [
+        "error: --connections 300 needs about 374 open files; this process may open 256",
+        "hint: raise the hard limit (`ulimit -Hn`, systemd LimitNOFILE) or use fewer connections",
+    ]
 
 
 def test_no_server_is_unreachable_exit_4(tmp_path):
