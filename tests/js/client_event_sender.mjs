@@ -2,10 +2,12 @@
 // channel and sends client events, so tests and benchmarks can check what `rtctl listen` prints.
 //
 // Usage: node client_event_sender.mjs '<json options>'
-//   {host, port, key, secret, channel, event="client-test", count=1, data={}, userId?, tls=false}
+//   {host, port, key, secret, channel, event="client-test", count=1, data={}, userId?, tls=false,
+//    linger=0.05 (seconds to stay connected after the last frame left), timeout=60}
 // The authorizer is a pusher-js customHandler that signs with the app secret (what an app's auth
 // endpoint would do), so no HTTP server is needed. Each event's data is {...data, i: <0-based n>}.
-// Prints one JSON line: {"sent": n, "socket_id": "...", "seconds": s}; exit 1 on any failure.
+// Prints one JSON line once Soketi has processed every event (a pusher:ping sent after the burst
+// was answered): {"sent": n, "socket_id": "...", "seconds": s}; exit 1 on any failure.
 import { createHmac } from 'node:crypto';
 import Pusher from 'pusher-js';
 
@@ -54,16 +56,17 @@ channel.bind('pusher:subscription_succeeded', () => {
     if (!channel.trigger(eventName, { ...baseData, i })) fail(`trigger ${i} refused`);
   }
   const socket = pusher.connection.socket_id;
-  // Wait until the WebSocket has handed every frame to the kernel before leaving.
-  const raw = pusher.connection.connection.transport.socket;
-  const drain = () => {
-    if (raw.bufferedAmount > 0) return setTimeout(drain, 5);
+  const conn = pusher.connection.connection;
+  // Soketi handles a socket's frames in order, so its pong to a ping sent after the burst means
+  // every client event was processed. Leaving earlier loses the ones still queued in Soketi.
+  conn.bind('pong', () => {
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     process.stdout.write(`${JSON.stringify({ sent: count, socket_id: socket, seconds })}\n`);
     setTimeout(() => {
       pusher.disconnect();
       process.exit(0);
-    }, 50);
-  };
-  drain();
+    }, (opts.linger ?? 0.05) * 1000);
+  });
+  conn.send_event('pusher:ping', {});
 });
+
