@@ -108,16 +108,22 @@ _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 _pretty = json.JSONEncoder(ensure_ascii=False).encode
 
 
+_heads: dict[tuple[str | None, str], str] = {}  # (channel, event) -> their JSON, built once
+
+
 def ndjson_line(message: Message, event: str, clock: _Clock) -> str:
     """One compact JSON object per event: time (UTC), channel, event, [user_id,] data."""
     text = message.json_text
     if text is None or "\n" in text or "\r" in text:
         text = _dumps(message.data)
+    head = _heads.get((message.channel, event))
+    if head is None:
+        if len(_heads) > 10_000:  # event names are usually few; never grow without bound
+            _heads.clear()
+        head = f'"channel":{_dumps(message.channel)},"event":{_dumps(event)}'
+        _heads[(message.channel, event)] = head
     user = "" if message.user_id is None else f',"user_id":{_dumps(message.user_id)}'
-    return (
-        f'{{"time":"{clock.iso(message.received_at)}","channel":{_dumps(message.channel)},'
-        f'"event":{_dumps(event)}{user},"data":{text}}}\n'
-    )
+    return f'{{"time":"{clock.iso(message.received_at)}",{head}{user},"data":{text}}}\n'
 
 
 def describe(message: Message, event: str) -> str:
