@@ -15,37 +15,50 @@ CHANNELS_HELP = "Channels to listen on: public, private-*, private-encrypted-*, 
 
 def listen_command(
     ctx: typer.Context,
-    channels: Annotated[list[str], typer.Argument(help=CHANNELS_HELP, show_default=False)],
+    channels: Annotated[
+        list[str], typer.Argument(metavar="CHANNEL", help=CHANNELS_HELP, show_default=False)
+    ],
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON object per event (NDJSON), flushed at once.")
     ] = False,
     count: Annotated[
-        int | None, typer.Option("--count", min=1, help="Exit 0 after this many events.")
+        int | None,
+        typer.Option("--count", min=1, metavar="N", help="Exit 0 after this many events."),
     ] = None,
     timeout: Annotated[
         float | None,
         typer.Option(
             "--timeout",
             min=0.1,
+            metavar="SECONDS",
             help="Give up after this many seconds (exit 6 if --count events, or none at all, "
             "arrived by then).",
         ),
     ] = None,
     events: Annotated[
         list[str] | None,
-        typer.Option("--event", help="Only show this event name (repeatable).", show_default=False),
+        typer.Option(
+            "--event",
+            metavar="NAME",
+            help="Only show this event name (repeatable).",
+            show_default=False,
+        ),
     ] = None,
     as_user: Annotated[
         str | None,
-        typer.Option("--as-user", help="Presence user id to sign for (needed for presence-*)."),
+        typer.Option(
+            "--as-user", metavar="ID", help="Presence user id to sign for (needed for presence-*)."
+        ),
     ] = None,
     user_info: Annotated[
-        str | None, typer.Option("--user-info", help="Presence user_info as a JSON object.")
+        str | None,
+        typer.Option("--user-info", metavar="JSON", help="Presence user_info as a JSON object."),
     ] = None,
     auth_endpoint: Annotated[
         str | None,
         typer.Option(
             "--auth-endpoint",
+            metavar="URL",
             help="Authorize through this URL like pusher-js (form POST socket_id, channel_name) "
             "instead of signing with the local secret.",
         ),
@@ -54,6 +67,7 @@ def listen_command(
         list[str] | None,
         typer.Option(
             "--auth-header",
+            metavar="'NAME: VALUE'",
             help="Header for the auth endpoint, 'Name: value' (repeatable).",
             show_default=False,
         ),
