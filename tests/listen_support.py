@@ -191,9 +191,15 @@ def listening(
 
 
 def pusher_js_send(
-    server: SoketiServer, channel: str, count: int, event: str = "client-test", **extra: Any
+    server: SoketiServer,
+    channel: str,
+    count: int,
+    event: str = "client-test",
+    ca: str | None = None,
+    **extra: Any,
 ) -> dict[str, Any]:
-    """Send client events with pusher-js 8.6.0 (tests/js/client_event_sender.mjs)."""
+    """Send client events with pusher-js 8.6.0 (tests/js/client_event_sender.mjs); ``ca`` is a
+    certificate Node should trust (a self-signed TLS Soketi)."""
     options = {
         "host": "127.0.0.1",
         "port": server.port,
@@ -207,6 +213,7 @@ def pusher_js_send(
     done = subprocess.run(
         ["node", str(JS_DIR / "client_event_sender.mjs"), json.dumps(options)],
         cwd=JS_DIR,
+        env={**os.environ, **({"NODE_EXTRA_CA_CERTS": ca} if ca else {})},
         capture_output=True,
         text=True,
         timeout=120,
@@ -214,3 +221,43 @@ def pusher_js_send(
     assert done.returncode == 0, done.stderr
     result: dict[str, Any] = json.loads(done.stdout)
     return result
+
+
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, so a local Soketi can stand in for Pusher's TLS."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path

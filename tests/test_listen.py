@@ -11,14 +11,17 @@ from pathlib import Path
 
 import pytest
 
+from rtctl.httpapi import ApiClient
 from rtctl.payloads import bot_message
 from rtctl.protocol import PusherSocket
-from tests.helpers import SoketiServer, free_port, run_cli
+from rtctl.validation import Event
+from tests.helpers import SoketiServer, free_port, run_cli, write_env
 from tests.listen_support import (
     MASTER_KEY,
     AuthEndpoint,
     listening,
     pusher_js_send,
+    self_signed,
     settings_for,
     trigger,
 )
@@ -267,3 +270,62 @@ def test_bad_input_is_a_usage_error(env_dir: Path, args: list[str], message: str
     assert result.exit_code == 2
     assert result.stderr.startswith(f"error: {message}")
     assert "Traceback" not in result.stderr
+
+
+# --- after `rtctl switch pusher`: TLS, hosts derived from the provider ----------------------------
+
+
+@pytest.fixture(scope="module")
+def tls_server(soketi_factory, tmp_path_factory):
+    cert, key = self_signed(tmp_path_factory.mktemp("listen-tls"))
+    server = soketi_factory(
+        REALTIME_SCHEME="https",
+        SOKETI_SSL_CERT=str(cert),
+        SOKETI_SSL_KEY=str(key),
+        RTCTL_CA_BUNDLE=str(cert),
+    )
+    return server, cert
+
+
+def pusher_env(tmp_path: Path, server: SoketiServer, **extra: str) -> Path:
+    values = {
+        "REALTIME_PROVIDER": "pusher",
+        "PUSHER_APP_CLUSTER": "eu",
+        "RTCTL_PUSHER_ENDPOINT": f"127.0.0.1:{server.port}",  # stands in for ws-eu.pusher.com
+        "PUSHER_APP_ID": server.app_id,
+        "PUSHER_APP_KEY": server.key,
+        "PUSHER_APP_SECRET": server.secret,
+        **extra,
+    }
+    return write_env(tmp_path / ".env", values)
+
+
+def test_listen_over_tls_with_the_pusher_provider(tmp_path: Path, tls_server) -> None:
+    server, cert = tls_server
+    pusher_env(tmp_path, server, RTCTL_CA_BUNDLE=str(cert))
+    name = channel("private-")
+    with listening([name, "--json", "--count", "2", "--timeout", "60"], tmp_path) as listener:
+        listener.wait_stderr("listening on")
+        with ApiClient(settings_for(server), timeout=10) as api:
+            api.trigger(Event((name,), "over-tls", json.dumps({"n": 1})))
+        pusher_js_send(server, name, 1, event="client-tls", tls=True, ca=str(cert))
+        code, out, err = listener.finish()
+    assert code == 0, err
+    assert [(x["event"], x["data"]) for x in map(json.loads, out.splitlines())] == [
+        ("over-tls", {"n": 1}),
+        ("client-tls", {"i": 0}),
+    ]
+
+
+def test_untrusted_certificate_exits_4(tmp_path: Path, tls_server) -> None:
+    server, _ = tls_server
+    pusher_env(tmp_path, server)
+    result = run_cli(["listen", "orders", "--timeout", "20"])
+    assert result.exit_code == 4
+    assert result.stderr.startswith(
+        f"error: TLS handshake with wss://127.0.0.1:{server.port}/app/{server.key} failed: "
+        "CERTIFICATE_VERIFY_FAILED"
+    )
+    assert result.stderr.endswith(
+        "hint: for a self-signed server set RTCTL_CA_BUNDLE to its CA certificate\n"
+    )
