@@ -58,6 +58,7 @@ CLIENT_NAME = "rtctl-python"
 # Read up to 1 MiB per recv(). The socket's receive buffer is left to the kernel's autotuning:
 # a fixed SO_RCVBUF (8 MiB) measured far worse (lost most of a 200k burst) than autotuning (none).
 RECV_CHUNK = 1 << 20
+SEND_TIMEOUT = 10.0  # a send that cannot complete in this long means the connection is gone
 
 Policy = Literal["stop", "backoff", "now"]
 
@@ -181,20 +182,23 @@ class _Drain:
         self._chunks: queue.SimpleQueue[bytes | OSError] = queue.SimpleQueue()
         self.end: bytes | OSError | None = None  # b"" (EOF) or the error, once seen
         self._sock = sock
-        sock.settimeout(None)
+        sock.settimeout(SEND_TIMEOUT)  # bounds sends from the caller; recv() here just retries
         self._thread = threading.Thread(target=self._run, name="rtctl-ws-drain", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         recv, put = self._sock.recv, self._chunks.put
-        try:
-            while True:
+        while True:
+            try:
                 chunk = recv(RECV_CHUNK)
-                put(chunk)
-                if not chunk:
-                    return
-        except OSError as exc:
-            put(exc)
+            except TimeoutError:  # only a quiet connection
+                continue
+            except OSError as exc:
+                put(exc)
+                return
+            put(chunk)
+            if not chunk:
+                return
 
     def pending(self) -> bool:
         return not self._chunks.empty()
@@ -385,6 +389,8 @@ class PusherSocket:
         frame: dict[str, Any] = {"event": event, "data": data}
         if channel is not None:
             frame["channel"] = channel
+        if self._drain is None:  # TLS: reads set short timeouts on this same socket
+            self._ws.sock.settimeout(SEND_TIMEOUT)
         try:
             self._ws.send(json.dumps(frame, separators=(",", ":"), ensure_ascii=False))
         except (OSError, websocket.WebSocketException) as exc:
@@ -698,9 +704,13 @@ class PusherSocket:
                 self._pong(payload)
 
     def _pong(self, payload: bytes) -> None:
+        import websocket
+
+        if self._drain is None:
+            self._ws.sock.settimeout(SEND_TIMEOUT)
         try:
             self._ws.pong(payload)
-        except OSError as exc:
+        except (OSError, websocket.WebSocketException) as exc:
             self._drop()
             raise Disconnected(f"the connection dropped: {exc}") from exc
 
