@@ -485,8 +485,9 @@ class PusherSocket:
                 ) from exc
             raise ServerRejected(message, status=exc.code) from exc
         except (OSError, urllib.error.URLError) as exc:
+            reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
             raise Unreachable(
-                f"cannot reach the auth endpoint {self.auth_endpoint}: {exc}",
+                f"cannot reach the auth endpoint {self.auth_endpoint}: {reason}",
                 hint="is the gateway running? check --auth-endpoint",
             ) from exc
         try:

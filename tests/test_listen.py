@@ -329,3 +329,23 @@ def test_untrusted_certificate_exits_4(tmp_path: Path, tls_server) -> None:
     assert result.stderr.endswith(
         "hint: for a self-signed server set RTCTL_CA_BUNDLE to its CA certificate\n"
     )
+
+
+def test_unreachable_auth_endpoint_exits_4(env_dir: Path) -> None:
+    port = free_port()
+    result = run_cli(
+        [
+            "listen",
+            "private-x",
+            "--auth-endpoint",
+            f"http://127.0.0.1:{port}/auth",
+            "--timeout",
+            "20",
+        ]
+    )
+    assert result.exit_code == 4
+    assert result.stderr == (
+        f"error: cannot reach the auth endpoint http://127.0.0.1:{port}/auth: "
+        "[Errno 111] Connection refused\n"
+        "hint: is the gateway running? check --auth-endpoint\n"
+    )
