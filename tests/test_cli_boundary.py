@@ -32,6 +32,7 @@ def test_rtctl_debug_shows_the_traceback_then_the_same_message(tmp_path: Path) -
 def test_json_mode_reports_the_error_as_json_on_stdout(tmp_path: Path) -> None:
     proc = run_rtctl(["--env-file", "nowhere.env", "config", "--json"], cwd=tmp_path)
     assert proc.returncode == 3
+    assert proc.stdout.count("\n") == 1  # one line: it can close an NDJSON stream too
     assert json.loads(proc.stdout) == {
         "error": {
             "code": "config",

@@ -25,7 +25,7 @@ from rtctl.cli import (
     cmd_runtime,
     cmd_smoke,
 )
-from rtctl.cli.common import CliState, print_json
+from rtctl.cli.common import CliState, print_ndjson
 from rtctl.errors import ExitCode, RtctlError
 
 DEBUG_ENV = "RTCTL_DEBUG"
@@ -42,7 +42,8 @@ def _wants_json(ctx: typer.Context) -> bool:
 def report_error(error: RtctlError, as_json: bool) -> None:
     """One line naming what is wrong, then the hint, on stderr; JSON on stdout in --json mode."""
     if as_json:
-        print_json({"error": error.to_dict()})
+        # One line, so it also ends an NDJSON stream (listen --json) as a parseable record.
+        print_ndjson({"error": error.to_dict()})
     sys.stderr.write(f"error: {error.message}\n")
     if error.hint:
         sys.stderr.write(f"hint: {error.hint}\n")
