@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import TEST_CACHE, SoketiServer, make_server
+from tests.helpers import (
+    TEST_CACHE,
+    PusherStandIn,
+    SoketiServer,
+    make_server,
+    self_signed_certificate,
+)
 
 CONFIG_PREFIXES = ("PUSHER_", "REALTIME_", "SOKETI_", "RTCTL_")
 
@@ -57,6 +63,21 @@ def soketi_factory(
     finally:
         for server in started:
             server.stop()
+
+
+@pytest.fixture(scope="session")
+def pusher_standin(
+    soketi_factory: Callable[..., SoketiServer], tmp_path_factory: pytest.TempPathFactory
+) -> PusherStandIn:
+    """Pusher cannot be reached from here: a local TLS Soketi stands in for its hosts."""
+    cert, key = self_signed_certificate(tmp_path_factory.mktemp("pusher-standin"))
+    server = soketi_factory(
+        REALTIME_SCHEME="https",
+        SOKETI_SSL_CERT=str(cert),
+        SOKETI_SSL_KEY=str(key),
+        RTCTL_CA_BUNDLE=str(cert),
+    )
+    return PusherStandIn(server, cert)
 
 
 @pytest.fixture

@@ -131,3 +131,66 @@ def make_server(state: Path, **overrides: str) -> SoketiServer:
     }
     env.update(overrides)
     return SoketiServer(env=env, state=state)
+
+
+def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
+    """A throwaway CA-flagged certificate for 127.0.0.1 and its key: (cert, key) paths."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+@dataclass
+class PusherStandIn:
+    """A TLS Soketi with a self-signed certificate standing in for Pusher's hosts."""
+
+    server: SoketiServer
+    cert: Path
+
+    def env(self, trust: bool = True, **extra: str) -> dict[str, str]:
+        """.env values for provider=pusher pointed at the stand-in (its CA trusted or not)."""
+        values = {
+            "REALTIME_PROVIDER": "pusher",
+            "PUSHER_APP_CLUSTER": "eu",
+            # stands in for ws-eu.pusher.com / api-eu.pusher.com
+            "RTCTL_PUSHER_ENDPOINT": f"127.0.0.1:{self.server.port}",
+            "PUSHER_APP_ID": self.server.app_id,
+            "PUSHER_APP_KEY": self.server.key,
+            "PUSHER_APP_SECRET": self.server.secret,
+        }
+        if trust:
+            values["RTCTL_CA_BUNDLE"] = str(self.cert)
+        return {**values, **extra}

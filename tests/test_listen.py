@@ -21,7 +21,6 @@ from tests.listen_support import (
     AuthEndpoint,
     listening,
     pusher_js_send,
-    self_signed,
     settings_for,
     trigger,
 )
@@ -275,34 +274,9 @@ def test_bad_input_is_a_usage_error(env_dir: Path, args: list[str], message: str
 # --- after `rtctl switch pusher`: TLS, hosts derived from the provider ----------------------------
 
 
-@pytest.fixture(scope="module")
-def tls_server(soketi_factory, tmp_path_factory):
-    cert, key = self_signed(tmp_path_factory.mktemp("listen-tls"))
-    server = soketi_factory(
-        REALTIME_SCHEME="https",
-        SOKETI_SSL_CERT=str(cert),
-        SOKETI_SSL_KEY=str(key),
-        RTCTL_CA_BUNDLE=str(cert),
-    )
-    return server, cert
-
-
-def pusher_env(tmp_path: Path, server: SoketiServer, **extra: str) -> Path:
-    values = {
-        "REALTIME_PROVIDER": "pusher",
-        "PUSHER_APP_CLUSTER": "eu",
-        "RTCTL_PUSHER_ENDPOINT": f"127.0.0.1:{server.port}",  # stands in for ws-eu.pusher.com
-        "PUSHER_APP_ID": server.app_id,
-        "PUSHER_APP_KEY": server.key,
-        "PUSHER_APP_SECRET": server.secret,
-        **extra,
-    }
-    return write_env(tmp_path / ".env", values)
-
-
-def test_listen_over_tls_with_the_pusher_provider(tmp_path: Path, tls_server) -> None:
-    server, cert = tls_server
-    pusher_env(tmp_path, server, RTCTL_CA_BUNDLE=str(cert))
+def test_listen_over_tls_with_the_pusher_provider(tmp_path: Path, pusher_standin) -> None:
+    server, cert = pusher_standin.server, pusher_standin.cert
+    write_env(tmp_path / ".env", pusher_standin.env())
     name = channel("private-")
     with listening([name, "--json", "--count", "2", "--timeout", "60"], tmp_path) as listener:
         listener.wait_stderr("listening on")
@@ -317,9 +291,9 @@ def test_listen_over_tls_with_the_pusher_provider(tmp_path: Path, tls_server) ->
     ]
 
 
-def test_untrusted_certificate_exits_4(tmp_path: Path, tls_server) -> None:
-    server, _ = tls_server
-    pusher_env(tmp_path, server)
+def test_untrusted_certificate_exits_4(tmp_path: Path, pusher_standin) -> None:
+    server = pusher_standin.server
+    write_env(tmp_path / ".env", pusher_standin.env(trust=False))
     result = run_cli(["listen", "orders", "--timeout", "20"])
     assert result.exit_code == 4
     assert result.stderr.startswith(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.events_support import RawSocket, self_signed_certificate
+from tests.events_support import RawSocket
 from tests.helpers import SoketiServer, free_port, run_cli, write_env
 
 pytestmark = pytest.mark.soketi
@@ -180,31 +180,17 @@ def test_terminate_human_output(user_auth_soketi: SoketiServer, tmp_path: Path) 
 
 
 def test_pusher_provider_over_tls_trusts_rtctl_ca_bundle(
-    soketi_factory, tmp_path_factory, tmp_path: Path, monkeypatch
+    pusher_standin, tmp_path: Path, monkeypatch
 ) -> None:
     # REQUESTS_CA_BUNDLE is set on many machines (this one too); RTCTL_CA_BUNDLE must still win.
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
-    cert, key = self_signed_certificate(tmp_path_factory.mktemp("tls"))
-    server = soketi_factory(
-        REALTIME_SCHEME="https",
-        SOKETI_SSL_CERT=str(cert),
-        SOKETI_SSL_KEY=str(key),
-        RTCTL_CA_BUNDLE=str(cert),
-    )
-    values = {
-        "REALTIME_PROVIDER": "pusher",
-        "PUSHER_APP_CLUSTER": "eu",
-        "RTCTL_PUSHER_ENDPOINT": f"127.0.0.1:{server.port}",  # stands in for api-eu.pusher.com
-        "PUSHER_APP_ID": server.app_id,
-        "PUSHER_APP_KEY": server.key,
-        "PUSHER_APP_SECRET": server.secret,
-    }
-    write_env(tmp_path / ".env", {**values, "RTCTL_CA_BUNDLE": str(cert)})
+    server = pusher_standin.server
+    write_env(tmp_path / ".env", pusher_standin.env())
     assert run_cli(["emit", "tls-orders", "created"]).exit_code == 0
     result = run_cli(["channel", "tls-orders", "--json"])
     assert (result.exit_code, json.loads(result.stdout)["occupied"]) == (0, False)
 
-    write_env(tmp_path / ".env", values)  # without the CA file the certificate is refused
+    write_env(tmp_path / ".env", pusher_standin.env(trust=False))  # without the CA: refused
     refused = run_cli(["emit", "tls-orders", "created"])
     assert refused.exit_code == 4
     assert refused.stderr == (

@@ -487,68 +487,10 @@ def test_failure_summary_goes_to_stderr(soketi: SoketiServer, tmp_path: Path) ->
 # --- Pusher: the same smoke, only the provider differs ------------------------------------------
 
 
-def self_signed(folder: Path) -> tuple[Path, Path]:
-    """A certificate for 127.0.0.1 (and its key), so a local Soketi can stand in for Pusher's TLS."""
-    import datetime
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.TraditionalOpenSSL,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
-
-
-def test_pusher_provider_runs_unchanged_and_skips_health(soketi_factory, tmp_path_factory) -> None:
+def test_pusher_provider_runs_unchanged_and_skips_health(pusher_standin) -> None:
     # REQUESTS_CA_BUNDLE stays as the machine sets it: RTCTL_CA_BUNDLE must win (psf/requests#4726).
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = self_signed(folder)
-    server = soketi_factory(
-        REALTIME_SCHEME="https",
-        SOKETI_SSL_CERT=str(cert),
-        SOKETI_SSL_KEY=str(key),
-        RTCTL_CA_BUNDLE=str(cert),
-    )
-    env = write_env(
-        Path(".env"),
-        {
-            "REALTIME_PROVIDER": "pusher",
-            "PUSHER_APP_CLUSTER": "eu",
-            "RTCTL_PUSHER_ENDPOINT": f"127.0.0.1:{server.port}",  # stands in for *-eu.pusher.com
-            "RTCTL_CA_BUNDLE": str(cert),
-            "PUSHER_APP_ID": server.app_id,
-            "PUSHER_APP_KEY": server.key,
-            "PUSHER_APP_SECRET": server.secret,
-        },
-    )
+    server = pusher_standin.server
+    env = write_env(Path(".env"), pusher_standin.env())
     code, report = smoke_json(env)
     assert code == 0, json.dumps([(c["name"], c["evidence"]) for c in report["checks"]], indent=1)
     assert report["provider"] == "pusher"
