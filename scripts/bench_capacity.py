@@ -78,8 +78,10 @@ def rtctl_bench(env_file: str, soketi_pid: int, args: list[str]) -> dict[str, An
         "delivery": dlv["rate"],
         "deliveries_per_s": round(dlv["received"] / max(pub["seconds"], 1e-9)),
         "p50_ms": dlv["latency_ms"]["p50"],
+        "p95_ms": dlv["latency_ms"]["p95"],
         "p99_ms": dlv["latency_ms"]["p99"],
         "rtctl_cpu_pct": me["cpu_percent_publishing"],
+        "publisher_cpu_pct": me["publisher_cpu_percent"],
         "rtctl_rss_mb": me["max_rss_mb"],
         "soketi_cpu_pct": round(soketi_cpu, 1),
         "soketi_rss_mb": round(proc_rss_mb(soketi_pid), 1),
@@ -214,6 +216,34 @@ def websocket_client_child(
     return result
 
 
+P95_LIMIT_MS = 100.0  # Soketi's own CI passes when message delay p95 < 100 ms
+
+
+def sustained(row: dict[str, Any], rate: float) -> bool:
+    """Every event delivered, the target rate achieved, and p95 under Soketi's CI bound."""
+    return (
+        row.get("delivery") == 1.0
+        and row.get("rate", 0) >= 0.98 * rate
+        and (row.get("p95_ms") or float("inf")) < P95_LIMIT_MS
+    )
+
+
+def summary(results: dict[str, Any]) -> dict[str, Any]:
+    held = [r for r in results["connections"] if r.get("delivery") == 1.0 and not r.get("failed")]
+    fanout = [r for r in results["fanout"] if r.get("sustained")]
+    complete = [r for r in results["fanout"] if r.get("delivery") == 1.0]
+    return {
+        "most_connections_full_delivery": max((r["connections"] for r in held), default=0),
+        "highest_sustained_rate": max((r["target_rate"] for r in fanout), default=0),
+        "highest_sustained_deliveries_per_s": max(
+            (r["deliveries_per_s"] for r in fanout), default=0
+        ),
+        "highest_full_delivery_deliveries_per_s": max(
+            (r["deliveries_per_s"] for r in complete), default=0
+        ),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env-file", required=True)
@@ -261,7 +291,7 @@ def main() -> int:
             break
 
     print("-- part 3: fan-out (2,000 subscribers over 20 channels: 100 per event)")
-    rates = [50, 100, 200, 400] if args.quick else [50, 100, 200, 300, 400, 500, 600]
+    rates = [50, 100, 200, 400] if args.quick else [50, 100, 200, 300, 400, 500, 600, 800]
     results["fanout"] = []
     for rate in rates:
         row = rtctl_bench(
@@ -270,10 +300,13 @@ def main() -> int:
             ["-n", "2000", "-c", "20", "-r", str(rate), "-d", duration],
         )
         row["target_rate"] = rate
+        row["sustained"] = sustained(row, rate)
         results["fanout"].append(row)
         print(json.dumps(row), flush=True)
-        if row.get("delivery") != 1.0:
-            break
+        if row.get("delivery") != 1.0 or row.get("rate", 0) < 0.9 * rate:
+            break  # losing events, or the publisher no longer gets its rate out
+    results["summary"] = summary(results)
+    print(f"-- summary: {json.dumps(results['summary'])}")
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(results, indent=2))
     return 0
