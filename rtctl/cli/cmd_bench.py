@@ -78,7 +78,8 @@ def bench(
 ) -> None:
     """Open N subscribers over C channels, publish at a fixed rate, report delivery and latency.
 
-    Exits 1 when delivery is under --min-delivery (default: every event) or p99 over --max-p99.
+    Exits 1 when a subscriber could not connect or subscribe, when delivery is under
+    --min-delivery (default: every event), or when p99 is over --max-p99.
     """
     json_mode(ctx, as_json)
     from rtctl.bench import BenchOptions, check_options, run_bench
