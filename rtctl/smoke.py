@@ -753,17 +753,17 @@ def _gateway_channel(token: str, run_id: str) -> str:
 def _gateway_emit(
     url: str, token: str, channel: str, payload: str, timeout: float, settings: Settings
 ) -> None:
-    import httpx
+    import requests  # already there for the pusher SDK
 
     try:
-        response = httpx.post(
+        response = requests.post(
             url,
             json={"channel": channel, "event": SMOKE_EVENT, "data": payload},
             headers={"Authorization": f"Bearer {token}"},
             timeout=timeout,
             verify=settings.ca_bundle or True,
         )
-    except httpx.HTTPError as exc:
+    except requests.RequestException as exc:
         raise Unreachable(
             f"cannot reach {url}: {exc or type(exc).__name__}", hint="is the gateway running?"
         ) from exc
