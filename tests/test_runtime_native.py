@@ -220,3 +220,25 @@ def test_soketi_runs_in_its_own_session_so_a_terminal_hangup_spares_it(
 ) -> None:
     running = native.read_running(soketi.state)
     assert running is not None and running.pid == os.getpgid(running.pid)  # its own session
+
+
+def test_soketi_gets_the_hard_open_files_limit_not_a_soft_1024(tmp_path: Path) -> None:
+    """Each connection is a file descriptor: a parent with a soft limit of 1024 (common) must
+    not cap Soketi near 1,000 connections."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    server = make_server(tmp_path / "state")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(1024, hard), hard))
+    try:
+        server.start()
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    try:
+        assert server.running is not None
+        limits = Path(f"/proc/{server.running.pid}/limits").read_text()
+        row = next(line for line in limits.splitlines() if line.startswith("Max open files"))
+        expected = "unlimited" if hard == resource.RLIM_INFINITY else str(hard)
+        assert row.split()[3] == expected
+    finally:
+        server.stop()
