@@ -352,7 +352,6 @@ def start(
             stderr=subprocess.STDOUT,
             start_new_session=True,  # survives the terminal; stopped by PID with `rtctl down`
         )
-    _raise_open_files_limit(process.pid)
     ticks = _start_ticks(process.pid) or 0
     running = Running(
         pid=process.pid,
@@ -374,15 +373,6 @@ def start(
             stop(folder)
             raise
     return running, True
-
-
-def _raise_open_files_limit(pid: int) -> None:
-    """Every socket is a file: a soft limit of 1024 would cap Soketi near 1,000 connections."""
-    import resource
-
-    with contextlib.suppress(OSError, ValueError):
-        _, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
-        resource.prlimit(pid, resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def wait_ready(
