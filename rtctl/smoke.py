@@ -390,13 +390,14 @@ class _SmokeRun:
     # --- 2. health -------------------------------------------------------------------------------
 
     def check_health(self, result: CheckResult) -> str:
-        from rtctl.runtime.native import probe
+        from rtctl.runtime.health import fetch
 
         settings = self.require_settings()
         if settings.health_base is None:
             raise Skip(f"provider {settings.provider} has no health endpoint (Soketi only)")
         url = f"{settings.health_base}/ready"
-        status, body = probe(url, settings, timeout=self.timeout)
+        answer = fetch(url, settings, timeout=self.timeout)
+        status, body = answer.status, answer.body
         if status == 0:
             raise Unreachable(
                 f"nothing answers GET {url}",

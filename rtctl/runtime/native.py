@@ -239,14 +239,6 @@ def port_is_free(host: str, port: int) -> bool:
     return True
 
 
-def probe(url: str, settings: Settings, timeout: float = 2.0) -> tuple[int, str]:
-    """GET a health URL; (status, body), status 0 when nothing answers."""
-    from rtctl.runtime.health import fetch
-
-    answer = fetch(url, settings, timeout)
-    return answer.status, answer.body
-
-
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
@@ -378,6 +370,8 @@ def start(
 def wait_ready(
     settings: Settings, process: subprocess.Popen[bytes], folder: Path, timeout: float
 ) -> None:
+    from rtctl.runtime.health import fetch
+
     deadline = time.monotonic() + timeout
     url = f"{settings.api_base}/"
     while time.monotonic() < deadline:
@@ -387,8 +381,8 @@ def wait_ready(
                 f"Soketi exited with code {code} during start; last log lines:\n{log_tail(folder)}",
                 hint=f"read the whole log with `rtctl logs` ({log_file(folder)})",
             )
-        status, body = probe(url, settings, timeout=1.0)
-        if status == 200 and body.strip() == "OK":
+        answer = fetch(url, settings, timeout=1.0)
+        if answer.status == 200 and answer.body.strip() == "OK":
             return
         time.sleep(0.1)
     raise TimedOut(
