@@ -359,19 +359,3 @@ def parse_headers(values: Sequence[str]) -> dict[str, str]:
             )
         headers[name.strip()] = content.strip()
     return headers
-
-
-def parse_user_info(text: str | None) -> dict[str, Any] | None:
-    if text is None:
-        return None
-    from rtctl.errors import InvalidInput
-
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise InvalidInput(
-            f"--user-info is not JSON: {exc}", hint='e.g. --user-info \'{"name": "Ann"}\''
-        ) from exc
-    if not isinstance(value, dict):
-        raise InvalidInput("--user-info must be a JSON object", hint='e.g. {"name": "Ann"}')
-    return value

@@ -17,6 +17,7 @@ from rtctl.cli.common import (
     JsonOption,
     info,
     json_mode,
+    json_object_option,
     out_console,
     print_json,
     state,
@@ -40,22 +41,6 @@ def _client(settings: Settings) -> ApiClient:
     from rtctl.httpapi import ApiClient
 
     return ApiClient(settings, timeout=HTTP_TIMEOUT)
-
-
-def _json_object(text: str, option: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except ValueError:
-        raise InvalidInput(
-            f"{option} is not JSON: {text[:60]!r}",
-            hint=f'{option} takes a JSON object, e.g. {option} \'{{"name":"Ann"}}\'',
-        ) from None
-    if not isinstance(value, dict):
-        raise InvalidInput(
-            f"{option} must be a JSON object, got {type(value).__name__}",
-            hint=f'{option} takes a JSON object, e.g. {option} \'{{"name":"Ann"}}\'',
-        )
-    return value
 
 
 # --- auth ----------------------------------------------------------------------------------------
@@ -98,7 +83,7 @@ def auth(
         raise UsageError(
             "--socket-id is required", hint="the socket id arrives in pusher:connection_established"
         )
-    info_value = _json_object(user_info, "--user-info") if user_info is not None else None
+    info_value = json_object_option(user_info, "--user-info") if user_info is not None else None
     settings = state(ctx).settings()
     if user:
         if channel is not None:

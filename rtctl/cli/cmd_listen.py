@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from rtctl.cli.common import json_mode, state
+from rtctl.cli.common import json_mode, json_object_option, state
 
 CHANNELS_HELP = "Channels to listen on: public, private-*, private-encrypted-*, presence-*."
 
@@ -74,7 +74,7 @@ def listen_command(
     ] = None,
 ) -> None:
     """Tail channels: print every event (human lines, or NDJSON with --json) until Ctrl-C."""
-    from rtctl.listen import ListenOptions, check_options, listen, parse_headers, parse_user_info
+    from rtctl.listen import ListenOptions, check_options, listen, parse_headers
 
     json_mode(ctx, as_json)
     options = ListenOptions(
@@ -84,7 +84,7 @@ def listen_command(
         timeout=timeout,
         events=frozenset(events or ()),
         user_id=as_user,
-        user_info=parse_user_info(user_info),
+        user_info=None if user_info is None else json_object_option(user_info, "--user-info"),
         auth_endpoint=auth_endpoint,
         auth_headers=parse_headers(auth_headers or ()),
     )

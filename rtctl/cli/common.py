@@ -104,6 +104,22 @@ def note(message: str) -> None:
     err_console().print(message)
 
 
+def json_object_option(text: str, option: str) -> dict[str, Any]:
+    """An option that takes a JSON object (e.g. --user-info), or a clear InvalidInput."""
+    from rtctl.errors import InvalidInput
+
+    example = f'{option} takes a JSON object, e.g. {option} \'{{"name":"Ann"}}\''
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise InvalidInput(f"{option} is not JSON: {text[:60]!r}", hint=example) from None
+    if not isinstance(value, dict):
+        raise InvalidInput(
+            f"{option} must be a JSON object, got {type(value).__name__}", hint=example
+        )
+    return value
+
+
 def is_interactive() -> bool:
     return sys.stdin.isatty() and sys.stderr.isatty()
 
