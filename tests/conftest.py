@@ -3,7 +3,9 @@ free ports with its own cache folder, every server stopped by PID at the end."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -20,11 +22,29 @@ from tests.helpers import (
 CONFIG_PREFIXES = ("PUSHER_", "REALTIME_", "SOKETI_", "RTCTL_")
 
 
+LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
+_real_getaddrinfo = socket.getaddrinfo
+
+
+def _loopback_only_getaddrinfo(host, *args, **kwargs):  # type: ignore[no-untyped-def]
+    """Tests talk to loopback only: a name such as ws-eu.pusher.com is never even looked up."""
+    if host is not None:
+        name = host.decode() if isinstance(host, bytes) else str(host)
+        try:
+            loopback = ipaddress.ip_address(name.strip("[]")).is_loopback
+        except ValueError:
+            loopback = name.lower() in LOOPBACK_NAMES
+        if not loopback:
+            raise socket.gaierror(socket.EAI_NONAME, f"tests resolve loopback only, not {name}")
+    return _real_getaddrinfo(host, *args, **kwargs)
+
+
 @pytest.fixture(autouse=True)
 def hermetic(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
     for key in list(os.environ):
         if key.startswith(CONFIG_PREFIXES):
             monkeypatch.delenv(key)
+    monkeypatch.setattr(socket, "getaddrinfo", _loopback_only_getaddrinfo)
     monkeypatch.setenv("RTCTL_CACHE_DIR", str(TEST_CACHE))
     monkeypatch.setenv("RTCTL_STATE_DIR", str(tmp_path / ".rtctl"))
     monkeypatch.setenv("NO_COLOR", "1")
