@@ -126,6 +126,3 @@ def is_interactive() -> bool:
 
 # Shared option types, declared once.
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
-TimeoutOption = Annotated[
-    float, typer.Option("--timeout", min=0.1, help="Give up after this many seconds.")
-]
