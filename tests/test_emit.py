@@ -134,7 +134,7 @@ def test_batch_file_groups_of_ten_in_order(env_file: Path, socket_on, tmp_path: 
     assert result.exit_code == 0, result.stderr
     summary = json.loads(result.stdout)
     assert (summary["sent"], summary["batches"]) == (24, 3)
-    got_a = [f["data"] for f in sock_a.wait_events(13)]
+    got_a = [f["data"] for f in sock_a.wait_events(12)]
     got_b = [f["data"] for f in sock_b.wait_events(12)]
     assert got_a == [json.dumps({"i": i}, separators=(",", ":")) for i in range(1, 23, 2)] + [
         "already a string"
