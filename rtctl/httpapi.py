@@ -170,10 +170,26 @@ class ApiClient:
         return dict((data or {}).get("channels", {}))
 
     def channel(self, name: str, info: str | None = None) -> dict[str, Any]:
+        """One channel; presence channels also report their user count unless ``info`` says."""
+        from rtctl.validation import validate_channel
+
+        validate_channel(name)
+        if info is None and channel_kind(name) == "presence":
+            info = "user_count"
         params = {"info": info} if info else {}
         return dict(self.request("GET", f"/channels/{quote(name, safe='')}", params).data or {})
 
     def users(self, channel: str) -> list[str]:
+        """The user ids on a presence channel (refused locally for any other kind)."""
+        from rtctl.errors import InvalidInput
+        from rtctl.validation import validate_channel
+
+        validate_channel(channel)
+        if channel_kind(channel) != "presence":
+            raise InvalidInput(
+                f"{channel!r} is not a presence channel: only presence channels have users",
+                hint="presence channel names start with presence-",
+            )
         data = self.request("GET", f"/channels/{quote(channel, safe='')}/users").data or {}
         return [str(user.get("id")) for user in data.get("users", [])]
 

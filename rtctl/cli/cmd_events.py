@@ -343,14 +343,9 @@ def channel_cmd(
 ) -> None:
     """Show one channel: occupied, subscription count, user count (presence)."""
     json_mode(ctx, as_json)
-    from rtctl.signing import channel_kind
-    from rtctl.validation import validate_channel
-
-    validate_channel(name)
     settings = state(ctx).settings()
-    info_attr = "user_count" if channel_kind(name) == "presence" else None
     with _client(settings) as client:
-        details = client.channel(name, info_attr)
+        details = client.channel(name)
     if as_json:
         print_json({"channel": name, **details})
         return
@@ -368,15 +363,6 @@ def users_cmd(
 ) -> None:
     """List the users on a presence channel."""
     json_mode(ctx, as_json)
-    from rtctl.signing import channel_kind
-    from rtctl.validation import validate_channel
-
-    validate_channel(channel)
-    if channel_kind(channel) != "presence":
-        raise InvalidInput(
-            f"{channel!r} is not a presence channel: only presence channels have users",
-            hint="presence channel names start with presence-",
-        )
     settings = state(ctx).settings()
     with _client(settings) as client:
         ids = client.users(channel)
