@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.console_support import browser  # noqa: F401  (the session's one Chromium)
 from tests.helpers import (
     TEST_CACHE,
     PusherStandIn,

@@ -19,6 +19,7 @@ from rtctl import __version__
 from rtctl.cli import (
     cmd_bench,
     cmd_config,
+    cmd_console,
     cmd_events,
     cmd_gateway,
     cmd_listen,
@@ -142,6 +143,7 @@ for module in (
     cmd_smoke,
     cmd_verify,
     cmd_gateway,
+    cmd_console,
     cmd_bench,
 ):
     module.register(app)
