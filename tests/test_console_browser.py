@@ -71,9 +71,9 @@ def watch(driver: Any, channel: str) -> None:
 def log_rows(driver: Any) -> list[dict[str, str]]:
     return list(
         driver.execute_script(
-            """return [...document.querySelectorAll('#log tbody tr')].map(r => ({
-                 kind: r.cells[1].innerText, channel: r.cells[2].innerText,
-                 event: r.cells[3].innerText, data: r.cells[4].innerText}));"""
+            """return [...document.getElementById('log-rows').children].map(r => ({
+                 kind: r.children[1].textContent, channel: r.children[2].textContent,
+                 event: r.children[3].textContent, data: r.children[4].textContent}));"""
         )
     )
 
@@ -139,7 +139,7 @@ def test_rtctl_emit_appears_in_the_live_log(
             "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"],
         },
     )
-    page.find_element(By.CSS_SELECTOR, "#log tbody tr button.copy").click()
+    page.find_element(By.CSS_SELECTOR, "#log-rows .entry button.copy").click()
     copied = page.execute_async_script(
         "const done = arguments[0]; navigator.clipboard.readText().then(done, e => done(String(e)));"
     )

@@ -52,7 +52,7 @@ STATIC = {
     "console.js": "text/javascript; charset=utf-8",
     "console.css": "text/css; charset=utf-8",
 }
-STREAM_BATCH_SECONDS = 0.05  # entries are sent in batches at most this often
+STREAM_BATCH_SECONDS = 0.016  # in a burst, one message per display frame at most
 STREAM_KEEPALIVE_SECONDS = 15.0
 STREAM_REPLAY = 500  # entries a page that just opened gets from the feed's history
 MAX_CHANNELS_LISTED = 200  # channel detail queries per Channels refresh
@@ -309,6 +309,8 @@ class Console:
                     yield f"event: dropped\ndata: {dropped}\n\n"
             if texts:
                 yield f"id: {last}\nevent: entries\ndata: [{','.join(texts)}]\n\n"
+            loop = asyncio.get_running_loop()
+            sent_at = 0.0
             while not feed.closed:
                 wake.clear()
                 if feed.last_seq == last:
@@ -319,7 +321,11 @@ class Console:
                     if feed.last_seq == last:
                         yield ": keepalive\n\n"
                         continue
-                await asyncio.sleep(STREAM_BATCH_SECONDS)  # let a burst gather into one message
+                # A lone entry goes out at once; in a burst, one message per batch interval.
+                pause = sent_at + STREAM_BATCH_SECONDS - loop.time()
+                if pause > 0:
+                    await asyncio.sleep(pause)
+                sent_at = loop.time()
                 texts, dropped, last = feed.since(last)
                 if dropped:
                     yield f"event: dropped\ndata: {dropped}\n\n"

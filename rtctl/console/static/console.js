@@ -210,19 +210,29 @@
     if (paused) counts(); else schedule();
   }
 
+  // A lone entry is drawn at the next frame; in a flood (more than BUSY rows per draw) the log is
+  // redrawn ten times a second instead of sixty: nobody reads faster, and the page stays usable.
+  const BUSY = 20;
+  let lastBatch = 0;
   function schedule() {
-    if (!paused && !frame) frame = requestAnimationFrame(flush);
+    if (paused || frame) return;
+    if (lastBatch > BUSY) frame = setTimeout(() => requestAnimationFrame(flush), 100);
+    else frame = requestAnimationFrame(flush);
   }
 
-  function matches(entry) {
-    const channel = $("filter-channel").value.trim(), event = $("filter-event").value.trim();
-    if (channel && !(entry.channel || "").includes(channel)) return false;
-    if (event && !(entry.event || "").includes(event)) return false;
+  function filters() {
+    return { channel: $("filter-channel").value.trim(), event: $("filter-event").value.trim() };
+  }
+
+  function matches(entry, filter) {
+    if (filter.channel && !(entry.channel || "").includes(filter.channel)) return false;
+    if (filter.event && !(entry.event || "").includes(filter.event)) return false;
     return true;
   }
 
   function flush() {
     frame = 0;
+    lastBatch = pending.length;
     if (paused || !pending.length) return;
     const batch = pending;
     pending = [];
@@ -231,24 +241,27 @@
       droppedHere += buffer.length - MAX_ROWS;
       buffer.splice(0, buffer.length - MAX_ROWS);
     }
-    const body = $("log").tBodies[0];
+    const body = $("log-rows");
     const rows = document.createDocumentFragment();
-    for (let i = batch.length - 1; i >= 0; i--) if (matches(batch[i])) rows.append(row(batch[i]));
+    const filter = filters();
+    const first = Math.max(0, batch.length - MAX_ROWS); // older ones would be removed at once
+    for (let i = batch.length - 1; i >= first; i--) if (matches(batch[i], filter)) rows.append(row(batch[i]));
     body.prepend(rows);
-    while (body.rows.length > MAX_ROWS) body.deleteRow(-1);
+    while (body.childElementCount > MAX_ROWS) body.lastElementChild.remove();
     counts();
   }
 
   function rebuild() {
-    const body = $("log").tBodies[0];
+    const body = $("log-rows");
     const rows = document.createDocumentFragment();
-    for (let i = buffer.length - 1; i >= 0; i--) if (matches(buffer[i])) rows.append(row(buffer[i]));
+    const filter = filters();
+    for (let i = buffer.length - 1; i >= 0; i--) if (matches(buffer[i], filter)) rows.append(row(buffer[i]));
     body.replaceChildren(rows);
     counts();
   }
 
   function counts() {
-    const shown = $("log").tBodies[0].rows.length;
+    const shown = $("log-rows").childElementCount;
     $("log-counts").textContent = `${shown} shown · ${buffer.length} kept (newest ${MAX_ROWS})` + (paused ? ` · paused, ${pending.length} waiting` : "");
     const notes = [];
     if (droppedHere) notes.push(`${droppedHere} older entries dropped to keep this page responsive (it keeps the newest ${MAX_ROWS})`);
@@ -257,9 +270,11 @@
     $("dropped").textContent = notes.join(" · ");
   }
 
-  function clock(seconds) {
+  const two = (n) => (n < 10 ? "0" : "") + n;
+  function clock(seconds) { // toLocaleTimeString costs far more per row than this
     const date = new Date(seconds * 1000);
-    return date.toLocaleTimeString([], { hour12: false }) + "." + String(date.getMilliseconds()).padStart(3, "0");
+    const ms = date.getMilliseconds();
+    return `${two(date.getHours())}:${two(date.getMinutes())}:${two(date.getSeconds())}.${ms < 10 ? "00" : ms < 100 ? "0" : ""}${ms}`;
   }
 
   function summary(entry) {
@@ -273,15 +288,23 @@
     return (entry.text || "") + (entry.hint ? `\nhint: ${entry.hint}` : "");
   }
 
+  const entries = new WeakMap(); // row -> its entry, for the Copy button (one listener for all)
   function row(entry) {
-    return el("tr", { class: `entry kind-row-${entry.kind}`, "data-seq": String(entry.seq) },
-      el("td", { class: "time", text: clock(entry.time) }),
-      el("td", null, el("span", { class: `kind kind-${entry.kind}`, text: entry.kind })),
-      el("td", { class: "mono channel", text: entry.channel || "" }),
-      el("td", { class: "mono event", text: entry.event || "" }),
-      el("td", { class: "data", text: summary(entry) }),
-      el("td", null, el("button", { type: "button", class: "small copy", text: "Copy", title: "copy this entry as JSON", onclick: (e) => copy(entry, e.target) })));
+    const tr = el("div", { class: `entry kind-row-${entry.kind}`, "data-seq": String(entry.seq) },
+      el("span", { class: "time", text: clock(entry.time) }),
+      el("span", null, el("span", { class: `kind kind-${entry.kind}`, text: entry.kind })),
+      el("span", { class: "mono channel", text: entry.channel || "" }),
+      el("span", { class: "mono event", text: entry.event || "" }),
+      el("span", { class: "data", text: summary(entry) }),
+      el("span", null, el("button", { type: "button", class: "small copy", text: "Copy", title: "copy this entry as JSON" })));
+    entries.set(tr, entry);
+    return tr;
   }
+
+  $("log-rows").addEventListener("click", (event) => {
+    const button = event.target.closest("button.copy");
+    if (button) copy(entries.get(button.closest(".entry")), button);
+  });
 
   async function copy(entry, button) {
     const text = JSON.stringify(entry, null, 2);
