@@ -2,16 +2,18 @@
 """Benchmark 5: `rtctl console` in a real browser (Debian's Chromium, headless, via Selenium).
 
 1. Latency: one event at a time is triggered over the HTTP API with the sender's wall-clock time
-   in its data; the page's live log is watched from inside the browser (a MutationObserver, then
-   the next animation frame, i.e. when the row can be painted) and the trigger -> row visible time
-   is computed on the one machine clock. Side by side: the same events read by a bare Pusher
-   socket (rtctl's protocol client) in this process, i.e. what the server itself takes.
+   in its data; inside the browser a MutationObserver sees the row inserted (the page inserts rows
+   in an animation-frame callback, so the row is painted at the end of that frame) and the
+   trigger -> row visible time is computed on the one machine clock; the start of the next frame
+   is reported as an upper bound. Side by side: the same events read by a bare Pusher socket
+   (rtctl's protocol client) in this process, i.e. what the server itself takes.
    Target: p95 under 100 ms on loopback.
-2. Flood: RATE events/s (batch_events, 10 per request) on one watched channel for DURATION s.
-   Measured: the console process's CPU (from /proc, in cores; target < 1), the page's
-   responsiveness during the flood (the worst lateness of a 50 ms timer and the worst gap between
-   animation frames, inside the page; the worst WebDriver round trip through the page, from
-   outside), and the live log's bound (500 rows kept, the oldest dropped, and the page saying so).
+2. Flood: RATE events/s (batch_events, 10 per request, four senders) on one watched channel for
+   DURATION s. Measured: the console process's CPU (from /proc, in cores; target < 1) and
+   Chromium's, the page's responsiveness idle versus flooded (the worst gap between animation
+   frames, the worst lateness of a 50 ms timer, the longest main-thread task, inside the page;
+   the WebDriver round trip through the page, from outside), and the live log's bound (500 rows
+   kept, the oldest dropped, and the page saying so).
 
 Usage: scripts/bench_console.py --env-file FILE [--samples 200] [--rate 1000] [--duration 10]
                                 [--json-out FILE] [--quick]
@@ -239,12 +241,14 @@ def main() -> int:
         painted = [float(v["painted"]) for v in got.values()]
         inserted = [float(v["inserted"]) for v in got.values()]
         results["latency_ms"] = {
-            "page_row_painted": {
+            # The row is inserted inside an animation-frame callback and painted at the end of
+            # that frame; the next frame's start bounds it from above.
+            "next_frame": {
                 "p50": percentile(painted, 0.5),
                 "p95": percentile(painted, 0.95),
                 "max": max(painted),
             },
-            "page_row_inserted": {
+            "row_visible": {
                 "p50": percentile(inserted, 0.5),
                 "p95": percentile(inserted, 0.95),
             },
@@ -363,10 +367,10 @@ def main() -> int:
     )
     print(f"{'':28}{'p50 ms':>10}{'p95 ms':>10}")
     print(
-        f"{'page row painted':28}{lat['page_row_painted']['p50']:>10.1f}{lat['page_row_painted']['p95']:>10.1f}"
+        f"{'row in the page (its frame)':28}{lat['row_visible']['p50']:>10.1f}{lat['row_visible']['p95']:>10.1f}"
     )
     print(
-        f"{'page row inserted':28}{lat['page_row_inserted']['p50']:>10.1f}{lat['page_row_inserted']['p95']:>10.1f}"
+        f"{'next frame (upper bound)':28}{lat['next_frame']['p50']:>10.1f}{lat['next_frame']['p95']:>10.1f}"
     )
     print(f"{'bare socket (same events)':28}{bare['p50']:>10.1f}{bare['p95']:>10.1f}")
     print(f"== console: {args.rate} events/s for {args.duration:g} s into the live log ==")
@@ -397,7 +401,7 @@ def main() -> int:
     )
     print(f"log: {flood_result['rows_kept']} rows kept; notice: {flood_result['dropped_notice']!r}")
     gates = {
-        "latency p95 < 100 ms": lat["page_row_painted"]["p95"] < 100,
+        "latency p95 < 100 ms": lat["row_visible"]["p95"] < 100,
         "console CPU < 1 core": flood_result["console_cpu_cores"] < 1.0,
         "rows bounded to 500": flood_result["rows_kept"] <= 500,
         "drop announced": "dropped" in flood_result["dropped_notice"]

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,12 +51,14 @@ class Console:
 
 @contextlib.contextmanager
 def running_console(
-    server: SoketiServer, folder: Path, *args: str, **env: str
+    server: SoketiServer | Mapping[str, str], folder: Path, *args: str, **env: str
 ) -> Iterator[Console]:
-    """`rtctl console --port 0` for ``server``; yields once the URL is printed; SIGTERM at the
-    end, and the process must then exit 0 within seconds (open event streams included)."""
+    """`rtctl console --port 0` for ``server`` (or these settings); yields once the URL is
+    printed; SIGTERM at the end, and the process must then exit 0 within seconds (open event
+    streams included)."""
+    settings = server.env if isinstance(server, SoketiServer) else dict(server)
     values = {k: v for k, v in os.environ.items() if not k.startswith(("PUSHER_", "REALTIME_"))}
-    values.update(server.env, PUSHER_ENCRYPTION_MASTER_KEY_BASE64=MASTER_KEY, **env)
+    values.update(settings, PUSHER_ENCRYPTION_MASTER_KEY_BASE64=MASTER_KEY, **env)
     process = subprocess.Popen(
         [sys.executable, "-m", "rtctl", "console", "--port", "0", *args],
         cwd=folder,

@@ -13,7 +13,7 @@ import pytest
 
 from rtctl.console.feed import Feed
 from rtctl.signing import sign
-from tests.console_support import Console, running_console
+from tests.console_support import Console, poll, running_console
 from tests.helpers import SoketiServer, run_cli, write_env
 from tests.listen_support import MASTER_KEY
 
@@ -234,6 +234,55 @@ def test_stops_cleanly_with_an_event_stream_open(soketi: SoketiServer, tmp_path:
             next(s.iter_text())
             running.process.terminate()
             assert running.process.wait(timeout=10) == 0
+
+
+def test_another_loopback_address_answers_to_its_own_name(
+    soketi: SoketiServer, tmp_path: Path
+) -> None:
+    with running_console(soketi, tmp_path, "--host", "127.0.0.2") as running:
+        assert running.url.startswith("http://127.0.0.2:")
+        token = {"X-Rtctl-Token": running.token}
+        assert get(running, "/api/overview", **token).status_code == 200
+        refused = get(running, "/api/overview", Host="rebound.example", **token)
+        assert refused.status_code == 403
+
+
+def test_an_explicit_public_address_is_still_token_guarded(soketi: SoketiServer) -> None:
+    # Not bound for real (only loopback is used here): the app as it would serve 192.0.2.10.
+    from starlette.testclient import TestClient
+
+    from rtctl.console.app import create_app
+
+    app, _ = create_app(soketi.settings(), "tok3n", host="192.0.2.10")
+    client = TestClient(app, base_url="http://console.example:8090")
+    assert client.get("/api/overview").status_code == 401
+    answer = client.get("/api/overview", headers={"X-Rtctl-Token": "tok3n"})
+    assert answer.status_code == 200
+    assert answer.json()["provider"] == "soketi"
+    assert (
+        client.get(
+            "/api/overview", headers={"X-Rtctl-Token": "tok3n", "Origin": "http://other.example"}
+        ).status_code
+        == 403
+    )
+
+
+def test_pusher_provider_overview(pusher_standin, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    with running_console(pusher_standin.env(), tmp_path) as running:
+        token = {"X-Rtctl-Token": running.token}
+
+        def connected() -> dict | None:
+            data = get(running, "/api/overview", **token).json()
+            return data if data["connection"]["connected"] else None
+
+        overview = poll(connected)
+        assert overview["provider"] == "pusher"
+        assert overview["cluster"] == "eu"
+        assert overview["health"] is None  # Pusher has no health routes or metrics endpoint
+        assert overview["endpoints"]["metrics"] is None
+        assert overview["nodes"] == [
+            {"name": "Pusher cluster eu", "url": f"https://127.0.0.1:{pusher_standin.server.port}"}
+        ]
 
 
 # --- the feed -----------------------------------------------------------------------------------

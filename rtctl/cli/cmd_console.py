@@ -107,7 +107,7 @@ def console(
 
     logging.config.dictConfig(log_config("warning"))
     log = logging.getLogger("rtctl.console")
-    app, state_ = create_app(settings, token, loopback_only=loopback)
+    app, state_ = create_app(settings, token, host=host)
     if as_json:
         print_ndjson({"url": url, "host": host, "port": actual, "provider": settings.provider})
     else:

@@ -84,10 +84,10 @@ def is_loopback_host(host: str) -> bool:
 class Guard:
     """The access check in front of every route (pure ASGI, so streams are not buffered)."""
 
-    def __init__(self, app: ASGIApp, token: str, loopback_only: bool) -> None:
+    def __init__(self, app: ASGIApp, token: str, hosts: frozenset[str] | None) -> None:
         self.app = app
         self.token = token.encode()
-        self.loopback_only = loopback_only
+        self.hosts = hosts  # host names answered (None: any, for an explicit public address)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -111,7 +111,7 @@ class Guard:
     def _refusal(
         self, scope: Scope, headers: dict[str, bytes], host: str
     ) -> tuple[int, str] | None:
-        if self.loopback_only and host.rpartition(":")[0] not in LOOPBACK_NAMES:
+        if self.hosts is not None and host.rpartition(":")[0] not in self.hosts:
             return 403, "this console answers only to a loopback host name"
         origin = headers.get("origin")
         if origin is not None and origin.decode("latin-1") != f"http://{host}":
@@ -426,11 +426,11 @@ class Console:
 
 
 def create_app(
-    settings: Settings, token: str, feed: Feed | None = None, loopback_only: bool = True
+    settings: Settings, token: str, feed: Feed | None = None, host: str = "127.0.0.1"
 ) -> tuple[ASGIApp, Console]:
     """The guarded ASGI app and the state behind it (its ``feed`` takes other producers, e.g.
-    webhook deliveries through ``feed.publish_webhook``). ``loopback_only``: served on a loopback
-    address, so only loopback host names are answered."""
+    webhook deliveries through ``feed.publish_webhook``). Served on a loopback ``host``, it
+    answers only to loopback host names (a DNS-rebinding page gets 403)."""
     console = Console(settings, token, feed)
     routes = [
         Route("/", console.index),
@@ -445,4 +445,7 @@ def create_app(
         Route("/api/verify/api", console.verify_api, methods=["POST"]),
     ]
     app = Starlette(routes=routes, lifespan=console.lifespan)
-    return Guard(app, token, loopback_only=loopback_only), console
+    hosts = None
+    if is_loopback_host(host):
+        hosts = frozenset({*LOOPBACK_NAMES, f"[{host}]" if ":" in host else host})
+    return Guard(app, token, hosts), console
