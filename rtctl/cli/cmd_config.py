@@ -70,7 +70,7 @@ def init(
     as_json: JsonOption = False,
 ) -> None:
     """Write a working .env with fresh credentials (and compose.yaml for Soketi)."""
-    from rtctl.initialize import initialize
+    from rtctl.ops.initialize import initialize
 
     json_mode(ctx, as_json)
     root = state(ctx)
@@ -118,7 +118,7 @@ def init(
 def _require(values: dict[str, str | None], command: str, as_json: bool) -> None:
     """Prompt for missing Pusher credentials on a terminal; off one, name the missing flags."""
     from rtctl.errors import UsageError
-    from rtctl.initialize import CREDENTIAL_FLAGS
+    from rtctl.ops.initialize import CREDENTIAL_FLAGS
 
     missing = [name for name in _PROMPTS if not values.get(name)]
     if not missing:
@@ -149,8 +149,8 @@ def switch(
     """Flip the provider in .env; switching back restores the old settings exactly."""
     import os
 
-    from rtctl.clientconfig import render_changes, render_js
-    from rtctl.switch import MissingCredentials, apply_switch, plan_switch, stash_path
+    from rtctl.ops.clientconfig import render_changes, render_js
+    from rtctl.ops.switch import MissingCredentials, apply_switch, plan_switch, stash_path
 
     json_mode(ctx, as_json)
     env_path = state(ctx).env_path()
@@ -262,8 +262,8 @@ def _plain(value: object) -> str:
 
 def client_config(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Print the pusher-js options for the current provider (a JS snippet, or --json)."""
-    from rtctl.clientconfig import client_config as build
-    from rtctl.clientconfig import render_js
+    from rtctl.ops.clientconfig import client_config as build
+    from rtctl.ops.clientconfig import render_js
 
     json_mode(ctx, as_json)
     result = build(state(ctx).settings())

@@ -1,6 +1,6 @@
 """CLI commands of the event path: auth, emit, bot say, channels, channel, users, terminate.
 
-Thin: parse options, call rtctl.signing / rtctl.publish / rtctl.httpapi, render. Heavy modules
+Thin: parse options, call rtctl.protocol.signing / rtctl.ops.publish / rtctl.protocol.httpapi, render. Heavy modules
 (pusher, requests, rich tables) are imported inside the command bodies.
 """
 
@@ -26,7 +26,7 @@ from rtctl.errors import InvalidInput, UsageError
 
 if TYPE_CHECKING:
     from rtctl.config import Settings
-    from rtctl.httpapi import ApiClient
+    from rtctl.protocol.httpapi import ApiClient
 
 HTTP_TIMEOUT = 10.0
 
@@ -38,7 +38,7 @@ bot_app = typer.Typer(
 
 
 def _client(settings: Settings) -> ApiClient:
-    from rtctl.httpapi import ApiClient
+    from rtctl.protocol.httpapi import ApiClient
 
     return ApiClient(settings, timeout=HTTP_TIMEOUT)
 
@@ -70,14 +70,14 @@ def auth(
 ) -> None:
     """Print the exact JSON an auth endpoint returns for CHANNEL (or a user sign-in with --user)."""
     json_mode(ctx, as_json)
-    from rtctl.signing import (
+    from rtctl.protocol.signing import (
         authenticate_user,
         authorize_channel,
         channel_kind,
         compact_json,
         presence_channel_data,
     )
-    from rtctl.validation import validate_channel
+    from rtctl.protocol.validation import validate_channel
 
     if not socket_id:
         raise UsageError(
@@ -188,8 +188,8 @@ def emit(
 ) -> None:
     """Trigger EVENT on channels through the HTTP API (validated against Pusher's limits)."""
     json_mode(ctx, as_json)
-    from rtctl import publish
-    from rtctl.validation import Event
+    from rtctl.ops import publish
+    from rtctl.protocol.validation import Event
 
     if batch is not None:
         if channels is not None or event is not None:
@@ -267,10 +267,10 @@ def bot_say(
 ) -> None:
     """Publish a chat_message from the bot on private-{USER}_{BOT_ID}."""
     json_mode(ctx, as_json)
-    from rtctl import publish
-    from rtctl.payloads import CHAT_EVENT, bot_message
-    from rtctl.signing import compact_json
-    from rtctl.validation import Event
+    from rtctl.ops import publish
+    from rtctl.protocol.payloads import CHAT_EVENT, bot_message
+    from rtctl.protocol.signing import compact_json
+    from rtctl.protocol.validation import Event
 
     if not to:
         raise UsageError("--to is required", hint='rtctl bot say --to 123 "Great! Keep going."')

@@ -1,4 +1,4 @@
-"""CLI command: listen (tail channels over the Pusher protocol). The loop lives in rtctl.listen."""
+"""CLI command: listen (tail channels over the Pusher protocol). The loop lives in rtctl.ops.listen."""
 
 from __future__ import annotations
 
@@ -74,7 +74,7 @@ def listen_command(
     ] = None,
 ) -> None:
     """Tail channels: print every event (human lines, or NDJSON with --json) until Ctrl-C."""
-    from rtctl.listen import ListenOptions, check_options, listen, parse_headers
+    from rtctl.ops.listen import ListenOptions, check_options, listen, parse_headers
 
     json_mode(ctx, as_json)
     options = ListenOptions(

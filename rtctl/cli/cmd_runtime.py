@@ -1,6 +1,6 @@
 """CLI commands: up, down, status, logs, doctor (a real Soketi, with Docker or natively).
 
-Thin layer: options in, rtctl.runtime.service / rtctl.doctor do the work, results rendered here.
+Thin layer: options in, rtctl.runtime.service / rtctl.ops.doctor do the work, results rendered here.
 Reports go to stdout (tables or --json); progress, notes and hints to stderr.
 """
 
@@ -27,7 +27,7 @@ from rtctl.cli.common import (
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from rtctl.doctor import CheckResult
+    from rtctl.ops.doctor import CheckResult
 
 
 class RuntimeChoice(str, Enum):
@@ -318,14 +318,14 @@ def doctor(
 
     Exit code: 0 when no check failed (warnings allowed unless --strict), 1 otherwise.
     """
-    from rtctl.doctor import (
+    from rtctl.errors import CheckFailed, ConfigError
+    from rtctl.ops.doctor import (
         RUNTIME_CHECKS,
         SERVER_CHECKS,
         CheckResult,
         run_doctor,
         summary,
     )
-    from rtctl.errors import CheckFailed, ConfigError
 
     json_mode(ctx, json_)
     try:

@@ -1,4 +1,4 @@
-"""CLI commands: `rtctl smoke`, end-to-end checks for CI (the core lives in rtctl.smoke)."""
+"""CLI commands: `rtctl smoke`, end-to-end checks for CI (the core lives in rtctl.ops.smoke)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import typer
 from rtctl.cli.common import JsonOption, err_console, json_mode, out_console, print_json, state
 
 if TYPE_CHECKING:
-    from rtctl.smoke import CheckResult, CheckSpec, SmokeReport
+    from rtctl.ops.smoke import CheckResult, CheckSpec, SmokeReport
 
 STATUS_LABEL = {"pass": "PASS", "fail": "FAIL", "skip": "skip"}
 STATUS_STYLE = {"pass": "green", "fail": "bold red", "skip": "yellow"}
@@ -72,7 +72,7 @@ def smoke(
     6 no delivery in time, 1 any other failure; the first failed check decides.
     """
     from rtctl.errors import UsageError
-    from rtctl.smoke import SmokeOptions, run_smoke
+    from rtctl.ops.smoke import SmokeOptions, run_smoke
 
     json_mode(ctx, as_json)
     if junit is not None:
@@ -106,7 +106,7 @@ def smoke(
         report = run_smoke(cli_state.layers, options)
 
     if junit is not None:
-        from rtctl.junit import write_junit
+        from rtctl.ops.junit import write_junit
 
         write_junit(report, junit)
     if as_json:

@@ -306,7 +306,7 @@ def _port_owners(settings: Settings, folder: Path) -> tuple[list[str], list[str]
 
 def _api_check(settings: Settings, timeout: float) -> tuple[CheckResult, str | None]:
     """A signed read call; Soketi's HTTP-200 error bodies are mapped by ApiClient."""
-    from rtctl.httpapi import ApiClient
+    from rtctl.protocol.httpapi import ApiClient
 
     path = f"GET /apps/{settings.app_id}/channels"
     try:

@@ -36,8 +36,8 @@ from rtctl.errors import (
 
 if TYPE_CHECKING:
     from rtctl.config import ConfigLayers, Settings
-    from rtctl.httpapi import ApiClient
-    from rtctl.protocol import Message, PusherSocket, Subscription
+    from rtctl.protocol.httpapi import ApiClient
+    from rtctl.protocol.socket import Message, PusherSocket, Subscription
 
 Status = Literal["pass", "fail", "skip"]
 
@@ -335,7 +335,7 @@ class _SmokeRun:
 
     def api(self) -> ApiClient:
         if self._api is None:
-            from rtctl.httpapi import ApiClient
+            from rtctl.protocol.httpapi import ApiClient
 
             self._api = ApiClient(self.require_settings(), timeout=self.timeout)
             import pusher.http  # noqa: F401  (imported by the first request: keep it out of latency)
@@ -347,7 +347,7 @@ class _SmokeRun:
         return self._main
 
     def open_socket(self, **kwargs: Any) -> PusherSocket:
-        from rtctl.protocol import PusherSocket
+        from rtctl.protocol.socket import PusherSocket
 
         socket = PusherSocket(self.require_settings(), **kwargs)
         self.sockets.append(socket)
@@ -366,7 +366,7 @@ class _SmokeRun:
 
     def check_config(self, result: CheckResult) -> str:
         from rtctl.config import build_settings
-        from rtctl.doctor import config_checks
+        from rtctl.ops.doctor import config_checks
 
         layers = self.load_layers()
         checks = config_checks(layers)
@@ -454,7 +454,7 @@ class _SmokeRun:
     # --- 5. deliver ------------------------------------------------------------------------------
 
     def check_deliver(self, result: CheckResult) -> str:
-        from rtctl.validation import Event
+        from rtctl.protocol.validation import Event
 
         channels = list(self.subscribed)
         payload = _payload(self.run_id, "deliver")
@@ -659,7 +659,7 @@ class _SmokeRun:
 
 def _payload(run_id: str, purpose: str) -> str:
     """JSON text with non-ASCII, escapes and a nonce: any re-encoding on the way shows."""
-    from rtctl.signing import compact_json
+    from rtctl.protocol.signing import compact_json
 
     return compact_json(
         {
