@@ -167,9 +167,9 @@ def main() -> int:
         args.samples, args.duration = 20, 2.0
 
     from rtctl.config import load_settings
-    from rtctl.httpapi import ApiClient
     from rtctl.protocol import PusherSocket
-    from rtctl.validation import Event
+    from rtctl.protocol.httpapi import ApiClient
+    from rtctl.protocol.validation import Event
 
     settings = load_settings(env_file=args.env_file)
     channel = f"bench-console-{secrets.token_hex(4)}"

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from rtctl.console.feed import Feed
-from rtctl.signing import sign
+from rtctl.protocol.signing import sign
 from tests.console_support import Console, poll, running_console
 from tests.helpers import SoketiServer, run_cli, write_env
 from tests.listen_support import MASTER_KEY

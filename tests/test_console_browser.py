@@ -14,7 +14,7 @@ import pytest
 from selenium.webdriver.common.by import By
 
 from rtctl.protocol import PusherSocket
-from rtctl.signing import sign
+from rtctl.protocol.signing import sign
 from tests.console_support import (
     Console,
     browser_errors,
@@ -108,8 +108,8 @@ def test_rtctl_emit_appears_in_the_live_log(
     result = run_cli(["emit", private, "order-created", "--data", '{"id":42,"total":"9.50"}'])
     assert result.exit_code == 0, result.stderr
     settings = settings_for(soketi)  # with the master key: emit encrypts
-    from rtctl.httpapi import ApiClient
-    from rtctl.validation import Event
+    from rtctl.protocol.httpapi import ApiClient
+    from rtctl.protocol.validation import Event
 
     with ApiClient(settings) as api:
         api.trigger(Event((encrypted,), "secret-note", '{"text":"only for the key holder"}'))

@@ -19,9 +19,9 @@ import jwt
 import pytest
 
 from rtctl.config import read_layers
-from rtctl.httpapi import ApiClient
-from rtctl.signing import sign
-from rtctl.smoke import CHECK_NAMES, CheckResult, SmokeOptions, run_smoke
+from rtctl.ops.smoke import CHECK_NAMES, CheckResult, SmokeOptions, run_smoke
+from rtctl.protocol.httpapi import ApiClient
+from rtctl.protocol.signing import sign
 from tests.helpers import REPO, SoketiServer, free_port, run_cli, run_rtctl, write_env
 
 pytestmark = pytest.mark.soketi

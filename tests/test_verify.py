@@ -13,13 +13,13 @@ from urllib.parse import urlencode
 import pytest
 
 from rtctl.errors import InvalidInput
-from rtctl.explain import (
+from rtctl.protocol.explain import (
     describe_json_difference,
     explain_api,
     explain_auth,
     verify_command,
 )
-from rtctl.signing import sign
+from rtctl.protocol.signing import sign
 from tests.helpers import run_cli, write_env
 
 KEY, SECRET = "278d425bdf160c739803", "7ad3773142a6692b25b8"  # the vectors' credentials
@@ -373,7 +373,7 @@ def test_cli_does_not_verify_exit_1_with_the_finding(vector_env: Path) -> None:
     assert lines[5].startswith("  ✗ channel_data: channel_data was re-serialized")
     assert result.stderr == (
         "error: the signature does not verify (channel_data)\n"
-        "hint: the lines marked ✗ above name what differs and how to fix it\n"
+        "hint: the findings marked ✗ name what differs and how to fix it\n"
     )
 
 
@@ -390,7 +390,7 @@ def test_cli_api_json(vector_env: Path, tmp_path: Path) -> None:
     assert document["facts"]["timestamp_skew_seconds"] == 0
 
 
-def test_cli_api_json_not_verifying_exits_1_without_an_error_line(vector_env: Path) -> None:
+def test_cli_api_json_not_verifying_exits_1_with_the_verdict(vector_env: Path) -> None:
     result = run_cli(
         ["verify", "api", "--json", "--path", f"/apps/3/events?{V4_QUERY}&auth_signature={V4_SIG}"]
     )
@@ -398,7 +398,11 @@ def test_cli_api_json_not_verifying_exits_1_without_an_error_line(vector_env: Pa
     document = json.loads(result.stdout)
     assert document["verifies"] is False
     assert [f["part"] for f in document["findings"] if f["blocking"]] == ["body_md5"]
-    assert result.stderr == ""
+    # the report is the data; the verdict goes to stderr, as every report command ends
+    assert result.stderr == (
+        "error: the signature does not verify (body_md5)\n"
+        'hint: the findings with "blocking": true name what differs and how to fix it\n'
+    )
 
 
 @pytest.mark.parametrize(

@@ -7,12 +7,12 @@ It binds the socket itself before anything else, so a busy port is refused at on
 from __future__ import annotations
 
 import socket
-import sys
 from typing import Annotated, Any
 
 import typer
 
-from rtctl.cli.common import json_mode, print_ndjson, state
+from rtctl.cli import output
+from rtctl.cli.common import json_mode, state
 from rtctl.errors import Conflict, UsageError
 
 DEFAULT_PORT = 8090
@@ -109,20 +109,20 @@ def console(
     log = logging.getLogger("rtctl.console")
     app, state_ = create_app(settings, token, host=host)
     if as_json:
-        print_ndjson({"url": url, "host": host, "port": actual, "provider": settings.provider})
+        output.data_ndjson(
+            {"url": url, "host": host, "port": actual, "provider": settings.provider}
+        )
     else:
-        sys.stdout.write(url + "\n")
-        sys.stdout.flush()
-    sys.stderr.write(
+        output.data(url)
+    output.say(
         f"console for {settings.provider} at {settings.api_base}: open the URL above "
-        "(it carries the access token); Ctrl-C stops it\n"
+        "(it carries the access token); Ctrl-C stops it"
     )
     if not loopback:
-        sys.stderr.write(
+        output.say(
             f"warning: serving on {host}, reachable from other machines; anyone with the URL "
-            "can use this app's secret through the console\n"
+            "can use this app's secret through the console"
         )
-    sys.stderr.flush()
     config = uvicorn.Config(
         app,
         log_config=None,  # configured above

@@ -1,22 +1,22 @@
 """CLI commands: `rtctl verify auth|api` explain why a signature does or does not verify.
 
-The explanation is built by rtctl.explain (pure, no I/O); this module reads the options, renders the
+The explanation is built by rtctl.protocol.explain (pure, no I/O); this module reads the options, renders the
 report on stdout and maps the verdict to the exit code (0 verifies, 1 does not, 2 malformed input).
 """
 
 from __future__ import annotations
 
 import json
-import sys
 import time
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from rtctl.cli.common import JsonOption, json_mode, print_json, state
+from rtctl.cli import output
+from rtctl.cli.common import JsonOption, json_mode, state
 
 if TYPE_CHECKING:
-    from rtctl.explain import Explanation
+    from rtctl.protocol.explain import Explanation
 
 verify_app = typer.Typer(
     name="verify",
@@ -48,21 +48,22 @@ def render(explanation: Explanation) -> list[str]:
     return lines
 
 
-def report(ctx: typer.Context, explanation: Explanation, as_json: bool) -> None:
-    from rtctl.errors import CheckFailed, ExitCode
+def report(explanation: Explanation, as_json: bool) -> None:
+    """The report is the data (one JSON document with --json); when the signature does not
+    verify, the boundary ends it with the verdict on stderr and exit 1, in every mode."""
+    from rtctl.errors import ReportPrinted
 
     if as_json:
-        print_json(explanation.to_dict())
-        if not explanation.verifies:
-            raise typer.Exit(int(ExitCode.FAILED))
-        return
-    sys.stdout.write("\n".join(render(explanation)) + "\n")
-    sys.stdout.flush()
+        output.data_json(explanation.to_dict())
+    else:
+        output.data("\n".join(render(explanation)))
     if not explanation.verifies:
         parts = sorted({f.part for f in explanation.findings if f.blocking})
-        raise CheckFailed(
+        raise ReportPrinted(
             f"the signature does not verify ({', '.join(parts)})",
-            hint="the lines marked ✗ above name what differs and how to fix it",
+            hint="the findings marked ✗ name what differs and how to fix it"
+            if not as_json
+            else 'the findings with "blocking": true name what differs and how to fix it',
         )
 
 
@@ -108,8 +109,8 @@ def verify_auth(
     Channel: --socket-id, --channel, --auth [--channel-data]. Sign-in: --socket-id, --user-data,
     --auth. Exit 0 when it verifies, 1 when it does not, 2 for malformed input.
     """
-    from rtctl.explain import explain_auth, parse_auth
-    from rtctl.signing import check_socket_id
+    from rtctl.protocol.explain import explain_auth, parse_auth
+    from rtctl.protocol.signing import check_socket_id
 
     json_mode(ctx, as_json)
     # Malformed input is refused before the configuration is even read.
@@ -126,7 +127,7 @@ def verify_auth(
         channel_data=channel_data,
         user_data=user_data,
     )
-    report(ctx, explanation, as_json)
+    report(explanation, as_json)
 
 
 @verify_app.command("api")
@@ -165,8 +166,8 @@ def verify_api(
     """Explain an HTTP API request's auth_signature: the string to sign, body_md5, the 600 s
     timestamp window, a path rewritten by a proxy. Exit 0 verifies, 1 does not, 2 malformed."""
     from rtctl.errors import InvalidInput
-    from rtctl.explain import explain_api, parse_api_request
-    from rtctl.publish import read_text
+    from rtctl.ops.publish import read_text
+    from rtctl.protocol.explain import explain_api, parse_api_request
 
     json_mode(ctx, as_json)
     parse_api_request(method, target)  # malformed input first, before the configuration
@@ -183,7 +184,7 @@ def verify_api(
         now=time.time() if at is None else at,
         provider=settings.provider,
     )
-    report(ctx, explanation, as_json)
+    report(explanation, as_json)
 
 
 def register(app: typer.Typer) -> None:

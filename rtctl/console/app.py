@@ -232,8 +232,8 @@ class Console:
         return JSONResponse(listing)
 
     def _channels(self) -> dict[str, Any]:
-        from rtctl.httpapi import ApiClient
-        from rtctl.signing import channel_kind
+        from rtctl.protocol.httpapi import ApiClient
+        from rtctl.protocol.signing import channel_kind
 
         with ApiClient(self.settings, timeout=5) as api:
             names = sorted(api.channels())
@@ -346,9 +346,9 @@ class Console:
 
     def _emit(self, body: dict[str, Any]) -> dict[str, Any]:
         """Validated exactly as `rtctl emit` validates (Pusher's limits), then triggered."""
-        from rtctl.httpapi import ApiClient
-        from rtctl.publish import check_event, read_data, split_channels
-        from rtctl.validation import Event
+        from rtctl.ops.publish import check_event, read_data, split_channels
+        from rtctl.protocol.httpapi import ApiClient
+        from rtctl.protocol.validation import Event
 
         channels = split_channels(_text(body, "channels") or "")
         name = _text(body, "event") or ""
@@ -365,7 +365,7 @@ class Console:
     # --- Signature explainer ---------------------------------------------------------------------
 
     async def verify_auth(self, request: Request) -> Response:
-        from rtctl.explain import explain_auth
+        from rtctl.protocol.explain import explain_auth
 
         try:
             body = await _json_body(request)
@@ -385,7 +385,7 @@ class Console:
     async def verify_api(self, request: Request) -> Response:
         import time
 
-        from rtctl.explain import explain_api
+        from rtctl.protocol.explain import explain_api
 
         try:
             body = await _json_body(request)

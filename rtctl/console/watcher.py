@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from rtctl.console.feed import Feed
 from rtctl.errors import RtctlError
-from rtctl.signing import channel_kind
-from rtctl.validation import validate_channel
+from rtctl.protocol.signing import channel_kind
+from rtctl.protocol.validation import validate_channel
 
 if TYPE_CHECKING:
     from rtctl.config import Settings
@@ -166,8 +166,8 @@ class Watcher:
                 self._unsubscribe(channel)
 
     def _subscribe(self, channel: str) -> None:
-        from rtctl.explain import add_verify_hint
         from rtctl.protocol import Disconnected
+        from rtctl.protocol.explain import add_verify_hint
 
         sock = self._sock
         assert sock is not None

@@ -22,7 +22,7 @@ from typing import Any, Literal
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from rtctl.errors import InvalidInput, RtctlError
-from rtctl.signing import channel_kind, check_socket_id, sign
+from rtctl.protocol.signing import channel_kind, check_socket_id, sign
 
 TIMESTAMP_WINDOW = 600  # seconds either side of the server's clock (Pusher; Soketi does not check)
 SIGNATURE_RE = re.compile(r"[0-9a-fA-F]{64}")  # HMAC-SHA256 as hex; used with fullmatch
