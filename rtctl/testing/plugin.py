@@ -13,7 +13,7 @@ import os
 import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
@@ -98,7 +98,7 @@ def _env_file(config: pytest.Config) -> Path | None:
     return Path(config.invocation_params.dir, raw).resolve()
 
 
-def _fail(error: RtctlError, context: str = "") -> None:
+def _fail(error: RtctlError, context: str = "") -> NoReturn:
     text = f"{context}{error.message}"
     if error.hint:
         text += f"\nhint: {error.hint}"
@@ -158,6 +158,7 @@ def realtime_server(
     config = request.config
     env_file = _env_file(config)
     timeout = _timeout(config)
+    problem: RtctlError | None = None
     try:
         if env_file is not None:
             found = servers.existing(env_file, timeout)
@@ -166,8 +167,9 @@ def realtime_server(
         else:
             found = servers.start_local(tmp_path_factory.mktemp("rtctl-soketi"))
     except RtctlError as error:
-        _fail(error, "rtctl could not provide a server for the tests: ")
-        raise  # not reached: pytest.fail raised
+        problem = error
+    if problem is not None:  # failed outside the except block: one message, no chained traceback
+        _fail(problem, "rtctl could not provide a server for the tests: ")
     if found.soketi is not None:
         attach_log(config, "realtime_server", found.soketi)
     try:
@@ -211,10 +213,13 @@ def unique_channel() -> Callable[..., str]:
 
     def make(prefix: str = "test") -> str:
         name = f"{prefix}-{token}-{next(counter)}"
+        problem: InvalidInput | None = None
         try:
             validate_channel(name)
         except InvalidInput as error:
-            _fail(error, f"unique_channel({prefix!r}) gives {name!r}, which Pusher refuses: ")
+            problem = error
+        if problem is not None:
+            _fail(problem, f"unique_channel({prefix!r}) gives {name!r}, which Pusher refuses: ")
         return name
 
     return make
@@ -251,10 +256,13 @@ def realtime_listener(
             timeout=timeout,
         )
         opened.append(listener)
+        problem: RtctlError | None = None
         try:
             listener.connect().subscribe(*channels)
         except RtctlError as error:
-            _fail(error, "realtime_listener: ")
+            problem = error
+        if problem is not None:
+            _fail(problem, "realtime_listener: ")
         return listener
 
     try:

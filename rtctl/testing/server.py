@@ -112,13 +112,14 @@ class LocalSoketi:
         return native.log_file(self.state)
 
     def settings(self) -> Settings:
-        """Built from ``env`` and ``extra`` only (written to ``state/rtctl.env``): no .env in the
-        working folder and no shell variable changes what the server is."""
-        from rtctl.config import load_settings
+        """Built from ``env`` and ``extra`` only: no .env in the working folder and no shell
+        variable changes what the server is."""
+        from rtctl.config import DEFAULT_ENV_FILE, ConfigLayers, build_settings
 
-        self.state.mkdir(parents=True, exist_ok=True)
-        path = write_env(self.state / "rtctl.env", {**self.env, **self.extra})
-        return load_settings(env_file=path, environ={})
+        values = {**self.env, **self.extra}
+        return build_settings(
+            ConfigLayers(values, dict.fromkeys(values, "env"), DEFAULT_ENV_FILE, False)
+        )
 
     def write_env(self, path: Path, **changes: str) -> Path:
         return write_env(path, {**self.env, **changes})
@@ -244,6 +245,8 @@ def app_environment(settings: Settings) -> dict[str, str]:
 
 def start_local(folder: Path, timeout: float = START_TIMEOUT) -> RealtimeServer:
     """A native Soketi with Pusher's limits, fresh credentials and an encryption master key."""
+    from rtctl.config import load_settings
+
     soketi = LocalSoketi(
         local_env(),
         folder / "soketi",
@@ -252,12 +255,10 @@ def start_local(folder: Path, timeout: float = START_TIMEOUT) -> RealtimeServer:
     )
     soketi.start(timeout)
     pid = soketi.running.pid if soketi.running else "?"
-    settings = soketi.settings()
+    env_file = write_env(folder / ".env", {**soketi.env, **soketi.extra})
+    settings = load_settings(env_file=env_file, environ={})
     return RealtimeServer(
-        settings,
-        settings.env_file,
-        f"a native Soketi on 127.0.0.1:{soketi.port} (pid {pid})",
-        soketi,
+        settings, env_file, f"a native Soketi on 127.0.0.1:{soketi.port} (pid {pid})", soketi
     )
 
 
