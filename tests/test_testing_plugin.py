@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from collections.abc import Callable
 from importlib.metadata import entry_points
@@ -85,7 +84,9 @@ def test_wait_for_on_a_quiet_listener_says_nothing_arrived(
     channel = unique_channel("quiet")
     listener = realtime_listener(channel)
 
-    with pytest.raises(AssertionError, match=rf"nothing arrived on this listener \(subscribed to {channel}\)"):
+    with pytest.raises(
+        AssertionError, match=rf"nothing arrived on this listener \(subscribed to {channel}\)"
+    ):
         listener.wait_for(event="anything", timeout=0.2)
 
 
@@ -277,8 +278,10 @@ def test_a_timeout_option_that_is_not_above_zero_is_a_usage_error(
     result = run(pytester, f"--rtctl-timeout={value}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
-        [f"ERROR: --rtctl-timeout (or the rtctl_timeout ini option) must be a number of seconds "
-         f"above 0, not '{value}'"]
+        [
+            f"ERROR: --rtctl-timeout (or the rtctl_timeout ini option) must be a number of seconds "
+            f"above 0, not '{value}'"
+        ]
     )
 
 
@@ -345,7 +348,9 @@ def test_an_existing_tls_pusher_configuration_works_through_its_ca_bundle(
 
 
 def test_a_missing_env_file_is_an_error_naming_it(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile("def test_a(realtime_server):\n    pass\n\ndef test_b(pusher_client):\n    pass\n")
+    pytester.makepyfile(
+        "def test_a(realtime_server):\n    pass\n\ndef test_b(pusher_client):\n    pass\n"
+    )
     result = run(pytester, "--rtctl-env-file=nowhere.env")
     result.assert_outcomes(errors=2)  # the first use and every later one, never a skip
     result.stdout.fnmatch_lines(
@@ -470,7 +475,8 @@ def test_a_crashing_session_leaves_no_server_behind(
     record = tmp_path / "record.jsonl"
     monkeypatch.setenv("RECORD", str(record))
     pytester.makepyfile(
-        RECORD_TEST + "\n\ndef test_crash(realtime_server):\n    os._exit(3)  # no teardown at all\n"
+        RECORD_TEST
+        + "\n\ndef test_crash(realtime_server):\n    os._exit(3)  # no teardown at all\n"
     )
     result = run(pytester)
     assert result.ret == 3

@@ -23,7 +23,7 @@ def _backend_class() -> type:
     from pusher.http import process_response
     from pusher.requests import RequestsBackend
 
-    class StatusInBodyBackend(RequestsBackend):  # type: ignore[misc]
+    class StatusInBodyBackend(RequestsBackend):
         """RequestsBackend that honours Soketi's status-in-the-body errors."""
 
         ca_bundle: str | None = None

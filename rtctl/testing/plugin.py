@@ -121,7 +121,7 @@ def detach_log(config: pytest.Config, soketi: LocalSoketi) -> None:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
-    outcome = yield
+    outcome: Any = yield
     logs = item.config.stash.get(_LOGS, None)
     if not logs:
         return

@@ -35,7 +35,9 @@ def test_a_message_arrives_on_the_orders_private_channel(client, realtime_listen
     order = unique_channel("order")  # a fresh order id: no other test sees its channel
     listener = realtime_listener(f"private-order-{order}")
 
-    response = client.post(f"/orders/{order}/messages", json={"text": "hi"}, headers={"X-User": "ann"})
+    response = client.post(
+        f"/orders/{order}/messages", json={"text": "hi"}, headers={"X-User": "ann"}
+    )
 
     assert response.status_code == 201
     message = listener.wait_for(event="message.created", channel=f"private-order-{order}")
