@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -24,7 +25,7 @@ from rtctl.runtime import docker, native
 from rtctl.testing.client import pusher_client as make_pusher_client
 from rtctl.testing.listener import Listener
 from rtctl.testing.server import LocalSoketi, RealtimeServer
-from tests.helpers import TEST_CACHE, PusherStandIn, free_port, write_env
+from tests.helpers import REPO, TEST_CACHE, PusherStandIn, free_port, write_env
 
 # --- the fixtures, used here directly -----------------------------------------------------------
 
@@ -209,6 +210,16 @@ def test_the_pusher_client_raises_on_a_wrong_secret(realtime_settings: Any) -> N
     wrong = dataclasses.replace(realtime_settings, secret="wrong" + realtime_settings.secret)
     with pytest.raises(pusher.errors.PusherBadAuth, match="secret authentication failed"):
         make_pusher_client(wrong).trigger("somewhere", "x", {})
+
+
+def test_the_docs_show_the_example_app_and_its_tests_as_they_run() -> None:
+    docs = (REPO / "docs" / "testing.md").read_text()
+    shown = {}
+    for block in re.findall(r"```python\n# (tests/example_app/\S+)\n(.*?)```", docs, re.DOTALL):
+        shown[block[0]] = block[1]
+    assert sorted(shown) == ["tests/example_app/app.py", "tests/example_app/test_example_app.py"]
+    for path, code in shown.items():
+        assert code in (REPO / path).read_text(), f"docs/testing.md shows an outdated {path}"
 
 
 # --- whole pytest runs in a subprocess ----------------------------------------------------------
