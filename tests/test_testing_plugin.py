@@ -315,7 +315,7 @@ def test_a_failing_test_gets_the_soketi_log_of_its_own_run(
     output = result.stdout.str()
     assert output.count("rtctl: realtime_server Soketi log (") == 1, output  # the failing test's
     section = output.split("rtctl: realtime_server Soketi log (", 1)[1]
-    assert "New connection" in section, section
+    assert "Sent message to client" in section, section
     assert "private-logged-" in section, section
 
 

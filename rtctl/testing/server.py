@@ -169,7 +169,10 @@ class LocalSoketi:
         except OSError:
             return ""
         lines = [line.rstrip() for line in _ANSI.sub("", text).splitlines() if line.strip()]
-        return "\n".join(lines[-max_lines:])
+        if len(lines) > max_lines:
+            hidden = len(lines) - max_lines
+            lines = [f"… {hidden} earlier lines are in {self.log_path}", *lines[-max_lines:]]
+        return "\n".join(lines)
 
     # --- the watchdog ----------------------------------------------------------------------------
 
