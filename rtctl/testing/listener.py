@@ -115,7 +115,7 @@ class Listener:
 
     def subscribe(self, *channels: str) -> Listener:
         """Subscribe and wait for each subscription to succeed (refusals raise rtctl's errors)."""
-        from rtctl.validation import validate_channel
+        from rtctl.protocol.validation import validate_channel
 
         for channel in channels:
             validate_channel(channel)  # names Pusher refuses, even where Soketi would not

@@ -206,7 +206,7 @@ def unique_channel() -> Callable[..., str]:
     """``unique_channel("private-orders")`` -> ``"private-orders-1a2b3c4d-1"``: a new name per
     call, unique to this test, checked against Pusher's channel-name rules."""
     from rtctl.errors import InvalidInput
-    from rtctl.validation import validate_channel
+    from rtctl.protocol.validation import validate_channel
 
     token = secrets.token_hex(4)
     counter = itertools.count(1)
