@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
 import signal
 import subprocess
@@ -25,7 +24,7 @@ from rtctl.runtime import docker, native
 from rtctl.testing.client import pusher_client as make_pusher_client
 from rtctl.testing.listener import Listener
 from rtctl.testing.server import LocalSoketi, RealtimeServer
-from tests.helpers import REPO, TEST_CACHE, PusherStandIn, free_port, write_env
+from tests.helpers import REPO, PusherStandIn, free_port, write_env
 
 # --- the fixtures, used here directly -----------------------------------------------------------
 
@@ -530,7 +529,6 @@ def test_ctrl_c_leaves_no_server_behind(
 
 
 def test_a_stopped_local_soketi_has_no_watchdog_left(tmp_path: Path) -> None:
-    os.environ["RTCTL_CACHE_DIR"] = str(TEST_CACHE)
     server = LocalSoketi(
         env={
             "REALTIME_HOST": "127.0.0.1",

@@ -111,7 +111,7 @@ def _fail(error: RtctlError, context: str = "") -> NoReturn:
 def attach_log(config: pytest.Config, fixture_name: str, soketi: LocalSoketi) -> None:
     """Attach what ``soketi`` logs during a test to the report of every failing test that uses
     the fixture ``fixture_name``."""
-    config.stash[_LOGS].append((fixture_name, soketi))
+    config.stash.setdefault(_LOGS, []).append((fixture_name, soketi))
 
 
 def detach_log(config: pytest.Config, soketi: LocalSoketi) -> None:
