@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C meant for pytest is not for us
     folder = Path(argv[1])
     while sys.stdin.buffer.read(4096):
@@ -21,8 +21,7 @@ def main(argv: list[str]) -> int:
     from rtctl.runtime import native
 
     native.stop(folder)
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    main(sys.argv)
