@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -205,6 +204,8 @@ def pusher_client(realtime_settings: Settings, request: pytest.FixtureRequest) -
 def unique_channel() -> Callable[..., str]:
     """``unique_channel("private-orders")`` -> ``"private-orders-1a2b3c4d-1"``: a new name per
     call, unique to this test, checked against Pusher's channel-name rules."""
+    import secrets
+
     from rtctl.errors import InvalidInput
     from rtctl.protocol.validation import validate_channel
 
