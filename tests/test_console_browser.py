@@ -336,12 +336,12 @@ def test_soketi_stopped_and_started_again(
     browser: Any,
     soketi_factory: Callable[..., SoketiServer],
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Its own server (this one is stopped) with a 1 KB event limit, so it also refuses an event
     # that passes Pusher's 10 KB check: the creator must show the server's own message.
-    monkeypatch.setenv("SOKETI_EVENT_MAX_SIZE_IN_KB", "1")  # read at each start
-    server = soketi_factory()
+    server = soketi_factory(start=False)
+    server.soketi_env["SOKETI_EVENT_MAX_SIZE_IN_KB"] = "1"  # for each start of its process
+    server.start()
     channel = name("private-")
     with running_console(server, tmp_path) as console:
         browser.get(console.url)
