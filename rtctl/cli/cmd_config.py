@@ -201,7 +201,7 @@ def config(
     ctx: typer.Context, show_secrets: ShowSecrets = False, as_json: JsonOption = False
 ) -> None:
     """Show the resolved settings and where each value came from."""
-    from rtctl.config import FIELD_VARIABLES, diagnose
+    from rtctl.config import FIELD_VARIABLES, ProblemKind, diagnose
 
     json_mode(ctx, as_json)
     root = state(ctx)
@@ -214,7 +214,11 @@ def config(
         if name == "env_file":
             source = "flag" if root.env_file is not None else "default"
         rows[name] = {"value": value, "variable": variable, "source": source}
-    warnings = [p for p in diagnose(root.layers()) if p.severity == "warning" or _unset(p)]
+    warnings = [
+        p
+        for p in diagnose(root.layers())
+        if p.severity == "warning" or p.kind is ProblemKind.CREDENTIAL_MISSING
+    ]
     if as_json:
         output.data_json(
             {
@@ -222,7 +226,13 @@ def config(
                 "env_file_found": settings.env_file.is_file(),
                 "settings": rows,
                 "problems": [
-                    {"variable": p.variable, "message": p.message, "hint": p.hint} for p in warnings
+                    {
+                        "variable": p.variable,
+                        "kind": p.kind.value,
+                        "message": p.message,
+                        "hint": p.hint,
+                    }
+                    for p in warnings
                 ],
             }
         )
@@ -239,10 +249,6 @@ def config(
         output.say(f"note: {settings.env_file} not found; showing defaults and environment")
     for problem in warnings:
         output.say(f"warning: {problem.message} ({problem.hint})")
-
-
-def _unset(problem: object) -> bool:
-    return str(getattr(problem, "message", "")).endswith(" is not set")
 
 
 def _plain(value: object) -> str:

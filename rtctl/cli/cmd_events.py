@@ -291,9 +291,8 @@ def channels_cmd(
     """List occupied channels."""
     json_mode(ctx, as_json)
     settings = state(ctx).settings()
-    info_attr = "user_count" if prefix and prefix.startswith("presence-") else None
     with _client(settings) as client:
-        found = client.channels(prefix, info_attr)
+        found = client.channels(prefix)
     if as_json:
         output.data_json({"channels": found})
         return

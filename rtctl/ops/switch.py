@@ -150,7 +150,7 @@ class SwitchPlan:
         assert self.client_after is not None
         return option_changes(self.client_before, self.client_after)
 
-    def to_dict(self, show_secrets: bool = False) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "env_file": str(self.env_path),
             "from": self.current,

@@ -82,11 +82,15 @@ def bot_message(
     )
 
 
-def parse_chat_message(data: Any, channel: str | None = None) -> ChatMessage:
-    """Validate a ``chat_message`` payload against the seed's shape; raise InvalidInput if off."""
+class InvalidChatMessage(InvalidInput):
+    """A ``chat_message`` event whose payload is not the bot-user pattern's shape."""
 
-    def fail(problem: str) -> InvalidInput:
-        return InvalidInput(
+
+def parse_chat_message(data: Any, channel: str | None = None) -> ChatMessage:
+    """Validate a ``chat_message`` payload against the bot-user pattern's shape."""
+
+    def fail(problem: str) -> InvalidChatMessage:
+        return InvalidChatMessage(
             f"chat_message payload {problem}",
             hint="shape: {channel, actor: {id, name, avatar}, body, audio_url, created_at}",
         )

@@ -24,8 +24,6 @@ from rtctl.errors import (
 )
 from rtctl.runtime import docker, health, native
 
-Runtime = Literal["auto", "docker", "native"]
-RUNTIMES: tuple[str, ...] = ("auto", "docker", "native")
 Progress = Callable[[str], None]
 
 
