@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 
@@ -27,15 +28,35 @@ _PROMPTS = {
     "PUSHER_APP_KEY": "Pusher app key",
     "PUSHER_APP_SECRET": "Pusher app secret",
 }
+T = TypeVar("T")
 
 
-def _prompt_missing(values: dict[str, str | None], fields: list[str]) -> None:
-    """Ask on a terminal for what flags did not give (the secret without echo)."""
-    for name in fields:
-        if not values.get(name):
-            values[name] = typer.prompt(
+def _credentials(
+    cluster: str | None, app_id: str | None, key: str | None, secret: str | None
+) -> dict[str, str | None]:
+    return {
+        "PUSHER_APP_CLUSTER": cluster,
+        "PUSHER_APP_ID": app_id,
+        "PUSHER_APP_KEY": key,
+        "PUSHER_APP_SECRET": secret,
+    }
+
+
+def _asking_for_missing(given: dict[str, str | None], as_json: bool, attempt: Callable[[], T]) -> T:
+    """Run ``attempt``; when it needs Pusher credentials no flag gave, ask for them on a terminal
+    (the secret without echo) and run it again. Off a terminal, or with --json, the error stands."""
+    from rtctl.ops.initialize import MissingCredentials
+
+    try:
+        return attempt()
+    except MissingCredentials as missing:
+        if as_json or not is_interactive():
+            raise
+        for name in missing.variables:
+            given[name] = typer.prompt(
                 _PROMPTS[name], hide_input=name == "PUSHER_APP_SECRET", err=True
             ).strip()
+        return attempt()
 
 
 def init(
@@ -73,22 +94,19 @@ def init(
     if chosen is None and is_interactive() and not as_json:
         chosen = typer.prompt("Provider (soketi or pusher)", default="soketi", err=True)
     chosen = (chosen or "soketi").strip().lower()
-    credentials: dict[str, str | None] = {
-        "PUSHER_APP_CLUSTER": cluster,
-        "PUSHER_APP_ID": app_id,
-        "PUSHER_APP_KEY": key,
-        "PUSHER_APP_SECRET": secret,
-    }
-    if chosen == "pusher":
-        _require(credentials, "init --provider pusher", as_json)
+    given = _credentials(cluster, app_id, key, secret)
     root_port = root.overrides.get("REALTIME_PORT")
-    result = initialize(
-        directory,
-        provider=chosen,
-        force=force,
-        pusher_credentials={k: v for k, v in credentials.items() if v is not None},
-        port=port or (int(root_port) if root_port else 6001),
-        metrics_port=metrics_port,
+    result = _asking_for_missing(
+        given,
+        as_json,
+        lambda: initialize(
+            directory,
+            provider=chosen,
+            force=force,
+            pusher_credentials={k: v for k, v in given.items() if v is not None},
+            port=port or (int(root_port) if root_port else 6001),
+            metrics_port=metrics_port,
+        ),
     )
     if as_json:
         output.data_json(
@@ -110,24 +128,6 @@ def init(
         output.say("wrote your Pusher credentials; next: `rtctl doctor` checks they work")
 
 
-def _require(values: dict[str, str | None], command: str, as_json: bool) -> None:
-    """Prompt for missing Pusher credentials on a terminal; off one, name the missing flags."""
-    from rtctl.errors import UsageError
-    from rtctl.ops.initialize import CREDENTIAL_FLAGS
-
-    missing = [name for name in _PROMPTS if not values.get(name)]
-    if not missing:
-        return
-    if is_interactive() and not as_json:
-        _prompt_missing(values, missing)
-        return
-    flags = ", ".join(CREDENTIAL_FLAGS[name] for name in missing)
-    raise UsageError(
-        f"{command} needs {flags} (Pusher credentials)",
-        hint="pass them from the Pusher dashboard (App Keys), or run on a terminal to be prompted",
-    )
-
-
 def switch(
     ctx: typer.Context,
     provider: Annotated[str, typer.Argument(help="pusher or soketi", show_default=False)],
@@ -145,23 +145,14 @@ def switch(
     import os
 
     from rtctl.ops.clientconfig import render_changes, render_js
-    from rtctl.ops.switch import MissingCredentials, apply_switch, plan_switch, stash_path
+    from rtctl.ops.switch import apply_switch, plan_switch, stash_path
 
     json_mode(ctx, as_json)
     env_path = state(ctx).env_path()
-    given: dict[str, str | None] = {
-        "PUSHER_APP_CLUSTER": cluster,
-        "PUSHER_APP_ID": app_id,
-        "PUSHER_APP_KEY": key,
-        "PUSHER_APP_SECRET": secret,
-    }
-    try:
-        plan = plan_switch(env_path, provider, given, environ=os.environ)
-    except MissingCredentials as missing:
-        if as_json or not is_interactive():
-            raise
-        _prompt_missing(given, missing.variables)
-        plan = plan_switch(env_path, provider, given, environ=os.environ)
+    given = _credentials(cluster, app_id, key, secret)
+    plan = _asking_for_missing(
+        given, as_json, lambda: plan_switch(env_path, provider, given, environ=os.environ)
+    )
     for warning in plan.warnings:
         output.say(f"warning: {warning}")
     if plan.noop:

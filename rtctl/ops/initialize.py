@@ -40,6 +40,28 @@ CREDENTIAL_FLAGS = {
     "PUSHER_APP_SECRET": "--secret",
     "PUSHER_APP_CLUSTER": "--cluster",
 }
+# What a Pusher set-up needs from the dashboard, in the order people are asked for it.
+PUSHER_CREDENTIALS = ("PUSHER_APP_CLUSTER", "PUSHER_APP_ID", "PUSHER_APP_KEY", "PUSHER_APP_SECRET")
+
+
+class MissingCredentials(UsageError):
+    """Pusher credentials that no flag (or stash) provides; the CLI asks for ``variables`` on a
+    terminal and tries again, and off a terminal this is the error."""
+
+    def __init__(self, command: str, variables: list[str]) -> None:
+        self.variables = variables
+        flags = ", ".join(CREDENTIAL_FLAGS[name] for name in variables)
+        super().__init__(
+            f"{command} needs {flags} (Pusher credentials)",
+            hint="pass them from the Pusher dashboard (App Keys), or run on a terminal to be "
+            "prompted",
+        )
+
+
+def require_pusher_credentials(values: Mapping[str, str | None], command: str) -> None:
+    missing = [name for name in PUSHER_CREDENTIALS if not values.get(name)]
+    if missing:
+        raise MissingCredentials(command, missing)
 
 
 def random_token(length: int) -> str:
@@ -190,6 +212,7 @@ def initialize(
         files[compose_path] = compose_template()
     else:
         values = dict(pusher_credentials or {})
+        require_pusher_credentials(values, "init --provider pusher")
         check_credentials(values)
         files[env_path] = pusher_env(values)
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from rtctl.config import Settings
+from rtctl.envfile import atomic_write
 from rtctl.errors import EnvironmentProblem, ServerDied
 
 COMPOSE_FILE = "compose.yaml"
@@ -198,7 +199,7 @@ def up(settings: Settings, folder: Path, timeout: float = 300.0) -> Project:
         )
     folder.mkdir(parents=True, exist_ok=True)
     record = {**{k: str(v) for k, v in asdict(proj).items()}, "started_at": time.time()}
-    marker_file(folder).write_text(json.dumps(record))
+    atomic_write(marker_file(folder), json.dumps(record))
     return proj
 
 

@@ -28,6 +28,7 @@ from importlib import resources
 from pathlib import Path
 
 from rtctl.config import Settings
+from rtctl.envfile import atomic_write
 from rtctl.errors import Conflict, EnvironmentProblem, ServerDied, TimedOut
 
 SOKETI_VERSION = "1.6.1"
@@ -355,9 +356,7 @@ def start(
         started_at=time.time(),
         log_file=str(log),
     )
-    tmp = pid_file(folder).with_suffix(".tmp")
-    tmp.write_text(json.dumps(asdict(running)))
-    tmp.replace(pid_file(folder))
+    atomic_write(pid_file(folder), json.dumps(asdict(running)))
     if wait:
         try:
             wait_ready(settings, process, folder, timeout)
