@@ -13,7 +13,6 @@ import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from importlib import resources
 from pathlib import Path
 
 from rtctl.config import (
@@ -27,9 +26,9 @@ from rtctl.config import (
 )
 from rtctl.envfile import EnvDocument, atomic_write
 from rtctl.errors import Conflict, UsageError
+from rtctl.runtime.docker import COMPOSE_FILE, compose_template
 
 ENV_NAME = ".env"
-COMPOSE_NAME = "compose.yaml"
 _LOWER = string.ascii_lowercase
 _ALNUM = string.ascii_lowercase + string.digits
 
@@ -160,11 +159,6 @@ REALTIME_BOT_AVATAR=/assets/bot.png
 """
 
 
-def compose_template() -> str:
-    """The packaged compose.yaml (credentials interpolated from .env's PUSHER_*)."""
-    return resources.files("rtctl.runtime").joinpath("assets", COMPOSE_NAME).read_text("utf-8")
-
-
 def settings_of(text: str, path: Path, fallback: Mapping[str, str] | None = None) -> Settings:
     """Load a .env text as rtctl will, raising if it is not valid.
 
@@ -205,7 +199,7 @@ def initialize(
         )
     if directory.exists() and not directory.is_dir():
         raise Conflict(f"{directory} is not a folder", hint="pass --dir with a folder path")
-    env_path, compose_path = directory / ENV_NAME, directory / COMPOSE_NAME
+    env_path, compose_path = directory / ENV_NAME, directory / COMPOSE_FILE
     files: dict[Path, str] = {}
     if provider == "soketi":
         files[env_path] = soketi_env(generate_credentials(), port, metrics_port)

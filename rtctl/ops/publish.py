@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from rtctl.errors import InvalidInput, RtctlError
 from rtctl.protocol.crypto import require_master_key
 from rtctl.protocol.payloads import CHAT_EVENT, parse_chat_message
-from rtctl.protocol.signing import channel_kind
+from rtctl.protocol.signing import channel_kind, compact_json
 from rtctl.protocol.validation import MAX_EVENTS_PER_BATCH, Event, validate_batch, validate_event
 
 if TYPE_CHECKING:
@@ -108,7 +108,7 @@ def wire_data(value: Any) -> str:
     """As the server SDKs do: a string is sent as is, anything else as compact JSON."""
     if isinstance(value, str):
         return value
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return compact_json(value)
 
 
 # --- building and validating events ---------------------------------------------------------------

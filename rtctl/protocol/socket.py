@@ -304,7 +304,7 @@ class PusherSocket:
         if self._source is not None:
             self._source.before_send()
         try:
-            self._ws.send(json.dumps(frame, separators=(",", ":"), ensure_ascii=False))
+            self._ws.send(compact_json(frame))
         except (OSError, websocket.WebSocketException) as exc:
             self._drop()
             raise Disconnected(f"the connection dropped while sending: {exc}") from exc

@@ -79,7 +79,8 @@ def compose_available(timeout: float = ENGINE_TIMEOUT) -> bool:
 
 
 def compose_template() -> str:
-    return resources.files("rtctl.runtime").joinpath("assets", COMPOSE_FILE).read_text()
+    """The packaged compose.yaml (credentials interpolated from .env's PUSHER_*)."""
+    return resources.files("rtctl.runtime").joinpath("assets", COMPOSE_FILE).read_text("utf-8")
 
 
 def template_path() -> Path:
