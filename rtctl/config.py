@@ -190,7 +190,7 @@ class Settings:
 
     @property
     def ws_url(self) -> str:
-        """The socket URL a client connects to (the seed's ``/app/<key>?protocol=7&...``)."""
+        """The socket URL a client connects to (``/app/<key>?protocol=7&...``, as pusher-js builds it)."""
         scheme = "wss" if self.tls else "ws"
         return (
             f"{scheme}://{_hostport(self.ws_host, self.port, self.tls)}/app/{self.key}"

@@ -1,4 +1,4 @@
-"""`rtctl bot say`: the seed's chat_message, exactly as a subscriber receives it."""
+"""`rtctl bot say`: the bot-user pattern's chat_message, exactly as a subscriber receives it."""
 
 from __future__ import annotations
 

@@ -455,7 +455,7 @@ def test_chat_message_payloads_are_validated(env_file: Path) -> None:
     )
 
 
-def test_chat_message_with_the_seed_shape_is_sent(env_file: Path, socket_on) -> None:
+def test_chat_message_in_the_bot_user_pattern_shape_is_sent(env_file: Path, socket_on) -> None:
     channel = unique("private-7_")
     sock = socket_on(channel)
     payload = {

@@ -23,7 +23,7 @@ HTTP_TIMEOUT = 10.0
 
 bot_app = typer.Typer(
     name="bot",
-    help="Speak as the bot user (the seed's chat_message pattern).",
+    help="Speak as the bot user (the bot-user pattern's chat_message).",
     no_args_is_help=True,
 )
 

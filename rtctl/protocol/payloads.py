@@ -1,4 +1,4 @@
-"""The seed's bot-user pattern: the ``chat_message`` payload, defined once.
+"""The bot-user pattern: the ``chat_message`` payload the bot sends a user, defined once.
 
 ``rtctl bot say`` builds it, ``rtctl emit`` and the gateway's ``/realtime/emit`` validate against it,
 ``rtctl listen`` recognises it to print "Coach: ...".
@@ -26,7 +26,7 @@ def utc_timestamp(moment: datetime | None = None) -> str:
 
 
 def user_id_value(user_id: str) -> int | str:
-    """Numeric ids travel as numbers (the seed's bot id 9000000), others as strings."""
+    """Numeric ids travel as numbers (the default bot id 9000000), others as strings."""
     return int(user_id) if user_id.isdigit() else user_id
 
 
