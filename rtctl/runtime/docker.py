@@ -80,11 +80,11 @@ def compose_available(timeout: float = ENGINE_TIMEOUT) -> bool:
 
 def compose_template() -> str:
     """The packaged compose.yaml (credentials interpolated from .env's PUSHER_*)."""
-    return resources.files("rtctl.runtime").joinpath("assets", COMPOSE_FILE).read_text("utf-8")
+    return (resources.files("rtctl.runtime") / "assets" / COMPOSE_FILE).read_text("utf-8")
 
 
 def template_path() -> Path:
-    return Path(str(resources.files("rtctl.runtime").joinpath("assets", COMPOSE_FILE)))
+    return Path(str(resources.files("rtctl.runtime") / "assets" / COMPOSE_FILE))
 
 
 # --- validation of a parsed compose file (pyyaml is a dev dependency only) ----------------------

@@ -104,7 +104,7 @@ def find_node() -> tuple[str, str]:
 
 
 def _asset(name: str) -> bytes:
-    return resources.files("rtctl.runtime").joinpath("assets", name).read_bytes()
+    return (resources.files("rtctl.runtime") / "assets" / name).read_bytes()
 
 
 def _lock_digest() -> str:
