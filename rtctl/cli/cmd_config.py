@@ -16,11 +16,23 @@ ShowSecrets = Annotated[
     bool, typer.Option("--show-secrets", help="Print secrets in full instead of masked.")
 ]
 Cluster = Annotated[
-    str | None, typer.Option("--cluster", help="Pusher cluster (PUSHER_APP_CLUSTER), e.g. eu.")
+    str | None,
+    typer.Option(
+        "--cluster", metavar="CLUSTER", help="Pusher cluster (PUSHER_APP_CLUSTER), e.g. eu."
+    ),
 ]
-AppId = Annotated[str | None, typer.Option("--app-id", help="App id (PUSHER_APP_ID), digits.")]
-Key = Annotated[str | None, typer.Option("--key", help="App key (PUSHER_APP_KEY).")]
-Secret = Annotated[str | None, typer.Option("--secret", help="App secret (PUSHER_APP_SECRET).")]
+AppId = Annotated[
+    str | None, typer.Option("--app-id", metavar="ID", help="App id (PUSHER_APP_ID), digits.")
+]
+Key = Annotated[str | None, typer.Option("--key", metavar="KEY", help="App key (PUSHER_APP_KEY).")]
+Secret = Annotated[
+    str | None,
+    typer.Option(
+        "--secret",
+        metavar="SECRET",
+        help="App secret (PUSHER_APP_SECRET); prompted without echo on a terminal.",
+    ),
+]
 
 _PROMPTS = {
     "PUSHER_APP_CLUSTER": "Pusher cluster (e.g. mt1, eu, us2)",
@@ -64,20 +76,48 @@ def init(
     provider: Annotated[
         str | None,
         typer.Option(
-            "--provider", help="soketi (self-hosted, default) or pusher.", show_default=False
+            "--provider",
+            metavar="soketi|pusher",
+            help="soketi (self-hosted, the default) or pusher; asked on a terminal. "
+            "The global --provider works too.",
+            show_default=False,
         ),
     ] = None,
     directory: Annotated[
-        Path, typer.Option("--dir", help="Folder to write .env and compose.yaml into.")
+        Path,
+        typer.Option(
+            "--dir",
+            metavar="DIR",
+            help="Folder to write .env and compose.yaml into (created if missing).",
+        ),
     ] = Path("."),
     force: Annotated[
-        bool, typer.Option("--force", help="Replace existing files (a backup is kept).")
+        bool,
+        typer.Option(
+            "--force",
+            help="Replace existing files; each old one is first copied to "
+            "NAME.bak-<UTC time> (mode 0600).",
+        ),
     ] = False,
     port: Annotated[
-        int | None, typer.Option("--port", min=1, max=65535, help="Soketi port (default 6001).")
+        int | None,
+        typer.Option(
+            "--port",
+            min=1,
+            max=65535,
+            metavar="PORT",
+            help="Soketi port written to REALTIME_PORT (default 6001, or the global --port).",
+        ),
     ] = None,
     metrics_port: Annotated[
-        int, typer.Option("--metrics-port", min=1, max=65535, help="Soketi metrics port.")
+        int,
+        typer.Option(
+            "--metrics-port",
+            min=1,
+            max=65535,
+            metavar="PORT",
+            help="Soketi metrics port written to SOKETI_METRICS_SERVER_PORT.",
+        ),
     ] = 9601,
     cluster: Cluster = None,
     app_id: AppId = None,
@@ -130,13 +170,22 @@ def init(
 
 def switch(
     ctx: typer.Context,
-    provider: Annotated[str, typer.Argument(help="pusher or soketi", show_default=False)],
+    provider: Annotated[
+        str,
+        typer.Argument(
+            metavar="pusher|soketi", help="The provider to switch to.", show_default=False
+        ),
+    ],
     cluster: Cluster = None,
     app_id: AppId = None,
     key: Key = None,
     secret: Secret = None,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Show the .env diff; write nothing.")
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Print the unified diff of .env (secrets masked); write nothing, no stash either.",
+        ),
     ] = False,
     show_secrets: ShowSecrets = False,
     as_json: JsonOption = False,
