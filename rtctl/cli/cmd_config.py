@@ -172,9 +172,7 @@ def switch(
     ctx: typer.Context,
     provider: Annotated[
         str,
-        typer.Argument(
-            metavar="pusher|soketi", help="The provider to switch to.", show_default=False
-        ),
+        typer.Argument(help="The provider to switch to: pusher or soketi.", show_default=False),
     ],
     cluster: Cluster = None,
     app_id: AppId = None,
