@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from rtctl.runtime import native
 from tests.helpers import (
     TEST_CACHE,
     PusherStandIn,
@@ -20,6 +21,14 @@ from tests.helpers import (
 )
 
 CONFIG_PREFIXES = ("PUSHER_", "REALTIME_", "SOKETI_", "RTCTL_")
+# A test that uses one of these runs a real Soketi; it is marked `soketi` by that alone.
+SOKETI_FIXTURES = {"soketi", "soketi_factory", "pusher_standin", "env_file", "native_soketi"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SOKETI_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.soketi)
 
 
 LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
@@ -98,6 +107,12 @@ def pusher_standin(
         RTCTL_CA_BUNDLE=str(cert),
     )
     return PusherStandIn(server, cert)
+
+
+@pytest.fixture
+def native_soketi(hermetic: Path) -> Path:
+    """The pinned native Soketi, installed: for tests that start a server of their own."""
+    return native.ensure_installed()
 
 
 @pytest.fixture

@@ -12,8 +12,6 @@ import pytest
 from tests.events_support import JsReceiver, RawSocket
 from tests.helpers import SoketiServer, run_cli
 
-pytestmark = pytest.mark.soketi
-
 
 def received_chat(sock: RawSocket) -> tuple[dict, dict]:
     [frame] = sock.wait_events(1, "chat_message")

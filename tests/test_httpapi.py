@@ -19,7 +19,9 @@ from rtctl.runtime import native
 from tests.helpers import fresh_credentials, make_server
 
 
-def test_trigger_on_a_server_whose_app_manager_failed_is_not_success(tmp_path: Path) -> None:
+def test_trigger_on_a_server_whose_app_manager_failed_is_not_success(
+    tmp_path: Path, native_soketi: Path
+) -> None:
     """A Soketi with an app-manager driver that does not exist boots, then answers the first
     API call with an empty HTTP 200 and exits. A trigger must fail, not count as delivered."""
     server = make_server(tmp_path / "state")

@@ -22,8 +22,7 @@ from rtctl.config import read_layers
 from rtctl.ops.smoke import CHECK_NAMES, CheckResult, SmokeOptions, run_smoke
 from rtctl.protocol.httpapi import ApiClient
 from tests.helpers import REPO, SoketiServer, free_port, run_cli, run_rtctl, write_env
-
-pytestmark = pytest.mark.soketi
+from tests.waiting import wait_until
 
 GATEWAY_SKIP = "not requested (--via-gateway URL --token JWT)"
 
@@ -540,16 +539,15 @@ def gateway(soketi: SoketiServer, tmp_path_factory: pytest.TempPathFactory):
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
+
+        def answers() -> bool:
             assert process.poll() is None, (folder / "gateway.log").read_text()
             try:
-                if httpx.get(f"{url}/realtime/health", timeout=1).status_code == 200:
-                    break
+                return httpx.get(f"{url}/realtime/health", timeout=1).status_code == 200
             except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "the gateway never answered"
-            time.sleep(0.1)
+                return False
+
+        wait_until(answers, 30, "the gateway never answered", interval=0.1)
         yield url
     finally:
         process.send_signal(signal.SIGTERM)
