@@ -68,7 +68,10 @@ def local_env(**overrides: str) -> dict[str, str]:
 
 
 def write_env(path: Path, values: Mapping[str, str]) -> Path:
-    path.write_text("".join(f"{key}={value}\n" for key, value in values.items()))
+    """A .env of ``values``, written as rtctl writes every .env: atomically, mode 0600."""
+    from rtctl.envfile import atomic_write
+
+    atomic_write(path, "".join(f"{key}={value}\n" for key, value in values.items()))
     return path
 
 
