@@ -14,6 +14,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Literal
 
@@ -35,9 +36,9 @@ DEFAULTS: dict[str, str] = {
     "REALTIME_EMIT_TOKEN": "",
     "REALTIME_JWT_SECRET": "",
     "REALTIME_JWT_PUBLIC_KEY": "",
-    "REALTIME_JWT_ALGORITHMS": "",
+    "REALTIME_JWT_ALGORITHMS": "",  # default: HS256 with a secret, by key type with a public key
     "REALTIME_JWT_AUDIENCE": "",  # gateway: required 'aud' claim
-    "REALTIME_JWT_ISSUER": "",  # gateway: required 'iss' claim  # default: HS256 with a secret, RS256,ES256 with a public key
+    "REALTIME_JWT_ISSUER": "",  # gateway: required 'iss' claim
     "REALTIME_CORS_ORIGINS": "",
     "REALTIME_AUTH_HOOK": "",
     "REALTIME_BOT_ID": "9000000",
@@ -81,6 +82,36 @@ PREFIXES = ("REALTIME_", "PUSHER_", "SOKETI_", "RTCTL_")
 Source = Literal["flag", "env", ".env", "default", "derived"]
 
 
+class ProblemKind(str, Enum):
+    """What is wrong, as a stable code: code that reacts to a problem (the doctor's grouping,
+    `rtctl config` tolerating missing credentials) reads the kind, never the message, so messages
+    can be reworded freely. Shown as ``kind`` in `rtctl config --json`."""
+
+    ENV_FILE_UNPARSABLE = "env-file-unparsable"
+    ENV_FILE_MISSING = "env-file-missing"
+    CREDENTIAL_MISSING = "credential-missing"
+    APP_ID_NOT_NUMERIC = "app-id-not-numeric"
+    KEY_OR_SECRET_ALL_DIGITS = "key-or-secret-all-digits"
+    KEY_OR_SECRET_CHARACTERS = "key-or-secret-characters"
+    CREDENTIAL_MIRROR_DIFFERS = "credential-mirror-differs"
+    UNKNOWN_APP_MANAGER_DRIVER = "unknown-app-manager-driver"
+    UNKNOWN_PROVIDER = "unknown-provider"
+    PUSHER_WITHOUT_CLUSTER = "pusher-without-cluster"
+    PUSHER_WITH_HOST = "pusher-with-host"
+    PUSHER_WITHOUT_TLS = "pusher-without-tls"
+    SOKETI_WITHOUT_HOST = "soketi-without-host"
+    UNKNOWN_SCHEME = "unknown-scheme"
+    NOT_A_PORT = "not-a-port"
+    PORT_SCHEME_MISMATCH = "port-scheme-mismatch"
+    TLS_HALF_CONFIGURED = "tls-half-configured"
+    TLS_FILE_MISSING = "tls-file-missing"
+    TLS_WITHOUT_HTTPS = "tls-without-https"
+    NOT_A_BOOLEAN = "not-a-boolean"
+    BAD_MASTER_KEY = "bad-master-key"
+    CA_BUNDLE_MISSING = "ca-bundle-missing"
+    OTHER = "other"
+
+
 @dataclass(frozen=True)
 class Problem:
     """One thing wrong with the configuration: what, which variable, and how to fix it."""
@@ -89,6 +120,7 @@ class Problem:
     message: str
     hint: str
     severity: Literal["error", "warning"] = "error"
+    kind: ProblemKind = ProblemKind.OTHER
 
 
 @dataclass(frozen=True)
@@ -158,7 +190,7 @@ class Settings:
 
     @property
     def ws_url(self) -> str:
-        """The socket URL a client connects to (the seed's ``/app/<key>?protocol=7&...``)."""
+        """The socket URL a client connects to (``/app/<key>?protocol=7&...``, as pusher-js builds it)."""
         scheme = "wss" if self.tls else "ws"
         return (
             f"{scheme}://{_hostport(self.ws_host, self.port, self.tls)}/app/{self.key}"
@@ -264,8 +296,8 @@ def _hostport(host: str, port: int, tls: bool) -> str:
 
 
 def _pusher_host(kind: str, settings: Settings) -> str:
-    # An endpoint override (RTCTL_PUSHER_ENDPOINT) is folded into host at build time; the
-    # provider-derived host is only used when the host field holds the cluster default.
+    # On Pusher the host field is empty unless RTCTL_PUSHER_ENDPOINT named one (folded in at build
+    # time); empty means the cluster's own host, ws-<cluster>.pusher.com / api-<cluster>.pusher.com.
     return settings.host if settings.host else f"{kind}-{settings.cluster}.pusher.com"
 
 
@@ -284,6 +316,7 @@ def read_env_file(path: Path) -> tuple[dict[str, str], tuple[Problem, ...], bool
             variable=str(path),
             message=f"{path} line {entry.line} cannot be parsed: {entry.statement.strip()[:60]!r}",
             hint="write it as KEY=value (quote values with spaces or #)",
+            kind=ProblemKind.ENV_FILE_UNPARSABLE,
         )
         for entry in document.errors()
     )
@@ -332,7 +365,12 @@ def _parse_bool(layers: ConfigLayers, name: str, problems: list[Problem]) -> boo
         return True
     if raw not in _FALSE:
         problems.append(
-            Problem(name, f"{name}={raw!r} is not a boolean", f"set {name}=true or false")
+            Problem(
+                name,
+                f"{name}={raw!r} is not a boolean",
+                f"set {name}=true or false",
+                kind=ProblemKind.NOT_A_BOOLEAN,
+            )
         )
     return False
 
@@ -343,7 +381,12 @@ def _parse_port(layers: ConfigLayers, name: str, default: int, problems: list[Pr
         return default
     if not raw.isdigit() or not 0 < int(raw) < 65536:
         problems.append(
-            Problem(name, f"{name}={raw!r} is not a port number", f"set {name} to 1-65535")
+            Problem(
+                name,
+                f"{name}={raw!r} is not a port number",
+                f"set {name} to 1-65535",
+                kind=ProblemKind.NOT_A_PORT,
+            )
         )
         return default
     return int(raw)
@@ -359,7 +402,12 @@ def credential_problems(app_id: str, key: str, secret: str) -> list[Problem]:
     ):
         if not value:
             problems.append(
-                Problem(name, f"{name} is not set", "run `rtctl init` to write fresh credentials")
+                Problem(
+                    name,
+                    f"{name} is not set",
+                    "run `rtctl init` to write fresh credentials",
+                    kind=ProblemKind.CREDENTIAL_MISSING,
+                )
             )
     if app_id and not re.fullmatch(r"[0-9]+", app_id):
         problems.append(
@@ -367,6 +415,7 @@ def credential_problems(app_id: str, key: str, secret: str) -> list[Problem]:
                 "PUSHER_APP_ID",
                 f"PUSHER_APP_ID={app_id!r} is not numeric",
                 "use digits only: the pusher Python SDK refuses other app ids",
+                kind=ProblemKind.APP_ID_NOT_NUMERIC,
             )
         )
     for name, value in (("PUSHER_APP_KEY", key), ("PUSHER_APP_SECRET", secret)):
@@ -376,6 +425,7 @@ def credential_problems(app_id: str, key: str, secret: str) -> list[Problem]:
                     name,
                     f"{name} is all digits",
                     "add letters: Soketi JSON-parses env values and crashes on a numeric secret",
+                    kind=ProblemKind.KEY_OR_SECRET_ALL_DIGITS,
                 )
             )
         if value and not re.fullmatch(r"[A-Za-z0-9_\-.]+", value):
@@ -384,6 +434,7 @@ def credential_problems(app_id: str, key: str, secret: str) -> list[Problem]:
                     name,
                     f"{name} contains characters other than letters, digits, - _ .",
                     "regenerate it with `rtctl init --force`",
+                    kind=ProblemKind.KEY_OR_SECRET_CHARACTERS,
                 )
             )
     return problems
@@ -399,6 +450,7 @@ def diagnose(layers: ConfigLayers) -> list[Problem]:
                 "REALTIME_PROVIDER",
                 f"REALTIME_PROVIDER={provider!r} is not a known provider",
                 "set REALTIME_PROVIDER=soketi or pusher (or run `rtctl switch`)",
+                kind=ProblemKind.UNKNOWN_PROVIDER,
             )
         )
     problems += credential_problems(
@@ -413,6 +465,7 @@ def diagnose(layers: ConfigLayers) -> list[Problem]:
                     f"{soketi_name} differs from {pusher_name}: Soketi and clients would use "
                     "different credentials",
                     f"delete {soketi_name} (rtctl passes {pusher_name} to Soketi) or make them equal",
+                    kind=ProblemKind.CREDENTIAL_MIRROR_DIFFERS,
                 )
             )
     driver = layers.get("SOKETI_APP_MANAGER_DRIVER").strip()
@@ -423,6 +476,7 @@ def diagnose(layers: ConfigLayers) -> list[Problem]:
                 f"SOKETI_APP_MANAGER_DRIVER={driver!r} is not an app manager driver "
                 "(Soketi starts, then dies at the first connection)",
                 "set SOKETI_APP_MANAGER_DRIVER=array ('local'/'redis' are adapter names)",
+                kind=ProblemKind.UNKNOWN_APP_MANAGER_DRIVER,
             )
         )
     scheme = layers.get("REALTIME_SCHEME").strip().lower()
@@ -432,6 +486,7 @@ def diagnose(layers: ConfigLayers) -> list[Problem]:
                 "REALTIME_SCHEME",
                 f"REALTIME_SCHEME={scheme!r} is not http or https",
                 "set REALTIME_SCHEME=http or https",
+                kind=ProblemKind.UNKNOWN_SCHEME,
             )
         )
     _parse_port(layers, "REALTIME_PORT", 0, problems)
@@ -449,6 +504,7 @@ def diagnose(layers: ConfigLayers) -> list[Problem]:
                     "PUSHER_APP_CLUSTER",
                     "provider is pusher but PUSHER_APP_CLUSTER is empty",
                     "set PUSHER_APP_CLUSTER (e.g. eu, mt1, us2)",
+                    kind=ProblemKind.PUSHER_WITHOUT_CLUSTER,
                 )
             )
         if layers.values.get("REALTIME_HOST"):
@@ -457,6 +513,7 @@ def diagnose(layers: ConfigLayers) -> list[Problem]:
                     "REALTIME_HOST",
                     "provider is pusher but REALTIME_HOST is set (Pusher hosts come from the cluster)",
                     "remove REALTIME_HOST/REALTIME_PORT, or run `rtctl switch pusher`",
+                    kind=ProblemKind.PUSHER_WITH_HOST,
                 )
             )
         if scheme == "http":
@@ -465,6 +522,7 @@ def diagnose(layers: ConfigLayers) -> list[Problem]:
                     "REALTIME_SCHEME",
                     "provider is pusher but REALTIME_SCHEME=http",
                     "Pusher needs TLS: remove REALTIME_SCHEME or set https",
+                    kind=ProblemKind.PUSHER_WITHOUT_TLS,
                 )
             )
     if provider == "soketi" and not layers.get("REALTIME_HOST").strip():
@@ -473,6 +531,7 @@ def diagnose(layers: ConfigLayers) -> list[Problem]:
                 "REALTIME_HOST",
                 "provider is soketi but REALTIME_HOST is empty",
                 "set REALTIME_HOST (127.0.0.1 for a local Soketi)",
+                kind=ProblemKind.SOKETI_WITHOUT_HOST,
             )
         )
     port_raw = layers.get("REALTIME_PORT").strip()
@@ -484,6 +543,7 @@ def diagnose(layers: ConfigLayers) -> list[Problem]:
                     "REALTIME_PORT=443 with REALTIME_SCHEME=http",
                     "443 is the TLS port: set REALTIME_SCHEME=https or another port",
                     "warning",
+                    kind=ProblemKind.PORT_SCHEME_MISMATCH,
                 )
             )
         if scheme == "https" and port_raw == "80":
@@ -493,6 +553,7 @@ def diagnose(layers: ConfigLayers) -> list[Problem]:
                     "REALTIME_PORT=80 with REALTIME_SCHEME=https",
                     "80 is the plain-HTTP port: set REALTIME_SCHEME=http or another port",
                     "warning",
+                    kind=ProblemKind.PORT_SCHEME_MISMATCH,
                 )
             )
     if scheme == "https" and provider == "soketi":
@@ -503,6 +564,7 @@ def diagnose(layers: ConfigLayers) -> list[Problem]:
                     "SOKETI_SSL_CERT",
                     "only one of SOKETI_SSL_CERT / SOKETI_SSL_KEY is set",
                     "set both (a certificate and its key) for TLS",
+                    kind=ProblemKind.TLS_HALF_CONFIGURED,
                 )
             )
     master = layers.get("PUSHER_ENCRYPTION_MASTER_KEY_BASE64").strip()
@@ -516,6 +578,7 @@ def diagnose(layers: ConfigLayers) -> list[Problem]:
                     "PUSHER_ENCRYPTION_MASTER_KEY_BASE64",
                     "PUSHER_ENCRYPTION_MASTER_KEY_BASE64 is not base64 of exactly 32 bytes",
                     "generate one with `openssl rand -base64 32`",
+                    kind=ProblemKind.BAD_MASTER_KEY,
                 )
             )
     ca = layers.get("RTCTL_CA_BUNDLE").strip()
@@ -525,6 +588,7 @@ def diagnose(layers: ConfigLayers) -> list[Problem]:
                 "RTCTL_CA_BUNDLE",
                 f"RTCTL_CA_BUNDLE={ca} is not a file",
                 "point it at a PEM CA certificate",
+                kind=ProblemKind.CA_BUNDLE_MISSING,
             )
         )
     return problems
@@ -541,7 +605,7 @@ def build_settings(layers: ConfigLayers, require_credentials: bool = True) -> Se
     """Validate the layers and freeze them into Settings. Raises ConfigError on the first error."""
     problems = errors_only(diagnose(layers))
     if not require_credentials:
-        problems = [p for p in problems if not p.message.endswith(" is not set")]
+        problems = [p for p in problems if p.kind is not ProblemKind.CREDENTIAL_MISSING]
     if problems:
         first = problems[0]
         where = "" if layers.env_file_found else f" (no {layers.env_file} found)"
@@ -610,5 +674,6 @@ def load_settings(
     environ: Mapping[str, str] | None = None,
     require_credentials: bool = True,
 ) -> Settings:
-    """The entry point every command uses."""
+    """Read the layers and build Settings in one call: the entry point for library users and
+    tests. The CLI reads the layers once per run (``CliState``) and calls ``build_settings``."""
     return build_settings(read_layers(env_file, overrides, environ), require_credentials)

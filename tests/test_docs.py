@@ -35,6 +35,23 @@ def test_every_command_is_in_the_readme() -> None:
     assert missing == []
 
 
+def test_every_command_has_generated_usage_and_options() -> None:
+    """Usage lines (README) and option tables (docs/) are generated from the CLI: every command
+    needs its blocks, which `python scripts/gen_docs.py` then fills."""
+    readme = (REPO / "README.md").read_text()
+    docs = "".join(path.read_text() for path in sorted((REPO / "docs").glob("*.md")))
+    used = {m for block in re.findall(r"\[\[\[cog usage\((.*?)\)", readme) for m in _names(block)}
+    tabled = set(re.findall(r'\[\[\[cog options\("(.*?)"\)', docs))
+    paths = command_paths(app)
+    hint = "add a cog block for it, then run: python scripts/gen_docs.py"
+    assert [path for path in paths if path not in used] == [], f"usage in README.md: {hint}"
+    assert [path for path in paths if path not in tabled] == [], f"options in docs/*.md: {hint}"
+
+
+def _names(arguments: str) -> list[str]:
+    return re.findall(r'"(.*?)"', arguments)
+
+
 def test_every_exit_code_is_in_the_readme() -> None:
     readme = (REPO / "README.md").read_text()
     rows = {int(m.group(1)) for m in re.finditer(r"^\|\s*`?(\d+)`?\s*\|", readme, re.MULTILINE)}

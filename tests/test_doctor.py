@@ -24,6 +24,7 @@ from rtctl.ops.doctor import (
 )
 from rtctl.runtime import health, native
 from tests.helpers import SoketiServer, free_port, make_server, run_cli, write_env
+from tests.waiting import wait_until
 
 ALL_CHECKS = [*CONFIG_CHECKS, *RUNTIME_CHECKS, *SERVER_CHECKS]
 
@@ -138,7 +139,9 @@ def test_wrong_app_manager_driver_in_config(ours: SoketiServer, tmp_path: Path) 
     assert all(statuses(result.stdout)[name] == "-" for name in SERVER_CHECKS)
 
 
-def test_a_real_server_with_a_wrong_driver_dies_at_first_use(tmp_path: Path) -> None:
+def test_a_real_server_with_a_wrong_driver_dies_at_first_use(
+    tmp_path: Path, native_soketi: Path
+) -> None:
     """What the driver check prevents, shown for real: rtctl's loader refuses 'local', so the
     settings are replaced after loading; the server boots, answers the signed call with an
     empty 200, and exits. The doctor's server checks say so."""
@@ -157,10 +160,9 @@ def test_a_real_server_with_a_wrong_driver_dies_at_first_use(tmp_path: Path) -> 
             "the server's app manager failed: check SOKETI_APP_MANAGER_DRIVER=array and "
             "`rtctl logs`",
         )
-        deadline = time.monotonic() + 10
-        while native.read_running(server.state) is not None and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert native.read_running(server.state) is None  # it died at first use
+        wait_until(  # it died at first use
+            lambda: native.read_running(server.state) is None, 10, "the server kept running"
+        )
     finally:
         native.stop(server.state)
 

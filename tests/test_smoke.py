@@ -23,8 +23,7 @@ from rtctl.ops.smoke import CHECK_NAMES, CheckResult, SmokeOptions, run_smoke
 from rtctl.protocol.httpapi import ApiClient
 from rtctl.protocol.signing import sign
 from tests.helpers import REPO, SoketiServer, free_port, run_cli, run_rtctl, write_env
-
-pytestmark = pytest.mark.soketi
+from tests.waiting import wait_until
 
 GATEWAY_SKIP = "not requested (--via-gateway URL --token JWT)"
 
@@ -547,16 +546,15 @@ def running_gateway(soketi: SoketiServer, folder: Path, **changes: str):
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
+
+        def answers() -> bool:
             assert process.poll() is None, (folder / "gateway.log").read_text()
             try:
-                if httpx.get(f"{url}/realtime/health", timeout=1).status_code == 200:
-                    break
+                return httpx.get(f"{url}/realtime/health", timeout=1).status_code == 200
             except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "the gateway never answered"
-            time.sleep(0.1)
+                return False
+
+        wait_until(answers, 30, "the gateway never answered", interval=0.1)
         yield url
     finally:
         process.send_signal(signal.SIGTERM)

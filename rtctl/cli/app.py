@@ -115,6 +115,7 @@ def root(
         Path | None,
         typer.Option(
             "--env-file",
+            metavar="PATH",
             help="The .env file to read (default ./.env).",
             envvar="RTCTL_ENV_FILE",
             show_default=False,
@@ -123,12 +124,24 @@ def root(
         ),
     ] = None,
     provider: Annotated[
-        str | None, typer.Option("--provider", help="Override REALTIME_PROVIDER (soketi|pusher).")
+        str | None,
+        typer.Option(
+            "--provider", metavar="soketi|pusher", help="Override REALTIME_PROVIDER for this run."
+        ),
     ] = None,
-    host: Annotated[str | None, typer.Option("--host", help="Override REALTIME_HOST.")] = None,
-    port: Annotated[int | None, typer.Option("--port", help="Override REALTIME_PORT.")] = None,
+    host: Annotated[
+        str | None,
+        typer.Option("--host", metavar="HOST", help="Override REALTIME_HOST for this run."),
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option("--port", metavar="PORT", help="Override REALTIME_PORT for this run."),
+    ] = None,
     scheme: Annotated[
-        str | None, typer.Option("--scheme", help="Override REALTIME_SCHEME (http|https).")
+        str | None,
+        typer.Option(
+            "--scheme", metavar="http|https", help="Override REALTIME_SCHEME for this run."
+        ),
     ] = None,
     version: Annotated[
         bool,

@@ -26,41 +26,93 @@ def register(app: typer.Typer) -> None:
 def bench(
     ctx: typer.Context,
     connections: Annotated[
-        int, typer.Option("--connections", "-n", min=1, max=50_000, help="Subscriber sockets.")
+        int,
+        typer.Option(
+            "--connections", "-n", min=1, max=50_000, metavar="N", help="Subscriber sockets."
+        ),
     ] = 100,
     channels: Annotated[
-        int, typer.Option("--channels", "-c", min=1, help="Channels the subscribers spread over.")
+        int,
+        typer.Option(
+            "--channels",
+            "-c",
+            min=1,
+            metavar="N",
+            help="Channels the subscribers spread over: subscriber i joins channel i mod N "
+            "(N ≤ --connections).",
+        ),
     ] = 10,
     channel_type: Annotated[
         str,
-        typer.Option("--channel-type", help="public | private | presence (signed locally)."),
+        typer.Option(
+            "--channel-type",
+            metavar="public|private|presence",
+            help="Channel kind; private and presence are signed locally (presence user id "
+            "bench-user-<i>).",
+        ),
     ] = "public",
     rate: Annotated[
         float,
-        typer.Option("--rate", "-r", min=0.1, help="Events per second, all channels together."),
+        typer.Option(
+            "--rate",
+            "-r",
+            min=0.1,
+            metavar="RATE",
+            help="Events per second, all channels together, round-robin over the channels.",
+        ),
     ] = 100.0,
     duration: Annotated[
-        float, typer.Option("--duration", "-d", min=0.1, max=3600, help="Seconds of publishing.")
+        float,
+        typer.Option(
+            "--duration", "-d", min=0.1, max=3600, metavar="SECONDS", help="Seconds of publishing."
+        ),
     ] = 10.0,
     payload_size: Annotated[
         int,
-        typer.Option("--payload-size", min=0, max=100 * 1024, help="Bytes of each event's data."),
+        typer.Option(
+            "--payload-size",
+            min=0,
+            max=100 * 1024,
+            metavar="BYTES",
+            help="Bytes of each event's data string (Soketi's limit is the maximum; Pusher's is "
+            "10 KB).",
+        ),
     ] = 100,
     publish: Annotated[
         str,
-        typer.Option("--publish", help="http (REST API, batched) | client (client-* events)."),
+        typer.Option(
+            "--publish",
+            metavar="http|client",
+            help="http: the REST API, batches of up to 10 when more than one event is due; "
+            "client: one publisher socket per channel sending client-rtctl-bench events.",
+        ),
     ] = "http",
     ramp: Annotated[
-        float, typer.Option("--ramp", min=1, help="New connections per second while ramping.")
+        float,
+        typer.Option(
+            "--ramp",
+            min=1,
+            metavar="RATE",
+            help="New connections per second while ramping (at most 200 handshakes in flight).",
+        ),
     ] = 500.0,
     drain: Annotated[
         float,
-        typer.Option("--drain", min=0, max=600, help="Seconds to wait for late deliveries."),
+        typer.Option(
+            "--drain",
+            min=0,
+            max=600,
+            metavar="SECONDS",
+            help="Seconds to wait after the last publish for late deliveries.",
+        ),
     ] = 5.0,
     timeout: Annotated[
         float,
         typer.Option(
-            "--timeout", min=0.1, help="Seconds each connection may take to connect and subscribe."
+            "--timeout",
+            min=0.1,
+            metavar="SECONDS",
+            help="Seconds each connection may take to connect and subscribe.",
         ),
     ] = 10.0,
     min_delivery: Annotated[
@@ -69,12 +121,18 @@ def bench(
             "--min-delivery",
             min=0,
             max=1,
+            metavar="FRACTION",
             help="Fail (exit 1) when received ÷ expected is under this fraction.",
         ),
     ] = 1.0,
     max_p99: Annotated[
         float | None,
-        typer.Option("--max-p99", min=0, help="Fail (exit 1) when delivery p99 exceeds this (ms)."),
+        typer.Option(
+            "--max-p99",
+            min=0,
+            metavar="MS",
+            help="Fail (exit 1) when delivery p99 exceeds this many milliseconds.",
+        ),
     ] = None,
     as_json: JsonOption = False,
 ) -> None:

@@ -38,6 +38,7 @@ def up(
         RuntimeChoice,
         typer.Option(
             "--runtime",
+            metavar="auto|docker|native",
             help="auto: Docker when an engine answers, else native (Node 16/18/20).",
         ),
     ] = RuntimeChoice.auto,
@@ -45,7 +46,13 @@ def up(
         bool, typer.Option("--wait/--no-wait", help="Wait until the server answers.")
     ] = True,
     timeout: Annotated[
-        float, typer.Option("--timeout", min=0.1, help="Seconds to wait for readiness.")
+        float,
+        typer.Option(
+            "--timeout",
+            min=0.1,
+            metavar="SECONDS",
+            help="Seconds to wait for readiness (a server not ready by then is stopped).",
+        ),
     ] = 30.0,
     json_: JsonOption = False,
 ) -> None:
@@ -157,11 +164,19 @@ def status(
         bool, typer.Option("--watch", "-w", help="Refresh a live view on stderr until Ctrl-C.")
     ] = False,
     interval: Annotated[
-        float, typer.Option("--interval", min=0.2, help="Seconds between refreshes (--watch).")
+        float,
+        typer.Option(
+            "--interval", min=0.2, metavar="SECONDS", help="Seconds between refreshes (--watch)."
+        ),
     ] = 2.0,
     count: Annotated[
         int,
-        typer.Option("--count", min=0, help="Stop --watch after this many refreshes (0: never)."),
+        typer.Option(
+            "--count",
+            min=0,
+            metavar="N",
+            help="Stop --watch after this many reports (0: never).",
+        ),
     ] = 0,
 ) -> None:
     """Running or not, health, uptime, endpoints and the key /metrics figures.
@@ -222,14 +237,18 @@ def _watch(settings: Any, interval: float, count: int, as_json: bool) -> Any:
 
 def logs(
     ctx: typer.Context,
-    lines: Annotated[int, typer.Option("--lines", "-n", min=0, help="Show the last N lines.")] = 50,
+    lines: Annotated[
+        int, typer.Option("--lines", "-n", min=0, metavar="N", help="Show the last N lines.")
+    ] = 50,
     follow: Annotated[
         bool,
         typer.Option("--follow", "-f", help="Keep printing new lines until the server stops."),
     ] = False,
     timeout: Annotated[
         float | None,
-        typer.Option("--timeout", min=0.1, help="Stop following after this many seconds."),
+        typer.Option(
+            "--timeout", min=0.1, metavar="SECONDS", help="Stop following after this many seconds."
+        ),
     ] = None,
 ) -> None:
     """Soketi's log: the last lines, or follow it (-f) until it stops or Ctrl-C."""
@@ -273,9 +292,14 @@ def doctor(
     ctx: typer.Context,
     json_: JsonOption = False,
     timeout: Annotated[
-        float, typer.Option("--timeout", min=0.1, help="Seconds per network check.")
+        float,
+        typer.Option(
+            "--timeout", min=0.1, metavar="SECONDS", help="Seconds each network check may take."
+        ),
     ] = 3.0,
-    strict: Annotated[bool, typer.Option("--strict", help="Warnings fail too.")] = False,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Warnings fail too (exit 1 on any warning).")
+    ] = False,
 ) -> None:
     """Check the configuration, this machine and the server; each check with evidence and fix.
 

@@ -24,18 +24,24 @@ def smoke(
         typer.Option(
             "--timeout",
             min=0.1,
+            metavar="SECONDS",
             help="Seconds each wait may take (handshake, subscription, delivery, cleanup).",
         ),
     ] = 10.0,
     as_json: JsonOption = False,
     junit: Annotated[
         Path | None,
-        typer.Option("--junit", help="Also write a JUnit XML report to this file (for CI)."),
+        typer.Option(
+            "--junit",
+            metavar="FILE",
+            help="Also write a JUnit XML report to this file (its folder must exist).",
+        ),
     ] = None,
     via_gateway: Annotated[
         str | None,
         typer.Option(
             "--via-gateway",
+            metavar="URL",
             help="Gateway base URL: also subscribe through its /realtime/auth and emit through "
             "its /realtime/emit.",
         ),
@@ -44,6 +50,7 @@ def smoke(
         str | None,
         typer.Option(
             "--token",
+            metavar="JWT",
             envvar="RTCTL_SMOKE_TOKEN",
             help="A user's JWT for the gateway's /realtime/auth.",
             show_default=False,
@@ -53,6 +60,7 @@ def smoke(
         str | None,
         typer.Option(
             "--emit-token",
+            metavar="TOKEN",
             help="Service token for the gateway's /realtime/emit (default REALTIME_EMIT_TOKEN).",
             show_default=False,
         ),
@@ -61,6 +69,7 @@ def smoke(
         str | None,
         typer.Option(
             "--checks",
+            metavar="LIST",
             help="Comma-separated subset to run (their prerequisites run too): config, health, "
             "connect, subscribe, deliver, client-event, api-read, gateway, cleanup.",
         ),

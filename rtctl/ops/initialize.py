@@ -13,7 +13,6 @@ import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from importlib import resources
 from pathlib import Path
 
 from rtctl.config import (
@@ -27,9 +26,9 @@ from rtctl.config import (
 )
 from rtctl.envfile import EnvDocument, atomic_write
 from rtctl.errors import Conflict, UsageError
+from rtctl.runtime.docker import COMPOSE_FILE, compose_template
 
 ENV_NAME = ".env"
-COMPOSE_NAME = "compose.yaml"
 _LOWER = string.ascii_lowercase
 _ALNUM = string.ascii_lowercase + string.digits
 
@@ -40,6 +39,28 @@ CREDENTIAL_FLAGS = {
     "PUSHER_APP_SECRET": "--secret",
     "PUSHER_APP_CLUSTER": "--cluster",
 }
+# What a Pusher set-up needs from the dashboard, in the order people are asked for it.
+PUSHER_CREDENTIALS = ("PUSHER_APP_CLUSTER", "PUSHER_APP_ID", "PUSHER_APP_KEY", "PUSHER_APP_SECRET")
+
+
+class MissingCredentials(UsageError):
+    """Pusher credentials that no flag (or stash) provides; the CLI asks for ``variables`` on a
+    terminal and tries again, and off a terminal this is the error."""
+
+    def __init__(self, command: str, variables: list[str]) -> None:
+        self.variables = variables
+        flags = ", ".join(CREDENTIAL_FLAGS[name] for name in variables)
+        super().__init__(
+            f"{command} needs {flags} (Pusher credentials)",
+            hint="pass them from the Pusher dashboard (App Keys), or run on a terminal to be "
+            "prompted",
+        )
+
+
+def require_pusher_credentials(values: Mapping[str, str | None], command: str) -> None:
+    missing = [name for name in PUSHER_CREDENTIALS if not values.get(name)]
+    if missing:
+        raise MissingCredentials(command, missing)
 
 
 def random_token(length: int) -> str:
@@ -138,11 +159,6 @@ REALTIME_BOT_AVATAR=/assets/bot.png
 """
 
 
-def compose_template() -> str:
-    """The packaged compose.yaml (credentials interpolated from .env's PUSHER_*)."""
-    return resources.files("rtctl.runtime").joinpath("assets", COMPOSE_NAME).read_text("utf-8")
-
-
 def settings_of(text: str, path: Path, fallback: Mapping[str, str] | None = None) -> Settings:
     """Load a .env text as rtctl will, raising if it is not valid.
 
@@ -183,13 +199,14 @@ def initialize(
         )
     if directory.exists() and not directory.is_dir():
         raise Conflict(f"{directory} is not a folder", hint="pass --dir with a folder path")
-    env_path, compose_path = directory / ENV_NAME, directory / COMPOSE_NAME
+    env_path, compose_path = directory / ENV_NAME, directory / COMPOSE_FILE
     files: dict[Path, str] = {}
     if provider == "soketi":
         files[env_path] = soketi_env(generate_credentials(), port, metrics_port)
         files[compose_path] = compose_template()
     else:
         values = dict(pusher_credentials or {})
+        require_pusher_credentials(values, "init --provider pusher")
         check_credentials(values)
         files[env_path] = pusher_env(values)
 

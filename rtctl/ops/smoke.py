@@ -541,7 +541,7 @@ class _SmokeRun:
             refusal = sender.recv(0.01)
             if refusal is not None and refusal.event == "pusher:error":
                 text, code = _error_text(refusal.data)
-                if _client_events_disabled(text, code):
+                if _client_events_disabled(text):
                     raise Skip(f"client events are disabled on this app: {text}")
                 raise ServerRejected(
                     f"the server refused the client event ({code}): {text}",
@@ -708,7 +708,7 @@ def _error_text(data: Any) -> tuple[str, int | None]:
     return str(data), None
 
 
-def _client_events_disabled(text: str, code: int | None) -> bool:
+def _client_events_disabled(text: str) -> bool:
     # Soketi: 4301 "The app does not have client messaging enabled."; Pusher: code null,
     # "To send client events, you must enable this feature in the Settings page of your dashboard."
     lowered = text.lower()

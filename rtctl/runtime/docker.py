@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from rtctl.config import Settings
+from rtctl.envfile import atomic_write
 from rtctl.errors import EnvironmentProblem, ServerDied
 
 COMPOSE_FILE = "compose.yaml"
@@ -78,11 +79,12 @@ def compose_available(timeout: float = ENGINE_TIMEOUT) -> bool:
 
 
 def compose_template() -> str:
-    return resources.files("rtctl.runtime").joinpath("assets", COMPOSE_FILE).read_text()
+    """The packaged compose.yaml (credentials interpolated from .env's PUSHER_*)."""
+    return (resources.files("rtctl.runtime") / "assets" / COMPOSE_FILE).read_text("utf-8")
 
 
 def template_path() -> Path:
-    return Path(str(resources.files("rtctl.runtime").joinpath("assets", COMPOSE_FILE)))
+    return Path(str(resources.files("rtctl.runtime") / "assets" / COMPOSE_FILE))
 
 
 # --- validation of a parsed compose file (pyyaml is a dev dependency only) ----------------------
@@ -198,7 +200,7 @@ def up(settings: Settings, folder: Path, timeout: float = 300.0) -> Project:
         )
     folder.mkdir(parents=True, exist_ok=True)
     record = {**{k: str(v) for k, v in asdict(proj).items()}, "started_at": time.time()}
-    marker_file(folder).write_text(json.dumps(record))
+    atomic_write(marker_file(folder), json.dumps(record))
     return proj
 
 
