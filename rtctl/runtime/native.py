@@ -28,6 +28,7 @@ from importlib import resources
 from pathlib import Path
 
 from rtctl.config import Settings
+from rtctl.envfile import atomic_write
 from rtctl.errors import Conflict, EnvironmentProblem, ServerDied, TimedOut
 
 SOKETI_VERSION = "1.6.1"
@@ -103,7 +104,7 @@ def find_node() -> tuple[str, str]:
 
 
 def _asset(name: str) -> bytes:
-    return resources.files("rtctl.runtime").joinpath("assets", name).read_bytes()
+    return (resources.files("rtctl.runtime") / "assets" / name).read_bytes()
 
 
 def _lock_digest() -> str:
@@ -293,6 +294,21 @@ def soketi_environment(settings: Settings) -> dict[str, str]:
     return env
 
 
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def own_discovery_port() -> dict[str, str]:
+    """A discovery port of its own for a single Soketi: on the shared default (11002) every
+    Soketi on the machine finds every other one as a cluster peer (log noise, and a peer set
+    nobody asked for). SOKETI_CLUSTER_PORT from the environment still wins."""
+    if os.environ.get("SOKETI_CLUSTER_PORT"):
+        return {}
+    return {"SOKETI_CLUSTER_PORT": str(free_udp_port())}
+
+
 def start(
     settings: Settings,
     folder: Path,
@@ -342,7 +358,7 @@ def start(
         process = subprocess.Popen(
             [node, str(root / SERVER_JS), "start", f"--config={config}"],
             cwd=work,
-            env={**soketi_environment(settings), **(extra_env or {})},
+            env={**soketi_environment(settings), **own_discovery_port(), **(extra_env or {})},
             stdin=subprocess.DEVNULL,
             stdout=log_handle,
             stderr=subprocess.STDOUT,
@@ -359,9 +375,7 @@ def start(
         started_at=time.time(),
         log_file=str(log),
     )
-    tmp = pid_file(folder).with_suffix(".tmp")
-    tmp.write_text(json.dumps(asdict(running)))
-    tmp.replace(pid_file(folder))
+    atomic_write(pid_file(folder), json.dumps(asdict(running)))
     if wait:
         try:
             wait_ready(settings, process, folder, timeout)
