@@ -48,6 +48,7 @@ CONFIG_CHECKS = (
     "provider",
     "scheme-tls-port",
     "other-settings",
+    "webhooks",
 )
 RUNTIME_CHECKS = ("runtime",)
 SERVER_CHECKS = (
@@ -59,6 +60,7 @@ SERVER_CHECKS = (
     "clock-skew",
     "metrics",
 )
+WEBHOOK_CHECKS = ("webhooks-reachable",)  # rtctl.ops.doctor_webhooks
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,11 @@ def summary(results: Iterable[CheckResult]) -> dict[str, int]:
 
 def _classify(problem: Problem, layers: ConfigLayers) -> str:
     """Which check a config.diagnose problem belongs to."""
+    from rtctl.ops import doctor_webhooks
+
     variable = problem.variable
+    if variable in doctor_webhooks.VARIABLES:
+        return doctor_webhooks.CONFIG_CHECK
     if variable == str(layers.env_file):
         return "env-file"
     if problem.message.endswith(" is not set"):
@@ -178,12 +184,18 @@ def _pass_evidence(name: str, layers: ConfigLayers) -> str:
         scheme = get("REALTIME_SCHEME").strip().lower() or "http"
         tls = " with SOKETI_SSL_CERT/KEY" if get("SOKETI_SSL_CERT") else ""
         return f"{scheme} on port {get('REALTIME_PORT') or '6001'}{tls}"
+    if name == "webhooks":
+        from rtctl.ops import doctor_webhooks
+
+        return doctor_webhooks.evidence(layers)
     return "booleans, encryption master key and CA bundle are valid"
 
 
 def config_checks(layers: ConfigLayers) -> list[CheckResult]:
     """Every configuration check, without touching the network (built on config.diagnose)."""
-    problems = diagnose(layers) + _tls_file_problems(layers)
+    from rtctl.ops import doctor_webhooks
+
+    problems = diagnose(layers) + _tls_file_problems(layers) + doctor_webhooks.problems(layers)
     grouped: dict[str, list[Problem]] = {name: [] for name in CONFIG_CHECKS}
     for problem in problems:
         grouped[_classify(problem, layers)].append(problem)
@@ -552,9 +564,12 @@ def run_doctor(layers: ConfigLayers, timeout: float = 3.0) -> list[CheckResult]:
     except ConfigError:
         results += [
             CheckResult(name, "skip", "not run until the configuration errors above are fixed")
-            for name in (*RUNTIME_CHECKS, *SERVER_CHECKS)
+            for name in (*RUNTIME_CHECKS, *SERVER_CHECKS, *WEBHOOK_CHECKS)
         ]
         return results
     results += runtime_checks(settings)
     results += server_checks(settings, timeout)
+    from rtctl.ops import doctor_webhooks
+
+    results += doctor_webhooks.network_checks(settings, timeout)
     return results

@@ -62,6 +62,10 @@ SEND_TIMEOUT = 10.0  # a send that cannot complete in this long means the connec
 
 Policy = Literal["stop", "backoff", "now"]
 
+# Until this module moves into the rtctl/protocol/ package, it lends its name to the modules
+# already in that folder (rtctl.protocol.webhooks).
+__path__ = [__file__[: -len(".py")]]
+
 
 def close_policy(code: int | None) -> Policy:
     """What Pusher's close-code ranges ask a client to do (protocol §1.8)."""

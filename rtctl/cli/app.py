@@ -24,6 +24,7 @@ from rtctl.cli import (
     cmd_listen,
     cmd_runtime,
     cmd_smoke,
+    cmd_webhooks,
 )
 from rtctl.cli.common import CliState, print_ndjson
 from rtctl.errors import ExitCode, RtctlError
@@ -133,7 +134,16 @@ def root(
     ctx.obj = CliState(env_file=env_file, overrides=overrides)
 
 
-for module in (cmd_config, cmd_runtime, cmd_events, cmd_listen, cmd_smoke, cmd_gateway, cmd_bench):
+for module in (
+    cmd_config,
+    cmd_runtime,
+    cmd_events,
+    cmd_listen,
+    cmd_webhooks,
+    cmd_smoke,
+    cmd_gateway,
+    cmd_bench,
+):
     module.register(app)
 
 

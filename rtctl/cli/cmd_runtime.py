@@ -321,6 +321,7 @@ def doctor(
     from rtctl.doctor import (
         RUNTIME_CHECKS,
         SERVER_CHECKS,
+        WEBHOOK_CHECKS,
         CheckResult,
         run_doctor,
         summary,
@@ -333,7 +334,7 @@ def doctor(
     except ConfigError as error:
         results = [CheckResult("env-file", "fail", error.message, error.hint)] + [
             CheckResult(name, "skip", "the configuration cannot be read")
-            for name in (*RUNTIME_CHECKS, *SERVER_CHECKS)
+            for name in (*RUNTIME_CHECKS, *SERVER_CHECKS, *WEBHOOK_CHECKS)
         ]
     else:
         results = run_doctor(layers, timeout=timeout)
