@@ -4,7 +4,7 @@
   SOKETI_DEFAULT_APP_WEBHOOKS are valid (config.diagnose), and two deployment mistakes that lose
   webhooks without a word: ``SOKETI_MODE=server`` with the ``sync`` queue (nothing processes the
   webhook jobs), and batching combined with filters (Soketi posts the whole batch whenever one
-  event matches, so other event types and channels leak through);
+  event matches, so other webhooks' event types and other channels leak through);
 - ``webhooks-reachable``: each webhook URL answers HTTP from this machine (Soketi never retries,
   so a receiver that is down loses every webhook), and a loopback URL with the Docker runtime
   (127.0.0.1 inside the container is the container itself).
@@ -12,10 +12,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rtctl import webhook_settings
-from rtctl.protocol.webhooks import SOKETI_EVENT_TYPES
 
 if TYPE_CHECKING:
     from rtctl.config import ConfigLayers, Problem, Settings
@@ -33,7 +32,7 @@ VARIABLES = (
 _TRUE = {"1", "true", "yes", "on"}
 
 
-def _entries(layers: ConfigLayers) -> list[dict[str, object]]:
+def _entries(layers: ConfigLayers) -> list[dict[str, Any]]:
     try:
         return webhook_settings.from_layers(layers.get).entries()
     except ValueError:  # a malformed hand-written value: config.diagnose reports it
@@ -45,6 +44,13 @@ def batching_on(layers: ConfigLayers) -> bool:
         layers.get(name).strip().lower() in _TRUE
         for name in (webhook_settings.BATCHING, "SOKETI_WEBHOOKS_BATCHING")
     )
+
+
+def leaks(entries: list[dict[str, Any]]) -> bool:
+    """Whether batching can deliver events a webhook did not ask for: Soketi queues an event
+    when any webhook wants its type, and posts the unfiltered batch to each webhook with a match."""
+    kinds = {tuple(sorted(map(str, entry.get("event_types") or []))) for entry in entries}
+    return len(kinds) > 1 or any(entry.get("filter") for entry in entries)
 
 
 def problems(layers: ConfigLayers) -> list[Problem]:
@@ -67,23 +73,17 @@ def problems(layers: ConfigLayers) -> list[Problem]:
                 "with a SOKETI_MODE=worker process",
             )
         )
-    if batching_on(layers):
-        leaky = [
-            entry
-            for entry in entries
-            if entry.get("filter") or set(SOKETI_EVENT_TYPES) - set(entry.get("event_types") or [])  # type: ignore[call-overload]
-        ]
-        if leaky:
-            found.append(
-                Problem(
-                    webhook_settings.BATCHING,
-                    "batching-leak: with batching on, Soketi posts the whole batch whenever one "
-                    "event matches a webhook's event types and filter, so other event types and "
-                    "channels leak through",
-                    "turn batching off, or filter again in the receiver",
-                    "warning",
-                )
+    if batching_on(layers) and leaks(entries):
+        found.append(
+            Problem(
+                webhook_settings.BATCHING,
+                "batching-leak: with batching on, Soketi posts a whole batch to every webhook "
+                "that wants one of its events, so events of other types (wanted by another "
+                "webhook) and of other channels (outside the filter) leak through",
+                "turn batching off, or filter again in the receiver",
+                "warning",
             )
+        )
     return found
 
 
@@ -105,7 +105,7 @@ def evidence(layers: ConfigLayers) -> str:
     types = first.get("event_types") or []
     where = ", ".join(str(entry.get("url") or entry.get("lambda_function")) for entry in entries)
     batching = f", batched every {settings.batching_ms} ms" if batching_on(layers) else ""
-    return f"{source}: {len(types)} event types to {where}{batching}"  # type: ignore[arg-type]
+    return f"{source}: {len(types)} event types to {where}{batching}"
 
 
 def probe(url: str, timeout: float, ca_bundle: str | None) -> tuple[int | None, str]:

@@ -506,6 +506,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.command = "?"
         if not getattr(self, "path", None):
             self.path = (getattr(self, "requestline", "") or "?")[:80]
+        if getattr(self, "request_version", "") == "HTTP/0.9":
+            self.request_version = "HTTP/1.0"  # answer with a status line: nobody speaks 0.9
         receiver._reject(
             self, code, "malformed_request", message or "malformed request", close=True
         )

@@ -157,7 +157,7 @@ def parse_body(body: bytes) -> tuple[int, tuple[dict[str, Any], ...]]:
 
 def describe_age(age_ms: float) -> str:
     seconds = abs(age_ms) / 1000
-    if seconds < 120:
+    if seconds < 600:  # in seconds around the usual 300 s window
         amount = f"{seconds:.0f} s"
     elif seconds < 7200:
         amount = f"{seconds / 60:.0f} min"
