@@ -197,6 +197,9 @@ def presence_round(
     with PusherSocket(settings, user_id=user_id, user_info={"name": "T"}) as sock:
         sock.connect(10)
         sock.subscribe(channel, 10)
+        # Soketi sends member_added once its member lookup is done (asynchronously, after the
+        # subscription succeeded): a socket that leaves at once may never get one.
+        time.sleep(0.2)
         if client_data is not None:
             sock.send_client_event(channel, "client-hi", client_data)
             time.sleep(0.2)  # the server processes it before the unsubscribe below

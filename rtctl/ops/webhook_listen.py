@@ -49,12 +49,14 @@ class ListenOptions:
     events: frozenset[str] = frozenset()  # show only these event types (empty: all)
 
 
-def event_record(received: Received, index: int, event: dict[str, Any]) -> dict[str, Any]:
+def event_record(
+    received: Received, index: int, event: dict[str, Any], stamp: str | None = None
+) -> dict[str, Any]:
     """The NDJSON line of one event."""
     return {
         "event": event,
         "time_ms": received.time_ms,
-        "received_at": iso(received.received_at),
+        "received_at": stamp or iso(received.received_at),
         "latency_ms": round(received.latency_ms, 3),
         "delivery": received.seq,
         "index": index,
@@ -139,29 +141,13 @@ def listen(settings: Settings, options: ListenOptions, out: TextIO, status: Stat
             if remaining is not None and remaining <= 0:
                 break
             item = receiver.get(timeout=0.5 if remaining is None else min(remaining, 0.5))
-            if item is None:
-                continue
-            if writer is not None:
-                writer.write(item.to_record())
-            if isinstance(item, Rejection):
-                status(item.line())
-                continue
-            for index, event in enumerate(item.events):
-                if options.count is not None and shown >= options.count:
-                    break
-                if options.events and event.get("name") not in options.events:
-                    continue
-                if options.json:
-                    _write(out, json.dumps(event_record(item, index, event), ensure_ascii=False))
-                else:
-                    _write(out, human_line(item, index, event))
-                shown += 1
-            if options.forward_to:
-                result = _forward(item, options, forward)
-                if options.json:
-                    _write(out, json.dumps({"forward": result}, ensure_ascii=False))
-                else:
-                    _write(out, _forward_line(item, result))
+            # Everything already queued is written before one flush: under a burst, one
+            # write per batch instead of one per event; a lone event is still flushed at once.
+            while item is not None and (options.count is None or shown < options.count):
+                shown += _show(item, options, out, status, writer, forward)
+                more = receiver.pending() and (deadline is None or time.monotonic() < deadline)
+                item = receiver.get(timeout=0) if more else None
+            out.flush()
     finally:
         receiver.stop()
         if writer is not None:
@@ -179,6 +165,44 @@ def listen(settings: Settings, options: ListenOptions, out: TextIO, status: Stat
     return shown
 
 
+def _show(
+    item: Received | Rejection,
+    options: ListenOptions,
+    out: TextIO,
+    status: Status,
+    writer: Any,
+    forward: Any,
+) -> int:
+    """Write one decision; returns how many events it showed."""
+    if writer is not None:
+        writer.write(item.to_record())
+    if isinstance(item, Rejection):
+        status(item.line())
+        return 0
+    shown = 0
+    stamp = iso(item.received_at) if options.json else ""
+    for index, event in enumerate(item.events):
+        if options.count is not None and shown >= options.count:
+            break
+        if options.events and event.get("name") not in options.events:
+            continue
+        if options.json:
+            out.write(
+                json.dumps(event_record(item, index, event, stamp), ensure_ascii=False) + "\n"
+            )
+        else:
+            out.write(human_line(item, index, event) + "\n")
+        shown += 1
+    if options.forward_to:
+        out.flush()  # the event is on screen while the app is asked
+        result = _forward(item, options, forward)
+        if options.json:
+            out.write(json.dumps({"forward": result}, ensure_ascii=False) + "\n")
+        else:
+            out.write(_forward_line(item, result) + "\n")
+    return shown
+
+
 def _forward(received: Received, options: ListenOptions, forward: Any) -> dict[str, Any]:
     assert options.forward_to is not None
     result: dict[str, Any] = {"delivery": received.seq, "url": options.forward_to}
@@ -193,8 +217,3 @@ def _forward(received: Received, options: ListenOptions, forward: Any) -> dict[s
     if not answer.ok:
         result["body"] = answer.body[:300]
     return result
-
-
-def _write(out: TextIO, line: str) -> None:
-    out.write(line + "\n")
-    out.flush()

@@ -99,8 +99,11 @@ def compact(value: Any) -> bytes:
 
 
 def header(headers: Mapping[str, str], name: str) -> str | None:
-    """A header by case-insensitive name."""
+    """A header by case-insensitive name (a mapping with lowercase keys is the fast case)."""
     wanted = name.lower()
+    value = headers.get(wanted)
+    if value is not None:
+        return value
     for key, value in headers.items():
         if key.lower() == wanted:
             return value
