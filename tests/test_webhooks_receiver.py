@@ -362,3 +362,72 @@ def test_listen_says_when_nothing_is_configured_to_send_here(
     assert proc.stderr_lines[1].startswith(
         "note: .env sends no webhooks: set REALTIME_WEBHOOK_URL=http://127.0.0.1:"
     )
+
+
+def test_up_starts_soketi_configured_for_the_receiver(tmp_path: Path) -> None:
+    """The developer's flow: `rtctl init --webhooks`, `rtctl up`, `rtctl webhooks listen`."""
+    from tests.helpers import make_server
+
+    values = make_server(tmp_path / "unused").env
+    assert run_cli(["init", "--webhooks", "--port", values["REALTIME_PORT"]]).exit_code == 0
+    text = (tmp_path / ".env").read_text()
+    port = free_port()
+    text = text.replace("127.0.0.1:6080/webhooks", f"127.0.0.1:{port}/webhooks")
+    text = text.replace(
+        "SOKETI_METRICS_SERVER_PORT=9601",
+        f"SOKETI_METRICS_SERVER_PORT={values['SOKETI_METRICS_SERVER_PORT']}",
+    )
+    (tmp_path / ".env").write_text(text)
+    up = run_cli(["up", "--runtime", "native"])
+    try:
+        assert up.exit_code == 0, up.stderr
+        assert (
+            f"webhooks go to http://127.0.0.1:{port}/webhooks (`rtctl webhooks listen` receives them)"
+            in up.stderr
+        )
+        proc = ListenProcess(
+            ["webhooks", "listen", "--json", "--count", "1", "--timeout", "20"], tmp_path
+        ).start()
+        try:
+            from rtctl.config import load_settings
+
+            settings = load_settings(tmp_path / ".env", environ={})
+            with PusherSocket(settings) as sock:
+                sock.connect(10)
+                sock.subscribe("up-flow", 10)
+                assert proc.wait() == 0, proc.stderr_lines
+            assert json.loads(proc.line())["event"] == {
+                "name": "channel_occupied",
+                "channel": "up-flow",
+            }
+        finally:
+            proc.stop()
+    finally:
+        assert run_cli(["down"]).exit_code == 0
+
+
+def test_with_pusher_listen_says_where_webhooks_are_set_and_still_verifies(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text(
+        "REALTIME_PROVIDER=pusher\nPUSHER_APP_CLUSTER=eu\nPUSHER_APP_ID=123\n"
+        "PUSHER_APP_KEY=pusherkey1\nPUSHER_APP_SECRET=pushersecret1\n"
+    )
+    proc = ListenProcess(
+        ["webhooks", "listen", "--port", "0", "--json", "--count", "1"], tmp_path
+    ).start()
+    try:
+        port = int(proc.stderr_lines[0].split(":")[2].split("/")[0])
+        body = build_body(
+            [{"name": "subscription_count", "channel": "room", "subscription_count": 2}]
+        )
+        status, _ = raw_post(
+            port, "/webhooks", body, signed_headers("pusherkey1", "pushersecret1", body)
+        )
+        assert status == 200
+        assert proc.wait() == 0
+        assert json.loads(proc.line())["event"]["subscription_count"] == 2
+    finally:
+        proc.stop()
+    assert proc.stderr_lines[1] == (
+        "Pusher posts webhooks to the URL set in its dashboard (your app > Webhooks); it must "
+        "reach this receiver (a tunnel to this port)"
+    )

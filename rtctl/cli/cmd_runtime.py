@@ -85,6 +85,9 @@ def up(
         print_json(result.to_dict())
         return
     pid = f", pid {result.pid}" if result.pid else ""
+    targets = [str(e.get("url") or e.get("lambda_function")) for e in settings.webhooks.entries()]
+    if result.started and targets:
+        say(f"webhooks go to {', '.join(targets)} (`rtctl webhooks listen` receives them)")
     if result.started:
         if wait:
             say(f"Soketi is ready ({result.runtime}{pid})")
