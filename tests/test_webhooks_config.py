@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from rtctl.config import load_settings, read_layers
-from rtctl.doctor import CheckResult, run_doctor
+from rtctl.ops.doctor import CheckResult, run_doctor
 from rtctl.ops.webhook_receiver import WebhookReceiver
 from rtctl.runtime import docker, native
 from tests.helpers import SoketiServer, free_port, make_server, run_cli, write_env

@@ -6,14 +6,14 @@ here. Data (events, answers, verdicts) to stdout; progress and refusals to stder
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from rtctl.cli.common import JsonOption, json_mode, print_json, state
+from rtctl.cli import output
+from rtctl.cli.common import JsonOption, json_mode, state
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -34,11 +34,6 @@ Timeout = Annotated[
     float,
     typer.Option("--timeout", min=0.1, metavar="SECONDS", help="Seconds to wait for the answer."),
 ]
-
-
-def _status(line: str) -> None:
-    sys.stderr.write(line + "\n")
-    sys.stderr.flush()
 
 
 # --- listen --------------------------------------------------------------------------------------
@@ -152,16 +147,8 @@ def listen_command(
         events=frozenset(_event_types(only or [], "--only")),
     )
     settings = state(ctx).settings()
-    try:
-        listen(settings, options, sys.stdout, _status)
-    except KeyboardInterrupt:
-        from rtctl.errors import ExitCode
-
-        raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
-    except BrokenPipeError:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        raise typer.Exit() from None
+    # Ctrl-C ends with 130 and a closed stdout (`| head -1`) quietly with 0, at the boundary.
+    listen(settings, options, sys.stdout, output.say)
 
 
 def _event_types(names: list[str], option: str) -> list[str]:
@@ -273,7 +260,7 @@ def trigger_command(
         ),
         as_json,
     )
-    _verdict(sent, bad_signature, as_json)
+    _verdict(sent, bad_signature)
 
 
 def _send_all(deliveries: Iterator[Sent], as_json: bool) -> list[Sent]:
@@ -289,47 +276,40 @@ def _send_all(deliveries: Iterator[Sent], as_json: bool) -> list[Sent]:
         answer = item.answer
         what = "; ".join(describe_event(event) for event in item.events)
         forged = " (forged signature)" if item.forged else ""
-        sys.stdout.write(f"{answer.status} {answer.reason}  {answer.ms:.1f} ms  {what}{forged}\n")
+        output.data(f"{answer.status} {answer.reason}  {answer.ms:.1f} ms  {what}{forged}")
         if not answer.ok and answer.body.strip():
-            sys.stdout.write(f"  {answer.body.strip()[:300]}\n")
-        sys.stdout.flush()
+            output.data(f"  {answer.body.strip()[:300]}")
     if as_json:
-        print_json({"deliveries": [item.to_dict() for item in sent]})
+        output.data_json({"deliveries": [item.to_dict() for item in sent]})
     return sent
 
 
-def _verdict(sent: list[Sent], forged: bool, as_json: bool) -> None:
-    """Exit status of a trigger or replay run, after its answers were shown."""
-    from rtctl.errors import CheckFailed, ExitCode, ServerRejected
+def _verdict(sent: list[Sent], forged: bool) -> None:
+    """Exit status of a trigger or replay run, after its answers were shown (they are the data;
+    the boundary adds the verdict)."""
+    from rtctl.errors import ExitCode, ReportPrinted
 
     if forged:
         accepted = [item for item in sent if not 400 <= item.answer.status < 500]
         if accepted:
             status = accepted[0].answer.status
-            error: Exception = CheckFailed(
+            raise ReportPrinted(
                 f"the app answered {status} to a forged webhook"
                 + (": it accepted it" if status < 300 else ", not a refusal (4xx)"),
                 hint="verify X-Pusher-Signature (HMAC-SHA256 of the raw body with the app "
                 "secret) and answer 401",
+                exit_code=ExitCode.FAILED,
             )
-        else:
-            return
-    else:
-        refused = [item for item in sent if not item.answer.ok]
-        if not refused:
-            return
-        status = refused[0].answer.status
-        error = ServerRejected(
-            f"{refused[0].answer.url} answered {status} {refused[0].answer.reason} to "
-            f"{len(refused)} of {len(sent)} deliveries",
+        return
+    refused = [item for item in sent if not item.answer.ok]
+    if refused:
+        answer = refused[0].answer
+        raise ReportPrinted(
+            f"{answer.url} answered {answer.status} {answer.reason} to {len(refused)} of "
+            f"{len(sent)} deliveries",
             hint="the answer body above says why; does the app use this app's secret?",
-            status=status,
+            exit_code=ExitCode.REJECTED,
         )
-    if as_json:  # the report is already on stdout as one document
-        code = ExitCode.FAILED if forged else ExitCode.REJECTED
-        _status(f"error: {error}")
-        raise typer.Exit(int(code))
-    raise error
 
 
 # --- verify --------------------------------------------------------------------------------------
@@ -374,7 +354,7 @@ def verify_command(
 
     Exit 0 when every delivery verifies, 5 when one does not, 2 for unreadable input.
     """
-    from rtctl.errors import AuthRejected, ExitCode, UsageError
+    from rtctl.errors import ExitCode, ReportPrinted, UsageError
     from rtctl.ops.webhook_records import Recorded, load_deliveries
     from rtctl.protocol.webhooks import KEY_HEADER, SIGNATURE_HEADER, explain, parse_body
 
@@ -412,41 +392,40 @@ def verify_command(
         verdicts.append(verdict)
     failed = [v for v in verdicts if not v["verified"]]
     if as_json:
-        print_json({"verified": not failed, "deliveries": verdicts})
+        output.data_json({"verified": not failed, "deliveries": verdicts})
     else:
         _render_verdicts(verdicts)
     if failed:
         first = failed[0]["findings"][0]
-        message = f"{len(failed)} of {len(verdicts)} deliveries do not verify: {first['message']}"
-        if as_json:
-            _status(f"error: {message}")
-            raise typer.Exit(int(ExitCode.AUTH))
-        raise AuthRejected(message, hint=first["hint"])
+        raise ReportPrinted(
+            f"{len(failed)} of {len(verdicts)} deliveries do not verify: {first['message']}",
+            hint=first["hint"],
+            exit_code=ExitCode.AUTH,
+        )
 
 
 def _render_verdicts(verdicts: list[dict[str, Any]]) -> None:
+    import time
+
     from rtctl.protocol.webhooks import describe_age, describe_event
 
     for verdict in verdicts:
         if verdict["verified"]:
-            import time
-
             age = describe_age(time.time() * 1000 - verdict["time_ms"])
             events = "; ".join(describe_event(e) for e in verdict["events"])
-            sys.stdout.write(f"✓ {verdict['source']}: verifies (time_ms {age}): {events}\n")
+            output.data(f"✓ {verdict['source']}: verifies (time_ms {age}): {events}")
             continue
-        sys.stdout.write(f"✗ {verdict['source']}: does not verify\n")
+        output.data(f"✗ {verdict['source']}: does not verify")
         for finding in verdict["findings"]:
-            sys.stdout.write(f"  - {finding['message']}\n")
+            output.data(f"  - {finding['message']}")
             if finding["hint"]:
-                sys.stdout.write(f"    fix: {finding['hint']}\n")
-    sys.stdout.flush()
+                output.data(f"    fix: {finding['hint']}")
 
 
 def _other_credentials(settings: Any) -> dict[str, tuple[str, str]]:
     """Credentials the sender may have used instead: those `rtctl switch` keeps aside."""
     from rtctl.errors import RtctlError
-    from rtctl.switch import read_stash
+    from rtctl.ops.switch import read_stash
 
     try:
         stashes = read_stash(settings.env_file)
@@ -516,7 +495,7 @@ def replay_command(
         raise UsageError(f"{label} is not UTF-8 text") from None
     plan = plan_replay(read_records(text, label))
     for reason in plan.skipped:
-        _status(f"skipped {reason}")
+        output.say(f"skipped {reason}")
     if not plan.bodies:
         raise UsageError(
             f"{label} holds no verified delivery to replay",
@@ -529,7 +508,7 @@ def replay_command(
         ),
         as_json,
     )
-    _verdict(sent, False, as_json)
+    _verdict(sent, False)
 
 
 def register(app: typer.Typer) -> None:

@@ -18,7 +18,7 @@ from rtctl import webhook_settings
 
 if TYPE_CHECKING:
     from rtctl.config import ConfigLayers, Problem, Settings
-    from rtctl.doctor import CheckResult
+    from rtctl.ops.doctor import CheckResult
 
 CONFIG_CHECK = "webhooks"
 NETWORK_CHECKS = ("webhooks-reachable",)
@@ -140,7 +140,7 @@ def probe(url: str, timeout: float, ca_bundle: str | None) -> tuple[int | None, 
 
 
 def network_checks(settings: Settings, timeout: float) -> list[CheckResult]:
-    from rtctl.doctor import CheckResult
+    from rtctl.ops.doctor import CheckResult
     from rtctl.runtime import docker, native
 
     name = NETWORK_CHECKS[0]

@@ -24,8 +24,8 @@ from rtctl.errors import AuthRejected, ConfigError, Conflict, TimedOut
 
 if TYPE_CHECKING:
     from rtctl.config import Settings
+    from rtctl.ops.smoke import CheckResult, _SmokeRun
     from rtctl.ops.webhook_receiver import Received, WebhookReceiver
-    from rtctl.smoke import CheckResult, _SmokeRun
 
 CHECK = "webhooks"
 CLIENT_EVENT = "client-rtctl-smoke"
@@ -71,7 +71,7 @@ def channel_for(prefix: str, suffix: str, core: str) -> str:
 
 
 def plan(settings: Settings, run_id: str) -> Plan:
-    from rtctl.signing import channel_kind
+    from rtctl.protocol.signing import channel_kind
 
     webhooks = settings.webhooks
     url = webhooks.local_url()

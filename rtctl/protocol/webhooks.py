@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from rtctl.errors import InvalidInput
-from rtctl.signing import channel_kind
-from rtctl.validation import validate_channel
+from rtctl.protocol.signing import channel_kind
+from rtctl.protocol.validation import validate_channel
 
 # Every event type Pusher documents, in its documentation's order; Soketi 1.6.1 sends all but the
 # last one.
