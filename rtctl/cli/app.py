@@ -18,11 +18,13 @@ from rtctl import __version__
 from rtctl.cli import (
     cmd_bench,
     cmd_config,
+    cmd_console,
     cmd_events,
     cmd_gateway,
     cmd_listen,
     cmd_runtime,
     cmd_smoke,
+    cmd_verify,
     cmd_webhooks,
     output,
 )
@@ -151,7 +153,9 @@ for module in (
     cmd_listen,
     cmd_webhooks,
     cmd_smoke,
+    cmd_verify,
     cmd_gateway,
+    cmd_console,
     cmd_bench,
 ):
     module.register(app)
