@@ -211,7 +211,7 @@ def test_verify_says_why_a_delivery_does_not_verify(env, tmp_path: Path) -> None
     rewritten = tmp_path / "rewritten.json"
     rewritten.write_text(json.dumps(record))
     result = run_cli(["webhooks", "verify", str(rewritten)])
-    assert result.exit_code == 5
+    assert result.exit_code == 1
     assert result.stdout.splitlines() == [
         f"✗ {rewritten}: does not verify",
         "  - the body was re-serialized (spaces after , and :): the signature matches the bytes "
@@ -224,7 +224,7 @@ def test_verify_says_why_a_delivery_does_not_verify(env, tmp_path: Path) -> None
         "hint: verify the raw request body, before any JSON parsing or re-encoding",
     ]
     whole = run_cli(["webhooks", "verify", str(path), "--json"])
-    assert whole.exit_code == 5
+    assert whole.exit_code == 1
     report = json.loads(whole.stdout)
     assert [d["verified"] for d in report["deliveries"]] == [True, True, False]
     assert [f["code"] for f in report["deliveries"][2]["findings"]] == ["bad_signature"]
@@ -239,7 +239,7 @@ def test_verify_stale_and_max_age(env, tmp_path: Path) -> None:
     request = "POST /webhooks HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
     raw = request.encode() + f"Content-Length: {len(body)}\r\n\r\n".encode() + body
     stale = run_cli(["webhooks", "verify", "-"], input=raw.decode())
-    assert stale.exit_code == 5
+    assert stale.exit_code == 1
     assert stale.stdout.splitlines()[1] == (
         "  - time_ms is 15 min old: receivers refuse deliveries more than 300 s away (a replayed "
         "or long-delayed delivery, or a wrong clock)"
@@ -256,7 +256,7 @@ def test_verify_a_raw_body_with_its_signature(env, tmp_path: Path) -> None:
     ]
     (tmp_path / "body.json").write_bytes(body + b"\n")  # saved by an editor: a newline more
     result = run_cli(["webhooks", "verify", "body.json", "--signature", signature])
-    assert result.exit_code == 5
+    assert result.exit_code == 1
     assert (
         result.stdout.splitlines()[1]
         == "  - a trailing newline or spaces were added to the body: the signature matches the bytes the sender posted, not these"

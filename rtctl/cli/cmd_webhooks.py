@@ -352,7 +352,8 @@ def verify_command(
 ) -> None:
     """Check recorded deliveries against this app's key and secret; say why one does not verify.
 
-    Exit 0 when every delivery verifies, 5 when one does not, 2 for unreadable input.
+    Exit 0 when every delivery verifies, 1 when one does not (as `rtctl verify`), 2 for
+    unreadable input.
     """
     from rtctl.errors import ExitCode, ReportPrinted, UsageError
     from rtctl.ops.webhook_records import Recorded, load_deliveries
@@ -400,7 +401,7 @@ def verify_command(
         raise ReportPrinted(
             f"{len(failed)} of {len(verdicts)} deliveries do not verify: {first['message']}",
             hint=first["hint"],
-            exit_code=ExitCode.AUTH,
+            exit_code=ExitCode.FAILED,  # as `rtctl verify`: the report names what differs
         )
 
 
