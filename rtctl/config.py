@@ -16,10 +16,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from rtctl import __version__
+from rtctl import __version__, webhook_settings
 from rtctl.errors import ConfigError
+from rtctl.webhook_settings import WebhookSettings
 
 PROVIDERS = ("soketi", "pusher")
 SCHEMES = ("http", "https")
@@ -58,6 +59,7 @@ DEFAULTS: dict[str, str] = {
     "SOKETI_METRICS_SERVER_PORT": "9601",
     "SOKETI_SSL_CERT": "",
     "SOKETI_SSL_KEY": "",
+    **webhook_settings.DEFAULTS,  # REALTIME_WEBHOOK_* and SOKETI_DEFAULT_APP_WEBHOOKS
 }
 
 # Soketi variables that must equal a PUSHER_* credential when they are set at all.
@@ -109,6 +111,7 @@ class ProblemKind(str, Enum):
     NOT_A_BOOLEAN = "not-a-boolean"
     BAD_MASTER_KEY = "bad-master-key"
     CA_BUNDLE_MISSING = "ca-bundle-missing"
+    WEBHOOK = "webhook"  # a REALTIME_WEBHOOK_* or SOKETI_DEFAULT_APP_WEBHOOKS problem
     OTHER = "other"
 
 
@@ -175,6 +178,31 @@ class Settings:
     sources: Mapping[str, Source] = field(default_factory=dict, compare=False)
     jwt_audience: str | None = None
     jwt_issuer: str | None = None
+    webhook_urls: tuple[str, ...] = ()
+    webhook_events: tuple[str, ...] = WebhookSettings.events
+    webhook_channel_prefix: str | None = None
+    webhook_channel_suffix: str | None = None
+    webhook_batching: bool = False
+    webhook_batching_ms: int = WebhookSettings.batching_ms
+    webhook_max_age: float = WebhookSettings.max_age
+    webhook_hook: str | None = None
+    webhook_dedup_window: float = WebhookSettings.dedup_window
+    soketi_webhooks: str | None = None  # what Soketi gets: composed from webhook_*, or hand-written
+
+    @property
+    def webhooks(self) -> WebhookSettings:
+        return WebhookSettings(
+            urls=self.webhook_urls,
+            events=self.webhook_events,
+            channel_prefix=self.webhook_channel_prefix,
+            channel_suffix=self.webhook_channel_suffix,
+            batching=self.webhook_batching,
+            batching_ms=self.webhook_batching_ms,
+            max_age=self.webhook_max_age,
+            hook=self.webhook_hook,
+            dedup_window=self.webhook_dedup_window,
+            soketi_json=self.soketi_webhooks,
+        )
 
     @property
     def tls(self) -> bool:
@@ -279,6 +307,16 @@ FIELD_VARIABLES: dict[str, str] = {
     "ca_bundle": "RTCTL_CA_BUNDLE",
     "ssl_cert": "SOKETI_SSL_CERT",
     "ssl_key": "SOKETI_SSL_KEY",
+    "webhook_urls": webhook_settings.URL,
+    "webhook_events": webhook_settings.EVENTS,
+    "webhook_channel_prefix": webhook_settings.CHANNEL_PREFIX,
+    "webhook_channel_suffix": webhook_settings.CHANNEL_SUFFIX,
+    "webhook_batching": webhook_settings.BATCHING,
+    "webhook_batching_ms": webhook_settings.BATCHING_MS,
+    "webhook_max_age": webhook_settings.MAX_AGE,
+    "webhook_hook": webhook_settings.HOOK,
+    "webhook_dedup_window": webhook_settings.DEDUP_WINDOW,
+    "soketi_webhooks": webhook_settings.SOKETI_WEBHOOKS,
 }
 
 
@@ -591,6 +629,7 @@ def diagnose(layers: ConfigLayers) -> list[Problem]:
                 kind=ProblemKind.CA_BUNDLE_MISSING,
             )
         )
+    problems += webhook_settings.problems(layers.get, provider, layers.values.__contains__)
     return problems
 
 
@@ -665,7 +704,26 @@ def build_settings(layers: ConfigLayers, require_credentials: bool = True) -> Se
         ssl_key=optional("SOKETI_SSL_KEY"),
         env_file=layers.env_file,
         sources=sources,
+        **_webhook_fields(layers, sources),
     )
+
+
+def _webhook_fields(layers: ConfigLayers, sources: dict[str, Source]) -> dict[str, Any]:
+    webhooks = webhook_settings.from_layers(layers.get)
+    if webhooks.urls:
+        sources["soketi_webhooks"] = "derived"  # composed from REALTIME_WEBHOOK_*
+    return {
+        "webhook_urls": webhooks.urls,
+        "webhook_events": webhooks.events,
+        "webhook_channel_prefix": webhooks.channel_prefix,
+        "webhook_channel_suffix": webhooks.channel_suffix,
+        "webhook_batching": webhooks.batching,
+        "webhook_batching_ms": webhooks.batching_ms,
+        "webhook_max_age": webhooks.max_age,
+        "webhook_hook": webhooks.hook,
+        "webhook_dedup_window": webhooks.dedup_window,
+        "soketi_webhooks": webhooks.soketi_json,
+    }
 
 
 def load_settings(

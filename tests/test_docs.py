@@ -72,3 +72,17 @@ def test_readme_shows_the_ci_test_command() -> None:
         if line.strip() and not line.startswith(("#", "set ", "cd ")) and "cd " not in line
     )
     assert command in (REPO / "README.md").read_text()
+
+
+def test_every_option_value_is_named_in_the_generated_docs() -> None:
+    """A value option without a metavar shows Typer's type (`<str>`, `<int range>`) in --help
+    and in the generated docs; give it a name a reader understands (`--port PORT`)."""
+    import re
+
+    placeholder = re.compile(r"<(?:str|text|int|integer|float|path|file|uuid|[a-z]+ range)>")
+    found = [
+        f"{path.name}: {match.group(0)}"
+        for path in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+        for match in placeholder.finditer(path.read_text())
+    ]
+    assert found == []

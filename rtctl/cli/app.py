@@ -25,6 +25,7 @@ from rtctl.cli import (
     cmd_runtime,
     cmd_smoke,
     cmd_verify,
+    cmd_webhooks,
     output,
 )
 from rtctl.cli.common import CliState
@@ -163,6 +164,7 @@ for module in (
     cmd_runtime,
     cmd_events,
     cmd_listen,
+    cmd_webhooks,
     cmd_smoke,
     cmd_verify,
     cmd_gateway,

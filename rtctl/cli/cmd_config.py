@@ -123,10 +123,23 @@ def init(
     app_id: AppId = None,
     key: Key = None,
     secret: Secret = None,
+    webhooks: Annotated[
+        bool,
+        typer.Option(
+            "--webhooks",
+            help="Send webhooks to `rtctl webhooks listen` (REALTIME_WEBHOOK_URL="
+            "http://127.0.0.1:6080/webhooks).",
+        ),
+    ] = False,
+    webhook_url: Annotated[
+        str | None,
+        typer.Option("--webhook-url", metavar="URL", help="Send webhooks to this URL instead."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Write a working .env with fresh credentials (and compose.yaml for Soketi)."""
     from rtctl.ops.initialize import initialize
+    from rtctl.webhook_settings import DEFAULT_LISTEN_URL
 
     json_mode(ctx, as_json)
     root = state(ctx)
@@ -146,6 +159,7 @@ def init(
             pusher_credentials={k: v for k, v in given.items() if v is not None},
             port=port or (int(root_port) if root_port else 6001),
             metrics_port=metrics_port,
+            webhook_url=webhook_url or (DEFAULT_LISTEN_URL if webhooks else None),
         ),
     )
     if as_json:

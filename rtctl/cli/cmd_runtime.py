@@ -69,6 +69,9 @@ def up(
         output.data_json(result.to_dict())
         return
     pid = f", pid {result.pid}" if result.pid else ""
+    targets = [str(e.get("url") or e.get("lambda_function")) for e in settings.webhooks.entries()]
+    if result.started and targets:
+        say(f"webhooks go to {', '.join(targets)} (`rtctl webhooks listen` receives them)")
     if result.started:
         if wait:
             say(f"Soketi is ready ({result.runtime}{pid})")
@@ -309,6 +312,7 @@ def doctor(
     from rtctl.ops.doctor import (
         RUNTIME_CHECKS,
         SERVER_CHECKS,
+        WEBHOOK_CHECKS,
         CheckResult,
         run_doctor,
         summary,
@@ -320,7 +324,7 @@ def doctor(
     except ConfigError as error:
         results = [CheckResult("env-file", "fail", error.message, error.hint)] + [
             CheckResult(name, "skip", "the configuration cannot be read")
-            for name in (*RUNTIME_CHECKS, *SERVER_CHECKS)
+            for name in (*RUNTIME_CHECKS, *SERVER_CHECKS, *WEBHOOK_CHECKS)
         ]
     else:
         results = run_doctor(layers, timeout=timeout)

@@ -71,7 +71,7 @@ def smoke(
             "--checks",
             metavar="LIST",
             help="Comma-separated subset to run (their prerequisites run too): config, health, "
-            "connect, subscribe, deliver, client-event, api-read, gateway, cleanup.",
+            "connect, subscribe, deliver, client-event, api-read, gateway, webhooks, cleanup.",
         ),
     ] = None,
 ) -> None:

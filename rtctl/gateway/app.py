@@ -36,6 +36,7 @@ from rtctl.errors import AuthRejected, ConfigError, InvalidInput, RtctlError, Se
 from rtctl.gateway.errors import GatewayError, bad_request, forbidden, unauthorized
 from rtctl.gateway.identity import DEV_USER_HEADER, Identity, Verifier
 from rtctl.gateway.rules import Authorizer, HookFailed, load_hook
+from rtctl.gateway.webhooks import SeenStore, WebhookEndpoint
 from rtctl.protocol import signing
 
 log = logging.getLogger("rtctl.gateway")
@@ -485,8 +486,12 @@ def create_app(
     dev_user_header: bool = False,
     audience: str | None = None,
     issuer: str | None = None,
+    webhook_seen: SeenStore | None = None,
 ) -> Starlette:
-    """The gateway app. Raises ConfigError when the settings cannot make a safe gateway."""
+    """The gateway app. Raises ConfigError when the settings cannot make a safe gateway.
+
+    ``webhook_seen``: where /webhooks remembers events for de-duplication (default in-process).
+    """
     if not settings.key or not settings.secret or not settings.app_id:
         raise ConfigError(
             "the gateway needs PUSHER_APP_ID, PUSHER_APP_KEY and PUSHER_APP_SECRET",
@@ -500,6 +505,11 @@ def create_app(
         Route(f"{base}/user-auth", guarded(gateway.user_auth), methods=["POST"]),
         Route(f"{base}/health", guarded(gateway.health), methods=["GET"]),
         Route(f"{base}/ready", guarded(gateway.ready), methods=["GET"]),
+        Route(
+            f"{base}/webhooks",
+            guarded(WebhookEndpoint(settings, webhook_seen).handle),
+            methods=["POST"],
+        ),
     ]
     if settings.emit_token:
         routes.append(Route(f"{base}/emit", guarded(gateway.emit), methods=["POST"]))

@@ -77,26 +77,32 @@ def decide(identity: Identity, channel: str) -> Decision:
     )
 
 
-def load_hook(spec: str) -> Hook:
-    """Import ``module:function`` once, at start; a broken spec is a configuration error."""
+def load_hook(
+    spec: str,
+    variable: str = "REALTIME_AUTH_HOOK",
+    signature: str = "hook(identity, channel_name, allowed) -> bool | None",
+    example: str = "myapp.realtime:authorize",
+) -> Callable[..., Any]:
+    """Import ``module:function`` once, at start; a broken spec is a configuration error naming
+    ``variable`` (also used for REALTIME_WEBHOOK_HOOK)."""
     module_name, sep, attribute = spec.partition(":")
     if not sep or not module_name or not attribute:
         raise ConfigError(
-            f"REALTIME_AUTH_HOOK={spec!r} is not module:function",
-            hint="name a function, e.g. REALTIME_AUTH_HOOK=myapp.realtime:authorize",
+            f"{variable}={spec!r} is not module:function",
+            hint=f"name a function, e.g. {variable}={example}",
         )
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:  # any import-time failure of user code is a config problem
         raise ConfigError(
-            f"REALTIME_AUTH_HOOK module {module_name!r} cannot be imported: {exc}"[:300],
+            f"{variable} module {module_name!r} cannot be imported: {exc}"[:300],
             hint="check the module is on PYTHONPATH and imports cleanly",
         ) from exc
     hook = getattr(module, attribute, None)
     if not callable(hook):
         raise ConfigError(
-            f"REALTIME_AUTH_HOOK names {spec!r}, which is not a function",
-            hint="the hook is hook(identity, channel_name, allowed) -> bool | None",
+            f"{variable} names {spec!r}, which is not a function",
+            hint=f"the hook is {signature}",
         )
     return hook
 

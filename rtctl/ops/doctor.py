@@ -49,9 +49,11 @@ CONFIG_CHECKS = (
     "provider",
     "scheme-tls-port",
     "other-settings",
+    "webhooks",
 )
 RUNTIME_CHECKS = ("runtime",)
 # SERVER_CHECKS (the server checks' names, in order) follows the functions that run them, below.
+WEBHOOK_CHECKS = ("webhooks-reachable",)  # rtctl.ops.doctor_webhooks
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,7 @@ CHECK_OF_KIND: dict[ProblemKind, str] = {
     ProblemKind.TLS_HALF_CONFIGURED: "scheme-tls-port",
     ProblemKind.TLS_FILE_MISSING: "scheme-tls-port",
     ProblemKind.TLS_WITHOUT_HTTPS: "scheme-tls-port",
+    ProblemKind.WEBHOOK: "webhooks",
 }
 
 
@@ -168,12 +171,18 @@ def _pass_evidence(name: str, layers: ConfigLayers) -> str:
         scheme = get("REALTIME_SCHEME").strip().lower() or "http"
         tls = " with SOKETI_SSL_CERT/KEY" if get("SOKETI_SSL_CERT") else ""
         return f"{scheme} on port {get('REALTIME_PORT') or '6001'}{tls}"
+    if name == "webhooks":
+        from rtctl.ops import doctor_webhooks
+
+        return doctor_webhooks.evidence(layers)
     return "booleans, encryption master key and CA bundle are valid"
 
 
 def config_checks(layers: ConfigLayers) -> list[CheckResult]:
     """Every configuration check, without touching the network (built on config.diagnose)."""
-    problems = diagnose(layers) + _tls_file_problems(layers)
+    from rtctl.ops import doctor_webhooks
+
+    problems = diagnose(layers) + _tls_file_problems(layers) + doctor_webhooks.problems(layers)
     grouped: dict[str, list[Problem]] = {name: [] for name in CONFIG_CHECKS}
     for problem in problems:
         grouped[check_of(problem)].append(problem)
@@ -577,9 +586,12 @@ def run_doctor(layers: ConfigLayers, timeout: float = 3.0) -> list[CheckResult]:
     except ConfigError:
         results += [
             CheckResult(name, "skip", "not run until the configuration errors above are fixed")
-            for name in (*RUNTIME_CHECKS, *SERVER_CHECKS)
+            for name in (*RUNTIME_CHECKS, *SERVER_CHECKS, *WEBHOOK_CHECKS)
         ]
         return results
     results += runtime_checks(settings)
     results += server_checks(settings, timeout)
+    from rtctl.ops import doctor_webhooks
+
+    results += doctor_webhooks.network_checks(settings, timeout)
     return results

@@ -282,6 +282,8 @@ def soketi_environment(settings: Settings) -> dict[str, str]:
     )
     if settings.ssl_cert and settings.ssl_key:
         env.update(SOKETI_SSL_CERT=settings.ssl_cert, SOKETI_SSL_KEY=settings.ssl_key)
+    # Webhooks: composed from REALTIME_WEBHOOK_* (or the hand-written SOKETI_DEFAULT_APP_WEBHOOKS).
+    env.update(settings.webhooks.soketi_environment())
     # Passthrough of extra SOKETI_* tuning from the user's own environment (limits, debug),
     # except the credentials, which come only from PUSHER_*.
     for key, value in os.environ.items():
