@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.events_support import RawSocket
+from tests.events_support import JsUser, RawSocket
 from tests.helpers import SoketiServer, free_port, run_cli, write_env
 
 pytestmark = pytest.mark.soketi
@@ -103,6 +103,32 @@ def test_presence_users(env_file: Path, sockets) -> None:
     assert (lines[0], sorted(line.strip() for line in lines[1:])) == ("USER ID", ["ann", "bob"])
 
 
+def test_names_with_pusher_punctuation_are_sent_raw(env_file: Path, sockets) -> None:
+    # Every character Pusher allows (= @ , ; .) is legal in a URL path and Soketi does not decode
+    # the path: a percent-encoded name would be looked up as another, empty channel.
+    name = f"presence-a=b@c,d;e.f{secrets.token_hex(3)}"
+    sockets().subscribe(name, user_id="9")
+    details = run_cli(["channel", name, "--json"])
+    assert details.exit_code == 0, details.stderr
+    assert json.loads(details.stdout) == {
+        "channel": name,
+        "occupied": True,
+        "subscription_count": 1,
+        "user_count": 1,
+    }
+    users = run_cli(["users", name, "--json"])
+    assert json.loads(users.stdout) == {"channel": name, "users": [{"id": "9"}]}
+
+
+def test_user_ids_outside_pushers_characters_are_refused_before_sending(env_file: Path) -> None:
+    result = run_cli(["terminate", "ada lovelace"])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: user id 'ada lovelace' contains characters Pusher refuses: ' '\n"
+        "hint: user ids use only letters, digits and - _ = @ , . ;\n"
+    )
+
+
 def test_users_of_an_empty_presence_channel(env_file: Path) -> None:
     result = run_cli(["users", "presence-empty-room"])
     assert (result.exit_code, result.stdout) == (0, "")
@@ -167,6 +193,21 @@ def test_terminate_closes_the_users_signed_in_socket(
     assert run_cli(["emit", "after-terminate", "still-here"]).exit_code == 0
     assert [f["event"] for f in bystander.wait_events(1)] == ["still-here"]
     assert bystander.close_code is None
+
+
+def test_terminate_a_pusher_js_user_whose_id_is_an_email(
+    user_auth_soketi: SoketiServer, tmp_path: Path
+) -> None:
+    env_file = user_auth_soketi.write_env(tmp_path / ".env")
+    user = JsUser(user_auth_soketi, "ada@example.com", env_file, timeout=30)
+    try:
+        signed_in = user.wait_for("signed_in")
+        assert json.loads(signed_in["user_data"]) == {"id": "ada@example.com"}
+        result = run_cli(["terminate", "ada@example.com", "--json"])
+        assert result.exit_code == 0, result.stderr
+        assert user.wait_for("closed")["code"] == 4009
+    finally:
+        user.stop()
 
 
 def test_terminate_human_output(user_auth_soketi: SoketiServer, tmp_path: Path) -> None:
