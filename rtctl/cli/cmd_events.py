@@ -155,6 +155,13 @@ def emit(
         bool,
         typer.Option("--allow-large", help="Allow data up to 100 KB (Soketi), not Pusher's 10 KB."),
     ] = False,
+    no_payload_check: Annotated[
+        bool,
+        typer.Option(
+            "--no-payload-check",
+            help="Send a chat_message whose data is not the bot's shape (another app's payload).",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Trigger EVENT on channels through the HTTP API (validated against Pusher's limits)."""
@@ -180,7 +187,9 @@ def emit(
     settings = state(ctx).settings()
     one: Event | None = None
     if batch is not None:
-        events = publish.read_batch_file(batch, allow_large, settings.master_key)
+        events = publish.read_batch_file(
+            batch, allow_large, settings.master_key, check_payload=not no_payload_check
+        )
         stream: Any = events
         total = len(events)
     else:
@@ -193,6 +202,7 @@ def emit(
             ),
             allow_large,
             settings.master_key,
+            check_payload=not no_payload_check,
         )
         stream = publish.repeat(one, count)
         total = count
