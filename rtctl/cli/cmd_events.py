@@ -1,4 +1,5 @@
-"""CLI commands of the event path: auth, emit, bot say, channels, channel, users, terminate.
+"""CLI commands of the event path: auth, emit, send-to-user, bot say, channels, channel, users,
+terminate.
 
 Thin: parse options, call rtctl.protocol.signing / rtctl.ops.publish / rtctl.protocol.httpapi, render. Heavy modules
 (pusher, requests, rich tables) are imported inside the command bodies.
@@ -231,6 +232,48 @@ def emit(
         )
 
 
+# --- send-to-user --------------------------------------------------------------------------------
+
+
+def send_to_user(
+    ctx: typer.Context,
+    user_id: Annotated[
+        str, typer.Argument(metavar="USER_ID", help="The signed-in user.", show_default=False)
+    ],
+    event: Annotated[str, typer.Argument(metavar="EVENT", help="Event name.", show_default=False)],
+    data: Annotated[
+        str | None,
+        typer.Option("--data", "-d", help="JSON data: inline, @file, or - for stdin (default {})."),
+    ] = None,
+    raw: Annotated[
+        bool, typer.Option("--raw", help="Send --data as is, without checking it is JSON.")
+    ] = False,
+    allow_large: Annotated[
+        bool,
+        typer.Option("--allow-large", help="Allow data up to 100 KB (Soketi), not Pusher's 10 KB."),
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Send EVENT to one user's signed-in connections (#server-to-user-USER_ID, pusher.user.bind)."""
+    json_mode(ctx, as_json)
+    from rtctl.ops import publish
+    from rtctl.protocol.validation import Event, server_to_user_channel
+
+    channel = server_to_user_channel(user_id)
+    settings = state(ctx).settings()
+    one = publish.check_event(
+        Event(channels=(channel,), name=event, data=publish.read_data(data, raw)),
+        allow_large,
+        settings.master_key,
+    )
+    with _client(settings) as client:
+        client.trigger(one)
+    if as_json:
+        output.data_json({"ok": True, "user_id": user_id, "channel": channel, "event": one.name})
+    else:
+        output.say(f"sent {one.name} to user {user_id} ({channel})")
+
+
 # --- bot say -------------------------------------------------------------------------------------
 
 
@@ -382,6 +425,7 @@ def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
     app.command("auth")(auth)
     app.command("emit")(emit)
+    app.command("send-to-user")(send_to_user)
     app.add_typer(bot_app, name="bot")
     app.command("channels")(channels_cmd)
     app.command("channel")(channel_cmd)

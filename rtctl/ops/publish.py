@@ -142,7 +142,7 @@ def check_chat_message(event: Event) -> None:
     except InvalidInput as error:
         raise InvalidInput(
             error.message,
-            hint=f"{error.hint}; `rtctl bot say --to USER \"text\"` sends a well-formed one, and "
+            hint=f'{error.hint}; `rtctl bot say --to USER "text"` sends a well-formed one, and '
             "--no-payload-check sends your own payload under this name",
         ) from None
 

@@ -145,6 +145,14 @@ def validate_event(event: Event, allow_large: bool = False) -> Event:
             "an encrypted channel must be triggered on its own",
             hint=f"send to {encrypted[0]} in a separate trigger",
         )
+    to_users = [c for c in event.channels if channel_kind(c) == "server-to-user"]
+    if to_users and len(to_users) != len(event.channels):
+        # Soketi 1.6.1 routes such a mixed trigger to the users only when a #server-to-user
+        # channel comes first; the SDKs' sendToUser never mixes them.
+        raise InvalidInput(
+            "events for users (#server-to-user-*) cannot share a trigger with other channels",
+            hint=f"send to {to_users[0]} in a separate trigger (rtctl send-to-user)",
+        )
     validate_event_name(event.name)
     validate_data(event.data, allow_large)
     if event.socket_id is not None:
