@@ -10,6 +10,11 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null
 fi
 
+if ! command -v chromium >/dev/null; then
+  echo "installing Chromium from Debian's packages (the gateway's browser CORS test)" >&2
+  apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+fi
+
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
 (cd tests/js && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
