@@ -17,6 +17,7 @@ from typer.core import TyperGroup
 from rtctl import __version__
 from rtctl.cli import (
     cmd_bench,
+    cmd_compat,
     cmd_config,
     cmd_events,
     cmd_gateway,
@@ -143,7 +144,16 @@ def root(
     ctx.obj = CliState(env_file=env_file, overrides=overrides)
 
 
-for module in (cmd_config, cmd_runtime, cmd_events, cmd_listen, cmd_smoke, cmd_gateway, cmd_bench):
+for module in (
+    cmd_config,
+    cmd_runtime,
+    cmd_events,
+    cmd_listen,
+    cmd_smoke,
+    cmd_compat,
+    cmd_gateway,
+    cmd_bench,
+):
     module.register(app)
 
 
