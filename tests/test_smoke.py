@@ -21,11 +21,11 @@ import pytest
 from rtctl.config import read_layers
 from rtctl.ops.smoke import CHECK_NAMES, CheckResult, SmokeOptions, run_smoke
 from rtctl.protocol.httpapi import ApiClient
-from tests.helpers import REPO, SoketiServer, free_port, run_cli, run_rtctl, write_env
+from tests.helpers import JS_DIR, REPO, SoketiServer, free_port, run_cli, run_rtctl, write_env
 
 pytestmark = pytest.mark.soketi
 
-GATEWAY_SKIP = "not requested (--via-gateway URL --token JWT)"
+GATEWAY_SKIP = "not requested (--via-gateway URL --token TOKEN)"
 
 
 def smoke_json(env: Path, *args: str) -> tuple[int, dict]:
@@ -589,6 +589,7 @@ def test_gateway_refusing_the_users_token_is_exit_5(env_file: Path, gateway: str
     assert (code, report["failed_check"]) == (5, "gateway")
     check = by_name(report)["gateway"]
     assert check["evidence"].startswith(
+        f"step 1 of 4, POST {gateway}/realtime/auth: "
         f"the auth endpoint refused 'private-123_smoke{report['run_id']}' with HTTP 401: "
     ), check["evidence"]
     assert check["hint"].startswith("the gateway refused --token")
@@ -602,9 +603,11 @@ def test_gateway_refusing_the_emit_token_is_exit_5(env_file: Path, gateway: str)
     assert (code, report["failed_check"]) == (5, "gateway")
     check = by_name(report)["gateway"]
     assert check["evidence"].startswith(
-        f"{gateway}/realtime/emit refused the service token (401): "
+        f"step 3 of 4, POST {gateway}/realtime/emit: refused the service token (401): "
     ), check["evidence"]
-    assert check["hint"] == "pass the gateway's REALTIME_EMIT_TOKEN (--emit-token)"
+    assert (
+        check["hint"] == "pass the gateway's service token: --emit-token (or REALTIME_EMIT_TOKEN)"
+    )
 
 
 def test_gateway_token_without_gateway_is_a_usage_error(env_file: Path) -> None:
@@ -620,7 +623,7 @@ def test_gateway_token_without_gateway_is_a_usage_error(env_file: Path) -> None:
     [
         (
             ["--via-gateway", "http://127.0.0.1:9"],
-            "error: --via-gateway needs --token (a user's JWT the gateway accepts)\n",
+            "error: --via-gateway needs --token (a user's bearer token the gateway accepts)\n",
         ),
         (
             ["--via-gateway", "127.0.0.1:8080", "--token", "x"],
@@ -666,3 +669,110 @@ def test_real_entry_point_exit_code(tmp_path: Path) -> None:
     proc = run_rtctl(["smoke", "--json", "--timeout", "2"], env=env, cwd=tmp_path)
     assert proc.returncode == 4
     assert json.loads(proc.stdout)["failed_check"] == "health"
+
+
+# --- a gateway written by someone else, to the same contract ------------------------------------
+
+
+@pytest.fixture
+def other_gateway(soketi: SoketiServer, tmp_path: Path):
+    """tests/js/other_gateway.mjs: plain Node, opaque session tokens, Laravel-style channels,
+    an /emit without a token."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "PORT": str(port),
+        "APP_ID": soketi.app_id,
+        "KEY": soketi.key,
+        "SECRET": soketi.secret,
+        "API_HOST": "127.0.0.1",
+        "API_PORT": str(soketi.port),
+        "SESSIONS": json.dumps({"sess-4f1c": "42"}),
+    }
+    process = subprocess.Popen(
+        ["node", str(JS_DIR / "other_gateway.mjs")],
+        cwd=JS_DIR,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert json.loads(process.stdout.readline()) == {"listening": port}
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_gateway_of_another_stack_with_opaque_tokens_and_laravel_channels(
+    env_file: Path, other_gateway: str
+) -> None:
+    code, report = smoke_json(
+        env_file,
+        "--via-gateway",
+        other_gateway,
+        "--token",
+        "sess-4f1c",
+        "--token-kind",
+        "opaque",
+        "--gateway-channel",
+        "private-App.Models.User.42",
+        "--checks",
+        "gateway",
+    )
+    assert code == 0, json.dumps([(c["name"], c["evidence"]) for c in report["checks"]], indent=1)
+    check = by_name(report)["gateway"]
+    assert check["evidence"].startswith(
+        f"private-App.Models.User.42 authorized by {other_gateway}/realtime/auth in "
+    )
+    assert check["details"]["emit_token"] is False  # this gateway's /emit needs none
+
+
+def test_another_gateway_refusing_the_channel_names_the_step(
+    env_file: Path, other_gateway: str
+) -> None:
+    code, report = smoke_json(
+        env_file,
+        "--via-gateway",
+        other_gateway,
+        "--token",
+        "sess-4f1c",
+        "--token-kind",
+        "opaque",
+        "--gateway-channel",
+        "private-App.Models.User.43",
+        "--checks",
+        "gateway",
+    )
+    assert (code, report["failed_check"]) == (5, "gateway")
+    check = by_name(report)["gateway"]
+    assert check["evidence"] == (
+        f"step 1 of 4, POST {other_gateway}/realtime/auth: the auth endpoint refused "
+        "'private-App.Models.User.43' with HTTP 403: "
+        '{"message":"user 42 may not join private-App.Models.User.43"}'
+    )
+
+
+def test_opaque_token_needs_the_channel_named(env_file: Path) -> None:
+    result = run_cli(
+        [
+            "--env-file",
+            str(env_file),
+            "smoke",
+            "--via-gateway",
+            "http://127.0.0.1:9",
+            "--token",
+            "sess-4f1c",
+            "--token-kind",
+            "opaque",
+        ]
+    )
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: an opaque --token names no user, so no channel can be derived from it\n"
+        "hint: name the channel the token's user may join: --gateway-channel "
+        "private-App.Models.User.42\n"
+    )

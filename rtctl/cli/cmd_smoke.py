@@ -45,7 +45,28 @@ def smoke(
         typer.Option(
             "--token",
             envvar="RTCTL_SMOKE_TOKEN",
-            help="A user's JWT for the gateway's /realtime/auth.",
+            help="A user's bearer token for the gateway's /realtime/auth (a JWT, or any session "
+            "token with --token-kind opaque).",
+            show_default=False,
+        ),
+    ] = None,
+    token_kind: Annotated[
+        str,
+        typer.Option(
+            "--token-kind",
+            metavar="jwt|opaque",
+            help="jwt: the channel private-{sub}_smoke… is derived from the token (rtctl's "
+            "gateway rule); opaque: the token is only passed on, --gateway-channel names the "
+            "channel.",
+        ),
+    ] = "jwt",
+    gateway_channel: Annotated[
+        str | None,
+        typer.Option(
+            "--gateway-channel",
+            metavar="NAME",
+            help="The private channel the token's user may join through the gateway, e.g. "
+            "private-App.Models.User.42.",
             show_default=False,
         ),
     ] = None,
@@ -53,7 +74,8 @@ def smoke(
         str | None,
         typer.Option(
             "--emit-token",
-            help="Service token for the gateway's /realtime/emit (default REALTIME_EMIT_TOKEN).",
+            help="Service token for the gateway's /realtime/emit (default REALTIME_EMIT_TOKEN; "
+            "none: emit without one).",
             show_default=False,
         ),
     ] = None,
@@ -83,6 +105,8 @@ def smoke(
         gateway_url=via_gateway,
         gateway_token=token,
         emit_token=emit_token,
+        gateway_channel=gateway_channel,
+        token_kind=token_kind,
     )
     # An explicit --token without a gateway is a mistake; RTCTL_SMOKE_TOKEN set for a whole
     # pipeline is not.
