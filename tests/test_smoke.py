@@ -61,6 +61,7 @@ def test_healthy_soketi_passes_every_check(soketi: SoketiServer, env_file: Path)
         "subscribe": "pass",
         "deliver": "pass",
         "client-event": "pass",
+        "cache": "pass",
         "api-read": "pass",
         "gateway": "skip",
         "cleanup": "pass",
@@ -79,9 +80,14 @@ def test_healthy_soketi_passes_every_check(soketi: SoketiServer, env_file: Path)
     assert checks["client-event"]["evidence"].startswith(
         f"client-rtctl-smoke arrived byte-identical on private-smoke-{run_id} in "
     )
+    assert checks["cache"]["evidence"].startswith(f"cache-smoke-{run_id}: pusher:cache_miss in ")
+    assert (
+        " a late subscriber got the cached rtctl-smoke byte-identical "
+        in (checks["cache"]["evidence"])
+    )
     assert checks["api-read"]["details"]["users"] == [f"rtctl-smoke-{run_id}"]
     assert checks["cleanup"]["evidence"].startswith(
-        "2 socket(s) closed; API shows none of 3 channels occupied after "
+        "4 socket(s) closed; API shows none of 4 channels occupied after "
     )
     assert report["target"]["api"] == f"http://127.0.0.1:{soketi.port}"
     assert_left_nothing_behind(soketi, run_id)
@@ -97,7 +103,7 @@ def test_table_for_people_on_stdout(soketi: SoketiServer, env_file: Path) -> Non
         assert any(line.startswith(f"│ {name} ") for line in lines), name
     assert any("│ gateway " in line and "│ skip " in line for line in lines)
     assert lines[-1].startswith(
-        f"PASS: 8 passed, 0 failed, 1 skipped against http://127.0.0.1:{soketi.port} in "
+        f"PASS: 9 passed, 0 failed, 1 skipped against http://127.0.0.1:{soketi.port} in "
     )
 
 
@@ -180,7 +186,7 @@ def test_nothing_listening_exits_4(tmp_path: Path) -> None:
     assert checks["health"]["failure"] == "unreachable"
     assert checks["connect"]["status"] == "fail"
     assert checks["connect"]["evidence"].startswith(f"cannot connect to ws://127.0.0.1:{port}/app/")
-    assert [c["status"] for c in report["checks"][3:]] == ["skip"] * 6
+    assert [c["status"] for c in report["checks"][3:]] == ["skip"] * 7
     assert by_name(report)["gateway"]["evidence"] == GATEWAY_SKIP  # not "depends on connect"
     assert by_name(report)["cleanup"]["evidence"] == "depends on connect (fail)"
 
@@ -314,7 +320,7 @@ def test_missing_env_file_is_the_config_checks_failure() -> None:
         "error: smoke check config failed: nope.env does not exist\n"
         "hint: create it with `rtctl init`, or pass --env-file with an existing file\n"
     )
-    assert result.stdout.splitlines()[-1].startswith("FAIL: 0 passed, 1 failed, 8 skipped in ")
+    assert result.stdout.splitlines()[-1].startswith("FAIL: 0 passed, 1 failed, 9 skipped in ")
 
 
 def _stop_after(server: SoketiServer, check_name: str):
@@ -412,7 +418,7 @@ def test_junit_report_parses_with_one_testcase_per_check(
     assert suite is not None
     cases = suite.findall("testcase")
     assert [case.get("name") for case in cases] == [c["name"] for c in report["checks"]]
-    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("9", "2", "4")
+    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("10", "3", "4")
     checks = by_name(report)
     for case in cases:
         check = checks[case.get("name")]
@@ -459,7 +465,7 @@ def test_unknown_check_is_a_usage_error(env_file: Path) -> None:
     assert result.exit_code == 2
     assert result.stderr == (
         "error: unknown check 'bogus' in --checks\n"
-        "hint: choose from: config, health, connect, subscribe, deliver, client-event, api-read, "
+        "hint: choose from: config, health, connect, subscribe, deliver, client-event, cache, api-read, "
         "gateway, cleanup\n"
     )
 
@@ -481,7 +487,7 @@ def test_failure_summary_goes_to_stderr(soketi: SoketiServer, tmp_path: Path) ->
         "(App key keywrong123 does not exist.)\n"
         "hint: check PUSHER_APP_KEY matches the server's app key\n"
     )
-    assert result.stdout.splitlines()[-1].startswith("FAIL: 2 passed, 1 failed, 6 skipped")
+    assert result.stdout.splitlines()[-1].startswith("FAIL: 2 passed, 1 failed, 7 skipped")
 
 
 # --- Pusher: the same smoke, only the provider differs ------------------------------------------
@@ -506,6 +512,7 @@ def test_pusher_provider_runs_unchanged_and_skips_health(pusher_standin) -> None
         "subscribe",
         "deliver",
         "client-event",
+        "cache",
         "api-read",
         "cleanup",
     ]
@@ -575,7 +582,7 @@ def test_gateway_subscribe_and_emit(soketi: SoketiServer, env_file: Path, gatewa
     )
     assert f"event from {gateway}/realtime/emit arrived byte-identical in " in check["evidence"]
     assert by_name(report)["cleanup"]["evidence"].startswith(
-        "3 socket(s) closed; API shows none of 4 channels occupied after "
+        "5 socket(s) closed; API shows none of 5 channels occupied after "
     )
     with ApiClient(soketi.settings(), timeout=5) as api:
         assert api.channel(channel).get("occupied") is False

@@ -84,7 +84,7 @@ def smoke(
         typer.Option(
             "--checks",
             help="Comma-separated subset to run (their prerequisites run too): config, health, "
-            "connect, subscribe, deliver, client-event, api-read, gateway, cleanup.",
+            "connect, subscribe, deliver, client-event, cache, api-read, gateway, cleanup.",
         ),
     ] = None,
 ) -> None:

@@ -65,6 +65,9 @@ CHECKS: tuple[CheckSpec, ...] = (
     CheckSpec("subscribe", "subscribe public, private, presence", ("connect",)),
     CheckSpec("deliver", "HTTP trigger reaches every channel", ("subscribe",)),
     CheckSpec("client-event", "client event between two sockets", ("subscribe",)),
+    CheckSpec(
+        "cache", "cache channel: a miss, then the last event for late subscribers", ("connect",)
+    ),
     CheckSpec("api-read", "HTTP API lists channels and members", ("subscribe",)),
     CheckSpec("gateway", "subscribe and emit through the gateway", ("connect",)),
     CheckSpec("cleanup", "unsubscribe, close, nothing left occupied", ("connect",)),
@@ -73,7 +76,7 @@ CHECK_NAMES = tuple(spec.name for spec in CHECKS)
 _SPECS = {spec.name: spec for spec in CHECKS}
 # Checks that open connections: whenever one runs, cleanup runs too (a smoke never leaves
 # occupied channels behind, even when only a subset was asked for).
-_OPENS_SOCKETS = {"connect", "subscribe", "deliver", "client-event", "api-read", "gateway"}
+_OPENS_SOCKETS = {"connect", "subscribe", "deliver", "client-event", "cache", "api-read", "gateway"}
 
 
 @dataclass
@@ -301,6 +304,7 @@ class _SmokeRun:
         self.public = f"smoke-{self.run_id}"
         self.private = f"private-smoke-{self.run_id}"
         self.presence = f"presence-smoke-{self.run_id}"
+        self.cache = f"cache-smoke-{self.run_id}"
         self.subscribed: list[str] = []  # subscriptions that succeeded
         self.attempted: list[str] = []  # every channel we asked for: cleanup verifies all of them
         self.gateway_channel: str | None = None
@@ -581,7 +585,66 @@ class _SmokeRun:
             hint="the server accepted the client event but did not deliver it to the other socket",
         )
 
-    # --- 7. HTTP API read ------------------------------------------------------------------------
+    # --- 7. cache channel ------------------------------------------------------------------------
+
+    def check_cache(self, result: CheckResult) -> str:
+        """A cache channel answers a first subscriber with pusher:cache_miss, keeps the last
+        event published on it, and hands it to a later subscriber at once."""
+        from rtctl.protocol.validation import Event
+
+        first = self.open_socket()
+        first.connect(self.timeout)
+        self.attempted.append(self.cache)
+        started = time.monotonic()
+        first.subscribe(self.cache, self.timeout)
+        miss = self._await_one(first, "pusher:cache_miss", self.cache)
+        if miss is None:
+            raise CheckFailed(
+                f"{self.cache}: no pusher:cache_miss within {self.timeout:g} s of subscribing",
+                hint="the server does not treat cache-* channels as cache channels",
+            )
+        miss_ms = (time.monotonic() - started) * 1000
+        payload = _payload(self.run_id, "cache")
+        self.api().trigger(Event((self.cache,), SMOKE_EVENT, payload))
+        # The first subscriber receives it live; once it has, the server has cached it.
+        if self._await_one(first, SMOKE_EVENT, self.cache) is None:
+            raise TimedOut(
+                f"{SMOKE_EVENT} did not arrive on {self.cache} within {self.timeout:g} s",
+                hint="the HTTP API accepted the event but the socket never got it",
+            )
+        late = self.open_socket()
+        late.connect(self.timeout)
+        started = time.monotonic()
+        late.subscribe(self.cache, self.timeout)
+        cached = self._await_one(late, SMOKE_EVENT, self.cache)
+        if cached is None:
+            raise CheckFailed(
+                f"{self.cache}: a late subscriber got no cached {SMOKE_EVENT} within "
+                f"{self.timeout:g} s",
+                hint="the server does not keep the last event of cache-* channels",
+            )
+        if _wire_data(cached) != payload:
+            raise CheckFailed(
+                f"{self.cache}: the cached event arrived altered: sent {payload!r}, "
+                f"received {_wire_data(cached)!r}",
+                hint="something between the API and the socket rewrites payloads",
+            )
+        late_ms = (time.monotonic() - started) * 1000
+        result.details.update(miss_ms=miss_ms, cached_ms=late_ms)
+        return (
+            f"{self.cache}: pusher:cache_miss in {miss_ms:.1f} ms; a late subscriber got the "
+            f"cached {SMOKE_EVENT} byte-identical {late_ms:.1f} ms after subscribing"
+        )
+
+    def _await_one(self, socket: PusherSocket, event: str, channel: str) -> Message | None:
+        deadline = time.monotonic() + self.timeout
+        while (remaining := deadline - time.monotonic()) > 0:
+            message = socket.recv(remaining)
+            if message is not None and (message.event, message.channel) == (event, channel):
+                return message
+        return None
+
+    # --- 8. HTTP API read ------------------------------------------------------------------------
 
     def check_api_read(self, result: CheckResult) -> str:
         api = self.api()
@@ -605,7 +668,7 @@ class _SmokeRun:
             f"{', '.join(users)}"
         )
 
-    # --- 8. gateway ------------------------------------------------------------------------------
+    # --- 9. gateway ------------------------------------------------------------------------------
 
     def check_gateway(self, result: CheckResult) -> str:
         """The gateway contract, step by step; a failure names the step the gateway failed:
@@ -681,7 +744,7 @@ class _SmokeRun:
             f"{routes}/emit arrived byte-identical in {_ms(arrived)}"
         )
 
-    # --- 9. cleanup ------------------------------------------------------------------------------
+    # --- 10. cleanup ------------------------------------------------------------------------------
 
     def check_cleanup(self, result: CheckResult) -> str:
         channels = list(self.attempted)
