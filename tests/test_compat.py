@@ -77,15 +77,15 @@ def test_unknown_probe_names_are_usage_errors(env_file: Path) -> None:
     assert result.stderr.startswith("error: unknown probe 'payload' in --require\n")
 
 
-def test_verdicts_follow_the_server_not_its_version(
-    soketi_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Soketi's own settings, passed through to the native server, move it to Pusher's limits
-    # (or past them): the probes must see that.
-    monkeypatch.setenv("SOKETI_EVENT_MAX_SIZE_IN_KB", "10")
-    monkeypatch.setenv("SOKETI_CHANNEL_LIMITS_MAX_NAME_LENGTH", "164")
-    monkeypatch.setenv("SOKETI_PRESENCE_MAX_MEMBERS", "150")
-    tuned = soketi_factory()
+def test_verdicts_follow_the_server_not_its_version(soketi_factory, tmp_path: Path) -> None:
+    # Soketi's own settings move it to Pusher's limits (or past them): the probes must see that.
+    tuned = soketi_factory(start=False)
+    tuned.soketi_env = {
+        "SOKETI_EVENT_MAX_SIZE_IN_KB": "10",
+        "SOKETI_CHANNEL_LIMITS_MAX_NAME_LENGTH": "164",
+        "SOKETI_PRESENCE_MAX_MEMBERS": "150",
+    }
+    tuned.start()
     tuned.write_env(tmp_path / ".env")
     result = run_cli(
         [
