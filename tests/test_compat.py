@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import SoketiServer, run_cli, write_env
+from tests.helpers import SoketiServer, free_port, run_cli, write_env
 
 pytestmark = pytest.mark.soketi
 
@@ -124,3 +124,65 @@ def test_against_the_pusher_provider_over_tls(pusher_standin, tmp_path: Path) ->
     )
     # The stand-in is a Soketi: over TLS, as the Pusher provider, the same deviations show.
     assert statuses(result.stdout) == SOKETI_DEFAULTS
+
+
+def test_webhooks_probed_where_the_deployment_posts_them(soketi_factory, tmp_path: Path) -> None:
+    port = free_port()
+    hooked = soketi_factory(start=False)
+    hooked.soketi_env = {
+        "SOKETI_DEFAULT_APP_WEBHOOKS": json.dumps(
+            [
+                {
+                    "url": f"http://127.0.0.1:{port}/pusher/webhooks",
+                    "event_types": ["client_event", "channel_occupied", "channel_vacated"],
+                }
+            ]
+        )
+    }
+    hooked.start()
+    hooked.write_env(tmp_path / ".env")
+    result = run_cli(
+        [
+            "compat",
+            "--json",
+            "--probes",
+            "webhooks",
+            "--webhook-listen",
+            f"127.0.0.1:{port}",
+            "--webhook-wait",
+            "3",
+        ]
+    )
+    assert result.exit_code == 0, result.stderr
+    (probe,) = json.loads(result.stdout)["probes"]
+    assert (probe["name"], probe["status"]) == ("webhooks", "deviates")
+    assert probe["evidence"].startswith(
+        "client_event data arrived as a JSON dict; channel_vacated was sent at once for a channel "
+        "re-joined after 0.3 s ("
+    )
+    assert probe["evidence"].endswith(
+        "; a delivery answered with 500 was not sent again within 3 s"
+    )
+    assert probe["details"]["client_event_data_type"] == "dict"
+
+
+def test_webhooks_that_never_come_are_undecided(env_file: Path) -> None:
+    port = free_port()
+    result = run_cli(
+        [
+            "compat",
+            "--json",
+            "--probes",
+            "webhooks",
+            "--webhook-listen",
+            f"127.0.0.1:{port}",
+            "--webhook-wait",
+            "1",
+            "--require",
+            "webhooks",
+        ]
+    )
+    assert result.exit_code == 1
+    (probe,) = json.loads(result.stdout)["probes"]
+    assert probe["status"] == "unknown"
+    assert probe["evidence"].startswith(f"no webhook reached 127.0.0.1:{port} within 1 s: ")

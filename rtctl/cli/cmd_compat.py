@@ -39,6 +39,24 @@ def compat(
         float,
         typer.Option("--timeout", min=0.1, help="Seconds each connection or request may take."),
     ] = 10.0,
+    webhook_listen: Annotated[
+        str | None,
+        typer.Option(
+            "--webhook-listen",
+            metavar="HOST:PORT",
+            help="Receive the deployment's webhooks here (its webhook URL must point to this "
+            "address) to probe their bodies, the vacate delay and retries.",
+        ),
+    ] = None,
+    webhook_wait: Annotated[
+        float,
+        typer.Option(
+            "--webhook-wait",
+            min=0.5,
+            metavar="SECONDS",
+            help="How long to wait for a webhook, and for a failed one to come again.",
+        ),
+    ] = 10.0,
     as_json: JsonOption = False,
 ) -> None:
     """Probe the deployment for every known difference from Pusher, and what it means after
@@ -59,6 +77,8 @@ def compat(
             required,
             timeout,
             on_start=lambda name: update(f"compat: probing {name}"),
+            webhook_listen=webhook_listen,
+            webhook_wait=webhook_wait,
         )
     if as_json:
         output.data_json(report.to_dict())

@@ -91,9 +91,17 @@ class CompatReport:
 class _Run:
     """What the probes of one run share: settings, a run id for channel names, open sockets."""
 
-    def __init__(self, settings: Settings, timeout: float) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        timeout: float,
+        webhook_listen: str | None = None,
+        webhook_wait: float = 10.0,
+    ) -> None:
         self.settings = settings
         self.timeout = timeout
+        self.webhook_listen = webhook_listen
+        self.webhook_wait = webhook_wait
         self.run_id = secrets.token_hex(4)
         self.sockets: list[PusherSocket] = []
 
@@ -441,19 +449,193 @@ def probe_auth_timestamp(run: _Run) -> ProbeResult:
     )
 
 
+WEBHOOK_PUSHER = (
+    "sends client_event data as a JSON string, delays channel_vacated/member_removed up to 3 s "
+    "(none if the user comes back in time), retries failed deliveries for 5 minutes"
+)
+
+
+class WebhookReceiver:
+    """An HTTP endpoint for the deployment's webhooks, on ``host:port`` (any path). It keeps the
+    deliveries whose ``X-Pusher-Signature`` matches the app secret, and answers 500 once to the
+    first delivery of each ``fail_once`` (event name, channel) pair, to see whether it comes back.
+    """
+
+    def __init__(self, address: str, secret: str) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        host, _, port = address.rpartition(":")
+        if not host or not port.isdigit():
+            raise UsageError(
+                f"--webhook-listen {address!r} is not HOST:PORT",
+                hint="e.g. --webhook-listen 0.0.0.0:6080 (where the deployment posts webhooks)",
+            )
+        self.received: list[tuple[float, dict[str, Any]]] = []  # (monotonic, event)
+        self.fail_once: set[tuple[str, str]] = set()
+        self.unsigned = 0
+        receiver = self
+        lock = threading.Lock()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                import hmac
+
+                from rtctl.protocol.signing import sign
+
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                expected = sign(secret, body.decode("utf-8", "replace"))
+                given = self.headers.get("X-Pusher-Signature") or ""
+                status = 200
+                if not hmac.compare_digest(given, expected):
+                    receiver.unsigned += 1
+                    status = 401
+                else:
+                    try:
+                        events = json.loads(body).get("events") or []
+                    except (ValueError, AttributeError):
+                        events = []
+                    with lock:
+                        for event in events:
+                            key = (str(event.get("name")), str(event.get("channel")))
+                            if key in receiver.fail_once:
+                                receiver.fail_once.discard(key)
+                                status = 500
+                            receiver.received.append((time.monotonic(), event))
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        try:
+            self._server = ThreadingHTTPServer((host.strip("[]"), int(port)), Handler)
+        except OSError as exc:
+            from rtctl.errors import Conflict
+
+            raise Conflict(
+                f"cannot listen for webhooks on {address}: {exc.strerror or exc}",
+                hint="pick a free port the deployment's webhook URL points to",
+            ) from exc
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def events(self, name: str, channel: str) -> list[tuple[float, dict[str, Any]]]:
+        return [
+            (at, e)
+            for at, e in list(self.received)
+            if (e.get("name"), e.get("channel"))
+            == (
+                name,
+                channel,
+            )
+        ]
+
+    def wait(self, name: str, channel: str, count: int, seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if len(self.events(name, channel)) >= count:
+                return True
+            time.sleep(0.05)
+        return len(self.events(name, channel)) >= count
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)
+
+
 def probe_webhooks(run: _Run) -> ProbeResult:
-    """Webhook bodies (client-event data as a string, the 3 s vacate delay, retries) can only be
-    seen at the URL the deployment posts its webhooks to, which compat does not control."""
+    """With --webhook-listen (where the deployment posts its webhooks): a client event with object
+    data, a channel left and re-joined within a second, and a delivery answered with 500."""
+    title = "webhook bodies, vacate delay, retries"
+    if run.webhook_listen is None:
+        return ProbeResult(
+            "webhooks",
+            title,
+            "unknown",
+            "not probed: pass --webhook-listen HOST:PORT where the deployment posts its "
+            "webhooks (event types client_event, channel_occupied, channel_vacated)",
+            WEBHOOK_PUSHER,
+            "Soketi 1.6.1 sends client_event data as an object, no vacate delay and no "
+            "retries: check that your webhook handler accepts both",
+        )
+    receiver = WebhookReceiver(run.webhook_listen, run.settings.secret)
+    retry_channel = "private-" + run.channel("hook-retry")
+    channel = "private-" + run.channel("hooks")
+    holder, sender = run.socket(), run.socket()
+    try:
+        receiver.fail_once.add(("channel_occupied", retry_channel))
+        holder.connect(run.timeout)
+        holder.subscribe(retry_channel, run.timeout)  # its occupied webhook is answered 500
+        if not receiver.wait("channel_occupied", retry_channel, 1, run.webhook_wait):
+            return ProbeResult(
+                "webhooks",
+                title,
+                "unknown",
+                f"no webhook reached {run.webhook_listen} within {run.webhook_wait:g} s"
+                + (f" ({receiver.unsigned} with a wrong signature)" if receiver.unsigned else "")
+                + ": is the deployment's webhook URL pointing here, for channel_occupied, "
+                "channel_vacated and client_event?",
+                WEBHOOK_PUSHER,
+            )
+        sender.connect(run.timeout)
+        sender.subscribe(channel, run.timeout)
+        sender.send_client_event(channel, "client-rtctl-compat", {"probe": run.run_id})
+        client_event = receiver.wait("client_event", channel, 1, run.webhook_wait)
+        # Leave and come back within a second: Pusher holds channel_vacated back up to 3 s and
+        # drops it when the channel is occupied again in time.
+        sender.unsubscribe(channel)
+        time.sleep(0.3)
+        sender.subscribe(channel, run.timeout)
+        time.sleep(1.5)
+        vacated_early = len(receiver.events("channel_vacated", channel))
+        retried = receiver.wait("channel_occupied", retry_channel, 2, run.webhook_wait)
+    finally:
+        run.close([holder, sender])
+        receiver.close()
+    deviations, notes = [], []
+    details: dict[str, Any] = {}
+    if client_event:
+        data = receiver.events("client_event", channel)[0][1].get("data")
+        details["client_event_data_type"] = type(data).__name__
+        if isinstance(data, str):
+            notes.append("client_event data arrived as a JSON string")
+        else:
+            deviations.append(f"client_event data arrived as a JSON {type(data).__name__}")
+    else:
+        notes.append("no client_event webhook arrived (client events or that event type off?)")
+    details["vacated_within_1_8_s"] = vacated_early
+    if vacated_early:
+        deviations.append(
+            f"channel_vacated was sent at once for a channel re-joined after 0.3 s "
+            f"({vacated_early} within 1.8 s)"
+        )
+    else:
+        notes.append("channel_vacated was held back while the channel was re-joined")
+    details["retried"] = retried
+    if retried:
+        notes.append("a delivery answered with 500 was sent again")
+    else:
+        deviations.append(
+            f"a delivery answered with 500 was not sent again within {run.webhook_wait:g} s"
+        )
+    evidence = "; ".join(deviations + notes)
+    if not client_event and not deviations:
+        return ProbeResult("webhooks", title, "unknown", evidence, WEBHOOK_PUSHER, details=details)
     return ProbeResult(
         "webhooks",
-        "webhook bodies, vacate delay, retries",
-        "unknown",
-        "not probed: the deployment posts webhooks to the URL configured on the server, not to "
-        "rtctl",
-        "sends client_event data as a JSON string, delays channel_vacated/member_removed up to "
-        "3 s, retries failed deliveries for 5 minutes",
-        "Soketi 1.6.1 sends client_event data as an object, no vacate delay and no retries "
-        "(protocol reference §6); check your webhook handler accepts both",
+        title,
+        "deviates" if deviations else "same",
+        evidence,
+        WEBHOOK_PUSHER,
+        "a webhook handler written for this server must also accept client_event data as a "
+        "string, see vacate events up to 3 s later (or not at all after a quick re-join), and "
+        "may receive a failed delivery again"
+        if deviations
+        else "",
+        details,
     )
 
 
@@ -494,12 +676,14 @@ def run_compat(
     required: Sequence[str] = (),
     timeout: float = 10.0,
     on_start: Callable[[str], None] | None = None,
+    webhook_listen: str | None = None,
+    webhook_wait: float = 10.0,
 ) -> CompatReport:
     """Run the probes (all by default) against the deployment ``settings`` names.
 
     A probe that fails to run (server unreachable, credentials refused) raises: the deployment
     cannot be compared at all, and the error says why."""
-    run = _Run(settings, timeout)
+    run = _Run(settings, timeout, webhook_listen, webhook_wait)
     chosen = list(probes) if probes else list(PROBE_NAMES)
     for name in required:
         if name not in chosen:
