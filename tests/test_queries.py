@@ -238,3 +238,19 @@ def test_pusher_provider_over_tls_trusts_rtctl_ca_bundle(
         f"error: TLS handshake with https://127.0.0.1:{server.port} failed: certificate verify failed\n"
         "hint: for a self-signed server set RTCTL_CA_BUNDLE to its CA certificate\n"
     )
+
+
+def test_gateway_monitor_finds_names_with_pusher_punctuation(soketi: SoketiServer, sockets) -> None:
+    from starlette.testclient import TestClient
+
+    from rtctl.gateway import create_app
+    from tests.gateway_support import MONITOR_TOKEN, bearer, gateway_settings
+
+    name = f"presence-a=b@c,d;e.f{secrets.token_hex(3)}"
+    sockets().subscribe(name, user_id="9")
+    with TestClient(create_app(gateway_settings(soketi))) as client:
+        answer = client.get(
+            "/realtime/channels", params={"prefix": name[:-2]}, headers=bearer(MONITOR_TOKEN)
+        )
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"count": 1, "channels": {name: {"subscription_count": 1}}}
