@@ -75,6 +75,9 @@ def test_unknown_probe_names_are_usage_errors(env_file: Path) -> None:
     result = run_cli(["compat", "--require", "payload"])
     assert result.exit_code == 2
     assert result.stderr.startswith("error: unknown probe 'payload' in --require\n")
+    bad = run_cli(["compat", "--webhook-listen", "6080"])
+    assert (bad.exit_code, bad.stdout) == (2, "")
+    assert bad.stderr.startswith("error: --webhook-listen '6080' is not HOST:PORT\n")
 
 
 def test_verdicts_follow_the_server_not_its_version(soketi_factory, tmp_path: Path) -> None:

@@ -455,6 +455,17 @@ WEBHOOK_PUSHER = (
 )
 
 
+def listen_address(address: str) -> tuple[str, int]:
+    """``HOST:PORT`` for --webhook-listen, or a UsageError."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(
+            f"--webhook-listen {address!r} is not HOST:PORT",
+            hint="e.g. --webhook-listen 0.0.0.0:6080 (where the deployment posts webhooks)",
+        )
+    return host.strip("[]"), int(port)
+
+
 class WebhookReceiver:
     """An HTTP endpoint for the deployment's webhooks, on ``host:port`` (any path). It keeps the
     deliveries whose ``X-Pusher-Signature`` matches the app secret, and answers 500 once to the
@@ -465,12 +476,7 @@ class WebhookReceiver:
         import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-        host, _, port = address.rpartition(":")
-        if not host or not port.isdigit():
-            raise UsageError(
-                f"--webhook-listen {address!r} is not HOST:PORT",
-                hint="e.g. --webhook-listen 0.0.0.0:6080 (where the deployment posts webhooks)",
-            )
+        host, port = listen_address(address)
         self.received: list[tuple[float, dict[str, Any]]] = []  # (monotonic, event)
         self.fail_once: set[tuple[str, str]] = set()
         self.unsigned = 0
@@ -510,7 +516,7 @@ class WebhookReceiver:
                 pass
 
         try:
-            self._server = ThreadingHTTPServer((host.strip("[]"), int(port)), Handler)
+            self._server = ThreadingHTTPServer((host, port), Handler)
         except OSError as exc:
             from rtctl.errors import Conflict
 
@@ -683,6 +689,8 @@ def run_compat(
 
     A probe that fails to run (server unreachable, credentials refused) raises: the deployment
     cannot be compared at all, and the error says why."""
+    if webhook_listen is not None:
+        listen_address(webhook_listen)  # a usage error before any probe runs
     run = _Run(settings, timeout, webhook_listen, webhook_wait)
     chosen = list(probes) if probes else list(PROBE_NAMES)
     for name in required:
