@@ -19,11 +19,13 @@ from rtctl.cli import (
     cmd_bench,
     cmd_compat,
     cmd_config,
+    cmd_console,
     cmd_events,
     cmd_gateway,
     cmd_listen,
     cmd_runtime,
     cmd_smoke,
+    cmd_verify,
     output,
 )
 from rtctl.cli.common import CliState
@@ -151,7 +153,9 @@ for module in (
     cmd_listen,
     cmd_smoke,
     cmd_compat,
+    cmd_verify,
     cmd_gateway,
+    cmd_console,
     cmd_bench,
 ):
     module.register(app)

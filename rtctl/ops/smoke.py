@@ -33,6 +33,7 @@ from rtctl.errors import (
     UsageError,
     internal_error,
 )
+from rtctl.protocol.explain import add_verify_hint
 
 if TYPE_CHECKING:
     from rtctl.config import ConfigLayers, Settings
@@ -463,7 +464,10 @@ class _SmokeRun:
         for channel in (self.public, self.private, self.presence):
             started = time.monotonic()
             self.attempted.append(channel)
-            subscription = self.main.subscribe(channel, self.timeout)
+            try:
+                subscription = self.main.subscribe(channel, self.timeout)
+            except (AuthRejected, ServerRejected) as refused:
+                raise add_verify_hint(refused, self.main.signed.get(channel)) from None
             elapsed = time.monotonic() - started
             self.subscribed.append(channel)
             result.details[channel] = {"ms": elapsed * 1000}
@@ -711,11 +715,14 @@ class _SmokeRun:
         try:
             socket.subscribe(channel, self.timeout)
         except RtctlError as error:
-            raise type(error)(
+            refused = type(error)(
                 f"step 2 of 4, subscribing with the gateway's signature: {error.message}",
                 "the gateway answered, but the realtime server refused its signature: the "
                 "gateway signs with other PUSHER_APP_KEY/SECRET than this config",
-            ) from error
+            )
+            if isinstance(error, AuthRejected) and channel in socket.signed:
+                refused = add_verify_hint(refused, socket.signed[channel])
+            raise refused from error
         subscribe_ms = (time.monotonic() - started) * 1000
         payload = _payload(self.run_id, "gateway")
         sent = time.monotonic()
