@@ -41,6 +41,7 @@ DEFAULTS: dict[str, str] = {
     "REALTIME_JWT_AUDIENCE": "",  # gateway: required 'aud' claim
     "REALTIME_JWT_ISSUER": "",  # gateway: required 'iss' claim
     "REALTIME_CORS_ORIGINS": "",
+    "REALTIME_CORS_HEADERS": "",  # extra request headers browsers may send to the gateway
     "REALTIME_AUTH_HOOK": "",
     "REALTIME_BOT_ID": "9000000",
     "REALTIME_BOT_NAME": "Coach",
@@ -167,6 +168,7 @@ class Settings:
     jwt_public_key: str | None
     jwt_algorithms: tuple[str, ...]
     cors_origins: tuple[str, ...]
+    cors_headers: tuple[str, ...]
     auth_hook: str | None
     bot_id: str
     bot_name: str
@@ -300,6 +302,7 @@ FIELD_VARIABLES: dict[str, str] = {
     "jwt_audience": "REALTIME_JWT_AUDIENCE",
     "jwt_issuer": "REALTIME_JWT_ISSUER",
     "cors_origins": "REALTIME_CORS_ORIGINS",
+    "cors_headers": "REALTIME_CORS_HEADERS",
     "auth_hook": "REALTIME_AUTH_HOOK",
     "bot_id": "REALTIME_BOT_ID",
     "bot_name": "REALTIME_BOT_NAME",
@@ -695,6 +698,7 @@ def build_settings(layers: ConfigLayers, require_credentials: bool = True) -> Se
         jwt_audience=optional("REALTIME_JWT_AUDIENCE"),
         jwt_issuer=optional("REALTIME_JWT_ISSUER"),
         cors_origins=listing("REALTIME_CORS_ORIGINS"),
+        cors_headers=listing("REALTIME_CORS_HEADERS"),
         auth_hook=optional("REALTIME_AUTH_HOOK"),
         bot_id=layers.get("REALTIME_BOT_ID").strip(),
         bot_name=layers.get("REALTIME_BOT_NAME").strip(),

@@ -12,7 +12,7 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
 fi
 
 if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
-  echo "installing Chromium and its driver from Debian's packages (the console's browser tests)" >&2
+  echo "installing Chromium and its driver from Debian's packages (the console's and the gateway CORS browser tests)" >&2
   apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
 
