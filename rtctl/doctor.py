@@ -557,4 +557,6 @@ def run_doctor(layers: ConfigLayers, timeout: float = 3.0) -> list[CheckResult]:
         return results
     results += runtime_checks(settings)
     results += server_checks(settings, timeout)
-    return results
+    from rtctl.ops.doctor_cluster import cluster_checks  # several nodes: their own rules
+
+    return cluster_checks(layers, settings, results, timeout)

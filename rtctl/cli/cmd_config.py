@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from rtctl.cli.cmd_runtime import AdapterOption, NodesOption
 from rtctl.cli.common import JsonOption, is_interactive, json_mode, print_json, state
 
 ShowSecrets = Annotated[
@@ -67,9 +68,16 @@ def init(
     app_id: AppId = None,
     key: Key = None,
     secret: Secret = None,
+    nodes: NodesOption = None,
+    adapter: AdapterOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Write a working .env with fresh credentials (and compose.yaml for Soketi)."""
+    """Write a working .env with fresh credentials (and compose.yaml for Soketi).
+
+    --nodes N --adapter redis|nats: a cluster (N Soketi nodes behind one front door), written to
+    .env and to compose.yaml, so `rtctl up` starts it.
+    """
+    from rtctl.cli.cmd_runtime import topology_overrides
     from rtctl.initialize import initialize
 
     json_mode(ctx, as_json)
@@ -87,6 +95,7 @@ def init(
     if chosen == "pusher":
         _require(credentials, "init --provider pusher", as_json)
     root_port = root.overrides.get("REALTIME_PORT")
+    topology = topology_overrides(nodes, adapter)
     result = initialize(
         directory,
         provider=chosen,
@@ -94,6 +103,8 @@ def init(
         pusher_credentials={k: v for k, v in credentials.items() if v is not None},
         port=port or (int(root_port) if root_port else 6001),
         metrics_port=metrics_port,
+        nodes=int(topology.get("RTCTL_SOKETI_NODES", "1")),
+        adapter=topology.get("SOKETI_ADAPTER_DRIVER"),
     )
     if as_json:
         print_json(

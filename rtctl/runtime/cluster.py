@@ -447,6 +447,15 @@ def start(
             f"{settings.nodes} nodes on the local adapter would not see each other's clients",
             hint="set SOKETI_ADAPTER_DRIVER=redis or nats (or `rtctl up --adapter redis`)",
         )
+    if settings.adapter == "nats" and "redis" in (
+        settings.cache_driver,
+        settings.rate_limiter_driver,
+        settings.queue_driver,
+    ):
+        raise ConfigError(
+            "a Redis cache, rate limiter or queue needs a Redis, but the bus is NATS",
+            hint="use SOKETI_ADAPTER_DRIVER=redis, or unset SOKETI_*_DRIVER=redis",
+        )
     if settings.tls and not (settings.ssl_cert and settings.ssl_key):
         raise ConfigError(
             "REALTIME_SCHEME=https needs SOKETI_SSL_CERT and SOKETI_SSL_KEY for the front door",
