@@ -230,10 +230,10 @@ def run_smoke(
     try:
         for name in names:
             spec = _SPECS[name]
-            if name == "cleanup":  # several nodes: their checks, then cleanup covers them too
+            if name in ("connect", "cleanup"):  # several nodes: the bus first, the rest last
                 from rtctl.ops.smoke_cluster import run_cluster_checks
 
-                run_cluster_checks(run, options, on_start, on_result)
+                run_cluster_checks(run, options, on_start, on_result, before=name)
             if on_start:
                 on_start(spec)
             result = run.run_check(spec)

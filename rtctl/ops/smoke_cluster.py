@@ -6,6 +6,7 @@ single-server checks and before ``cleanup`` (which then proves, through the fron
 cluster checks left nothing occupied):
 
 - ``cluster-bus``: the bus answers (only where rtctl knows it: a cluster `.env` describes);
+  it runs before ``connect``, so a dead bus is the first failure named;
 - ``cross-node``: a socket on every node, directly; one event published through every node and
   one through the front door; each reaches every socket exactly once, byte-identical;
 - ``cross-node-client-event``: a client event sent on one node arrives on every other;
@@ -212,7 +213,8 @@ class _ClusterRun:
             socket.connect(self.timeout)
         except RtctlError as error:
             raise type(error)(
-                f"{node.name} ({node.settings.host}:{node.settings.port}): {error.message}",
+                f"{node.name} ({node.settings.host}:{node.settings.port}): {error.message}"
+                + self.bus_note(),
                 hint="is every node running? `rtctl status` lists them; `rtctl up` starts a "
                 "stopped one again",
             ) from error
@@ -339,21 +341,43 @@ class _ClusterRun:
         return f"{len(seen)} deliveries, each once, byte-identical; latency max {worst:.1f} ms"
 
     def diagnosis(self, missing: list[tuple[str, str]], senders: list[str]) -> str:
-        """Name the node that is not part of the cluster, when the pattern shows one."""
-        receivers = {r for _, r in missing}
+        """Name the nodes that are not part of the cluster, when the pattern shows them."""
+        isolated = []
         for node in self.nodes:
-            others = [s for s in senders if s != node.name]
+            # the front door's event may land on any node: only the nodes' own events tell
+            others = [s for s in senders if s not in (node.name, "front door")]
             own = node.name not in senders or (node.name, node.name) not in missing
-            if node.name in receivers and own and all((s, node.name) in missing for s in others):
-                return (
-                    f"{node.name} receives only what is published through itself: it is not on "
-                    "the cluster's bus (adapter, bus address or prefix differ); `rtctl doctor` "
-                    "shows bus-prefix, `rtctl down && rtctl up` restarts every node alike"
-                )
+            if own and others and all((s, node.name) in missing for s in others):
+                isolated.append(node.name)
+        fix = "`rtctl doctor` shows bus-prefix; `rtctl down && rtctl up` restarts every node alike"
+        if isolated and len(isolated) < len(self.nodes):
+            names = ", ".join(isolated)
+            verb = "receives" if len(isolated) == 1 else "receive"
+            return (
+                f"{names} {verb} only what is published through itself: not on the cluster's bus "
+                f"(adapter, bus address or prefix differ); {fix}"
+            )
+        if isolated:
+            return (
+                "no node receives what is published through another: the nodes are not joined "
+                f"(adapter, bus address or prefix differ){self.listeners_note()}; {fix}"
+            )
         return (
             "nodes do not pass events to each other reliably: `rtctl status` and `rtctl doctor` "
             "show the bus and every node"
         )
+
+    def listeners_note(self) -> str:
+        """' (2 of 3 nodes listen on the bus)' where the bus can tell (Redis)."""
+        from rtctl.runtime import cluster
+
+        settings = self.settings
+        if not settings.is_cluster:
+            return ""
+        listeners = cluster.adapter_listeners(cluster.plan(settings), timeout=1.0)
+        if listeners is None:
+            return ""
+        return f"; {listeners} of {len(self.nodes)} nodes listen on the bus"
 
     def check_cross_node_client_event(self, result: CheckResult) -> str:
         channel = self.channel("private")
@@ -686,13 +710,22 @@ def run_cluster_checks(
     options: SmokeOptions,
     on_start: Callable[[CheckSpec], None] | None = None,
     on_result: Callable[[CheckResult], None] | None = None,
+    before: str = "cleanup",
 ) -> None:
-    """The hook `run_smoke` calls before cleanup: appends each cluster check's result to the run."""
+    """The hook `run_smoke` calls before ``connect`` (the bus: a dead bus is the first failure,
+    not the deliveries it breaks) and before ``cleanup`` (the rest, so cleanup covers their
+    channels). Appends each cluster check's result to the run."""
     settings = run.settings
     if not applies(settings, options):
         return
     assert settings is not None
-    names = wanted(options.checks, options.failover)
+    names = [
+        name
+        for name in wanted(options.checks, options.failover)
+        if (name == "cluster-bus") == (before == "connect")
+    ]
+    if not names:
+        return
     state = _ClusterRun(run, options, node_list(settings, options.node_addresses))
     specs = {spec.name: spec for spec in CLUSTER_CHECKS}
     try:

@@ -39,6 +39,7 @@ Progress = Callable[[str], None]
 BUS_BINARIES = {"redis": "redis-server", "nats": "nats-server"}
 BUS_PACKAGES = {"redis": "redis-server", "nats": "nats-server"}
 STATE_FILE = "cluster.json"
+SBIN_FOLDERS = ("/usr/local/sbin", "/usr/sbin", "/sbin")
 
 
 def _silent(_: str) -> None:
@@ -221,11 +222,16 @@ def stop_proc(folder: Path, name: str, grace: float = 10.0) -> Proc | None:
 # --- the bus ---------------------------------------------------------------------------------------
 
 
+def find_program(name: str) -> str | None:
+    """A program on PATH, or in the sbin folders Debian installs servers into (nats-server and
+    haproxy live in /usr/sbin, which is not on every user's PATH)."""
+    path = os.environ.get("PATH", "")
+    return shutil.which(name, path=f"{path}{os.pathsep}{os.pathsep.join(SBIN_FOLDERS)}")
+
+
 def bus_binary(adapter: str) -> str:
     name = BUS_BINARIES[adapter]
-    found = (
-        shutil.which(name) or shutil.which(f"/usr/sbin/{name}") or shutil.which(f"/usr/bin/{name}")
-    )
+    found = find_program(name)
     if found is None:
         raise EnvironmentProblem(
             f"{name} (the {adapter} bus between the nodes) was not found",

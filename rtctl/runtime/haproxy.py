@@ -20,7 +20,6 @@ import contextlib
 import csv
 import io
 import resource
-import shutil
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -47,7 +46,9 @@ class Server:
 
 def binary() -> str:
     """The haproxy executable, or exit 8 with the install command."""
-    found = shutil.which("haproxy") or shutil.which("/usr/sbin/haproxy")
+    from rtctl.runtime.cluster import find_program
+
+    found = find_program("haproxy")
     if found is None:
         raise EnvironmentProblem(
             "haproxy (the front door of a cluster) was not found",
