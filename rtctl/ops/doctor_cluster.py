@@ -134,7 +134,10 @@ def drivers_check(settings: Settings) -> CheckResult:
 
 def programs_check(settings: Settings) -> CheckResult:
     found, missing = [], []
-    for getter in (lambda: cluster.bus_binary(settings.adapter), haproxy.binary):
+    getters = [haproxy.binary]
+    if settings.adapter in cluster.BUS_BINARIES:
+        getters.insert(0, lambda: cluster.bus_binary(settings.adapter))
+    for getter in getters:
         try:
             found.append(getter())
         except RtctlError as error:
@@ -195,6 +198,9 @@ def _process_file_limit(pid: int) -> int | None:
 
 
 def bus_checks(settings: Settings, plan: cluster.ClusterPlan, answering: int) -> list[CheckResult]:
+    if plan.adapter not in cluster.BUS_BINARIES:
+        reason = f"the {plan.adapter} adapter has no bus (see cluster-adapter)"
+        return [CheckResult("bus", "skip", reason), CheckResult("bus-prefix", "skip", reason)]
     where = f"{plan.adapter} at {plan.bus_host}:{plan.bus_port}"
     answer = cluster.bus_answers(plan.adapter, plan.bus_host, plan.bus_port)
     if answer is None:

@@ -194,7 +194,7 @@ class _ClusterRun:
         from rtctl.runtime import cluster
 
         settings = self.settings
-        if not settings.is_cluster:
+        if not settings.is_cluster or settings.adapter not in cluster.BUS_BINARIES:
             return ""
         if cluster.bus_answers(settings.adapter, "127.0.0.1", settings.bus_port, 1.0) is None:
             return f"; the {settings.adapter} bus at 127.0.0.1:{settings.bus_port} does not answer"
@@ -228,6 +228,12 @@ class _ClusterRun:
         settings = self.settings
         if not settings.is_cluster:
             raise Skip("the bus is not known from --node addresses (rtctl doctor checks it)")
+        if settings.adapter not in cluster.BUS_BINARIES:
+            raise ConfigError(
+                f"{settings.nodes} nodes on the {settings.adapter} adapter: there is no bus, so "
+                "no node sees another's clients",
+                hint="set SOKETI_ADAPTER_DRIVER=redis or nats in .env",
+            )
         answer = cluster.bus_answers(settings.adapter, "127.0.0.1", settings.bus_port, self.timeout)
         where = f"{settings.adapter} at 127.0.0.1:{settings.bus_port}"
         if answer is None:

@@ -263,6 +263,8 @@ def bus_command(adapter: str, binary: str, port: int, folder: Path) -> list[str]
 
 def bus_answers(adapter: str, host: str, port: int, timeout: float = 2.0) -> str | None:
     """Evidence that the bus answers (``PONG``, the NATS version), or None."""
+    if adapter not in BUS_BINARIES:
+        return None
     try:
         with socket.create_connection((host, port), timeout=timeout) as sock:
             sock.settimeout(timeout)

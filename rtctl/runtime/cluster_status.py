@@ -185,6 +185,16 @@ def _node(
 def _bus(
     plan: cluster.ClusterPlan, recorded: cluster.ClusterState | None, timeout: float
 ) -> Component:
+    if plan.adapter not in cluster.BUS_BINARIES:
+        return Component(
+            "bus",
+            "bus",
+            "-",
+            False,
+            False,
+            f"none: the {plan.adapter} adapter "
+            "cannot join nodes (set SOKETI_ADAPTER_DRIVER=redis or nats)",
+        )
     answer = cluster.bus_answers(plan.adapter, plan.bus_host, plan.bus_port, timeout)
     pid = recorded.bus.pid if recorded is not None and recorded.bus is not None else None
     shared = recorded is not None and recorded.bus_shared
