@@ -26,8 +26,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from rtctl.config import ConfigLayers, Settings
-from rtctl.doctor import CheckResult
 from rtctl.errors import AuthRejected, RtctlError
+from rtctl.ops.doctor import CheckResult
 from rtctl.runtime import cluster, haproxy, health, native
 
 CLUSTER_CHECKS = (
@@ -264,7 +264,7 @@ def _node_credentials(settings: Settings, node: cluster.NodePlan, timeout: float
 
     import websocket
 
-    from rtctl.httpapi import ApiClient
+    from rtctl.protocol.httpapi import ApiClient
 
     direct = cluster.node_settings(settings, node)
     try:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -36,18 +35,20 @@ from typing import TYPE_CHECKING, Any
 from rtctl.errors import (
     CheckFailed,
     ConfigError,
+    ExitCode,
     RtctlError,
     TimedOut,
     Unreachable,
     UsageError,
+    internal_error,
 )
-from rtctl.smoke import CheckResult, CheckSpec, Skip, _payload, _wire_data, exit_code_for
+from rtctl.ops.smoke import CheckResult, CheckSpec, Skip, _payload, _wire_data, exit_code_for
 
 if TYPE_CHECKING:
     from rtctl.config import Settings
-    from rtctl.httpapi import ApiClient
+    from rtctl.ops.smoke import SmokeOptions, _SmokeRun
     from rtctl.protocol import PusherSocket
-    from rtctl.smoke import SmokeOptions, _SmokeRun
+    from rtctl.protocol.httpapi import ApiClient
 
 CLUSTER_CHECKS: tuple[CheckSpec, ...] = (
     CheckSpec("cluster-bus", "the bus between the nodes answers", ("config",)),
@@ -134,7 +135,7 @@ class _ClusterRun:
 
     def api(self, node: Node | None) -> ApiClient:
         """The HTTP API of one node, or of the front door (None)."""
-        from rtctl.httpapi import ApiClient
+        from rtctl.protocol.httpapi import ApiClient
 
         key = node.name if node is not None else "front door"
         if key not in self.apis:
@@ -178,14 +179,10 @@ class _ClusterRun:
         except RtctlError as error:
             result.status, result.evidence, result.hint = "fail", error.message, error.hint
             result.failure, result.exit_code = error.code, exit_code_for(error)
-        except Exception as error:
-            result.status, result.failure, result.exit_code = "fail", "internal", 1
-            result.evidence = f"unexpected {type(error).__name__}: {error}"
-            result.hint = "this is a bug in rtctl; set RTCTL_DEBUG=1 to see the traceback"
-            if os.environ.get("RTCTL_DEBUG"):
-                import traceback
-
-                traceback.print_exc()
+        except Exception as error:  # a bug in rtctl must fail the smoke, never pass it
+            internal = internal_error(error)
+            result.status, result.failure, result.exit_code = "fail", "internal", ExitCode.FAILED
+            result.evidence, result.hint = internal.message, internal.hint
         result.duration_ms = (time.monotonic() - started) * 1000
         return result
 
@@ -252,7 +249,7 @@ class _ClusterRun:
         publishers: list[Node | None] = [*self.nodes, None]
         payloads: dict[str, tuple[str, float]] = {}  # payload -> (publisher name, sent at)
         for publisher in publishers:
-            from rtctl.validation import Event
+            from rtctl.protocol.validation import Event
 
             name = publisher.name if publisher else "front door"
             payload = _payload(self.run.run_id, f"cross-node via {name}")
@@ -479,7 +476,7 @@ class _ClusterRun:
     def check_cross_node_terminate(self, result: CheckResult) -> str:
         import websocket
 
-        from rtctl.signing import authenticate_user
+        from rtctl.protocol.signing import authenticate_user
 
         settings = self.settings
         if not settings.user_authentication:
@@ -574,7 +571,7 @@ class _ClusterRun:
                 moved.append(replacement)
             survivors = [c for c in clients if c.node != victim] + moved
             payload = _payload(self.run.run_id, "failover")
-            from rtctl.validation import Event
+            from rtctl.protocol.validation import Event
 
             sent = time.monotonic()
             self.api(None).trigger(Event((channel,), CROSS_EVENT, payload))

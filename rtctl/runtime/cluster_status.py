@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rtctl.config import Settings
+from rtctl.errors import ExitCode
 from rtctl.runtime import cluster, haproxy, health, native
 
 
@@ -54,11 +55,11 @@ class ClusterStatus:
         return bool(self.components) and all(c.healthy for c in self.components)
 
     @property
-    def exit_code(self) -> int:
+    def exit_code(self) -> ExitCode:
         """0 every component healthy, 1 something unhealthy, 4 nothing answers."""
         if self.healthy:
-            return 0
-        return 1 if self.running else 4
+            return ExitCode.OK
+        return ExitCode.FAILED if self.running else ExitCode.UNREACHABLE
 
     def to_dict(self) -> dict[str, Any]:
         nodes = [c for c in self.components if c.kind == "node"]

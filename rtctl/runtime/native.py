@@ -22,7 +22,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
@@ -260,12 +260,8 @@ def file_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
 # --- start and stop -----------------------------------------------------------------------------
 
 
-def soketi_environment(settings: Settings, extra: dict[str, str] | None = None) -> dict[str, str]:
-    """Soketi's env from rtctl's settings: PUSHER_* are the single source of the credentials.
-
-    ``extra`` (a cluster node's adapter, bus and discovery port) wins over the user's own
-    SOKETI_* environment, which fills in only what neither sets.
-    """
+def soketi_environment(settings: Settings) -> dict[str, str]:
+    """Soketi's env from rtctl's settings: PUSHER_* are the single source of the credentials."""
     env = {
         key: value
         for key, value in os.environ.items()
@@ -290,7 +286,6 @@ def soketi_environment(settings: Settings, extra: dict[str, str] | None = None) 
     )
     if settings.ssl_cert and settings.ssl_key:
         env.update(SOKETI_SSL_CERT=settings.ssl_cert, SOKETI_SSL_KEY=settings.ssl_key)
-    env.update(extra or {})
     # Passthrough of extra SOKETI_* tuning from the user's own environment (limits, debug),
     # except the credentials, which come only from PUSHER_*.
     for key, value in os.environ.items():
@@ -309,12 +304,12 @@ def start(
     wait: bool = True,
     timeout: float = 20.0,
     progress: Progress = _silent,
-    extra_env: dict[str, str] | None = None,
+    extra_env: Mapping[str, str] | None = None,
 ) -> tuple[Running, bool]:
     """Start Soketi detached, or find the one already running. Returns (running, started_now).
 
-    ``extra_env`` adds Soketi variables (a cluster node's adapter and ports).
-    """
+    ``extra_env`` adds Soketi variables that rtctl's settings do not carry (limits such as
+    ``SOKETI_EVENT_MAX_SIZE_IN_KB``, per-app options such as ``SOKETI_DEFAULT_APP_WEBHOOKS``)."""
     if settings.provider != "soketi":
         from rtctl.errors import ConfigError
 
@@ -352,7 +347,7 @@ def start(
         process = subprocess.Popen(
             [node, str(root / SERVER_JS), "start", f"--config={config}"],
             cwd=work,
-            env=soketi_environment(settings, extra_env),
+            env={**soketi_environment(settings), **(extra_env or {})},
             stdin=subprocess.DEVNULL,
             stdout=log_handle,
             stderr=subprocess.STDOUT,

@@ -54,8 +54,8 @@ from rtctl.ops.bench.report import (
     check_options,
     expected_deliveries,
 )
-from rtctl.signing import authorize_channel, compact_json, presence_channel_data
-from rtctl.validation import MAX_EVENTS_PER_BATCH, Event
+from rtctl.protocol.signing import authorize_channel, compact_json, presence_channel_data
+from rtctl.protocol.validation import MAX_EVENTS_PER_BATCH, Event
 
 EVENT_NAME = "rtctl-bench"
 CLIENT_EVENT_NAME = "client-rtctl-bench"
@@ -543,7 +543,7 @@ def _http_publisher(
     behind an event loop that reads thousands of sockets (it managed ~240 events/s that way).
     One publisher keeps each channel's events in order.
     """
-    from rtctl.httpapi import ApiClient
+    from rtctl.protocol.httpapi import ApiClient
 
     failures: Counter[str] = Counter()
     seqs = [0] * len(names)
