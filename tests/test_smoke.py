@@ -460,7 +460,8 @@ def test_unknown_check_is_a_usage_error(env_file: Path) -> None:
     assert result.stderr == (
         "error: unknown check 'bogus' in --checks\n"
         "hint: choose from: config, health, connect, subscribe, deliver, client-event, api-read, "
-        "gateway, cleanup\n"
+        "gateway, cleanup, cluster-bus, cross-node, cross-node-client-event, cross-node-presence, "
+        "cross-node-api, cross-node-terminate, failover\n"
     )
 
 
