@@ -415,7 +415,7 @@ def main() -> int:
             cluster.up()
             print(
                 f"one node on 127.0.0.1:{single.port}; cluster front door on "
-                f"127.0.0.1:{cluster.port} ({front_doors} HAProxy processes)",
+                f"127.0.0.1:{cluster.port} ({front_doors} HAProxy process{'es' if front_doors > 1 else ''})",
                 flush=True,
             )
             for name, part in (

@@ -128,7 +128,9 @@ def test_up_status_down_cycle(project: dict[str, str], tmp_path: Path) -> None:
 
 
 def test_a_plain_up_restarts_what_died(project: dict[str, str], tmp_path: Path) -> None:
-    assert run_cli(["up", "--nodes", "2", "--adapter", "nats"]).exit_code == 0
+    started = run_cli(["up", "--nodes", "2", "--adapter", "nats", "--no-wait"])
+    assert started.exit_code == 0, started.stderr
+    assert "cluster is starting (native, 2 nodes on nats behind the front door)" in started.stderr
     state = tmp_path / ".rtctl"
     before = live_pids(state)
     cluster.stop_node(state, "node-1")

@@ -639,7 +639,18 @@ def _start_all(
     for k in range(1, cluster.front_doors + 1):
         env = {**os.environ, haproxy.SOCKET_ENV: str(folder / f"front-door-{k}.sock")}
         spawn(f"front-door-{k}", [front_door_path, "-db", "-f", str(config)], folder, env)
-    _wait_front_doors(cluster, folder, deadline if wait else time.monotonic() + 10, timeout)
+    if wait:
+        _wait_front_doors(cluster, folder, deadline, timeout)
+    else:  # --no-wait: the nodes answer already; only make sure HAProxy did not refuse to start
+        time.sleep(0.3)
+        for k in range(1, cluster.front_doors + 1):
+            if read_proc(folder, f"front-door-{k}") is None:
+                name = f"front-door-{k}"
+                raise _died(
+                    f"the front door (haproxy, process {k})",
+                    folder / f"{name}.log",
+                    str(folder / f"{name}.log"),
+                )
 
 
 def _tls_bundle(settings: Settings, folder: Path) -> Path:

@@ -427,4 +427,6 @@ def logs_command(settings: Settings, lines: int, follow: bool) -> list[str]:
     args = ["logs", "--no-color", "--tail", str(lines)]
     if follow:
         args.append("--follow")
+    if settings.is_cluster:  # every service of the cluster, each line prefixed by compose
+        return project(settings).command(*args)
     return project(settings).command(*args, SERVICE)
