@@ -107,6 +107,10 @@ def test_up_status_down_cycle(project: dict[str, str], tmp_path: Path) -> None:
     assert rows["bus"]["evidence"] == "PING -> PONG"
     table = run_cli(["status"])
     assert table.stdout.startswith("cluster running, healthy: 2 nodes on redis, 0 connections")
+    watched = run_cli(["status", "--watch", "--count", "2", "--interval", "0.2", "--json"])
+    assert watched.exit_code == 0
+    reports = [json.loads(line) for line in watched.stdout.splitlines()]
+    assert [len(r["components"]) for r in reports] == [4, 4]
 
     logs = run_cli(["logs", "-n", "1"])
     assert logs.exit_code == 0
@@ -317,3 +321,10 @@ def test_quickstart_and_test_scripts_install_the_cluster_programs() -> None:
         text = (REPO / script).read_text()
         for program in ("redis-server", "nats-server", "haproxy"):
             assert f"command -v {program}" in text, (script, program)
+
+
+def test_the_cli_node_limit_is_the_configs() -> None:
+    from rtctl.cli import cmd_runtime
+    from rtctl.config import MAX_NODES
+
+    assert cmd_runtime.MAX_NODES == MAX_NODES  # kept apart so `rtctl --help` does not load config
