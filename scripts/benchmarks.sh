@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Runs the six benchmarks in one go, side by side on this machine, against one native Soketi that
+# Runs the seven benchmarks in one go, side by side on this machine, against one native Soketi that
 # this script starts on free loopback ports (temp state dir) and stops by PID at the end; the
 # cluster benchmark starts its own node and 3-node cluster the same way.
 #   1. startup   2. emit throughput   3. listen throughput   4. bench capacity   5. pytest plugin
-#   6. cluster
+#   6. console (drives Debian's Chromium: /usr/bin/chromium, /usr/bin/chromedriver)   7. cluster
 # Usage: scripts/benchmarks.sh [--quick] [OUTDIR]     (figures also land as JSON in OUTDIR)
 # Needs: .venv (scripts/test.sh sets it up), Node + `cd tests/js && npm ci` for pusher-js and ws,
 # redis-server and haproxy (scripts/test.sh installs them). Sizes of the cluster benchmark:
@@ -77,6 +77,9 @@ PLUGIN_SCALE=()
 if [[ ${#QUICK[@]} -gt 0 ]]; then PLUGIN_SCALE=(--runs 5 --starts 3 --events 50); fi
 # starts its own Soketis: session start is part of what it measures
 $PY scripts/bench_plugin.py --json-out "$OUT/plugin.json" "${PLUGIN_SCALE[@]}" || status=1
+echo
+$PY scripts/bench_console.py --env-file "$WORK/.env" --json-out "$OUT/console.json" \
+  "${QUICK[@]}" || status=1
 echo
 # shellcheck disable=SC2086  # CLUSTER_ARGS is a list of options
 $PY scripts/bench_cluster.py --json-out "$OUT/cluster.json" "${QUICK[@]}" ${CLUSTER_ARGS:-} || status=1

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the tests need on a fresh machine (Python deps in .venv, the pinned native
-# Soketi, pusher-js for the end-to-end tests, redis-server, nats-server and haproxy for the cluster
-# tests), then runs lint, format check, types and the tests.
+# Soketi, pusher-js for the end-to-end tests, Chromium for the console's browser tests,
+# redis-server, nats-server and haproxy for the cluster tests), then runs lint, format check, types
+# and the tests.
 # Extra arguments go to pytest, e.g. ./scripts/test.sh -k listen
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +21,11 @@ command -v haproxy >/dev/null || missing+=(haproxy)
 if ((${#missing[@]})); then
   echo "installing ${missing[*]} from Debian's packages" >&2
   apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  echo "installing Chromium and its driver from Debian's packages (the console's browser tests)" >&2
+  apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
 
 python3 -m venv .venv

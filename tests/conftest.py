@@ -17,6 +17,7 @@ import pytest
 
 from rtctl.testing.plugin import attach_log, detach_log
 from tests.cluster_support import Cluster, make_cluster
+from tests.console_support import browser  # noqa: F401  (the session's one Chromium)
 from tests.helpers import (
     TEST_CACHE,
     PusherStandIn,
