@@ -49,6 +49,8 @@ def live_pids(state: Path) -> dict[str, int]:
 
 def test_up_status_down_cycle(project: dict[str, str], tmp_path: Path) -> None:
     state = tmp_path / ".rtctl"
+    # two HAProxy processes share the front port (SO_REUSEPORT)
+    write_env(tmp_path / ".env", {**project, "RTCTL_FRONT_DOOR_PROCESSES": "2"})
     port = int(project["REALTIME_PORT"])
     # Two `up` at once: one starts the cluster, the other waits for it and finds it running.
     command = [sys.executable, "-m", "rtctl", "up", "--nodes", "2", "--adapter", "redis", "--json"]
@@ -69,8 +71,9 @@ def test_up_status_down_cycle(project: dict[str, str], tmp_path: Path) -> None:
     assert sorted(r["started"] for r in reports) == [False, True]
     report = next(r for r in reports if r["started"])
     components = {c["name"]: c for c in report["cluster"]["components"]}
-    assert list(components) == ["front-door-1", "node-1", "node-2", "bus"]
+    assert list(components) == ["front-door-1", "front-door-2", "node-1", "node-2", "bus"]
     assert report["cluster"]["nodes"] == 2 and report["cluster"]["adapter"] == "redis"
+    assert components["front-door-1"]["address"] == components["front-door-2"]["address"]
     assert components["front-door-1"]["address"] == f"127.0.0.1:{port}"
     assert components["node-2"]["address"] == f"127.0.0.1:{port + 2}"
     pids = live_pids(state)
@@ -82,7 +85,7 @@ def test_up_status_down_cycle(project: dict[str, str], tmp_path: Path) -> None:
     assert stat.S_IMODE((tmp_path / ".env").stat().st_mode) == 0o600
     # every process has its PID file and log under the state folder
     folder = state / "cluster"
-    for name in ("bus", "front-door-1"):
+    for name in ("bus", "front-door-1", "front-door-2"):
         assert (folder / f"{name}.pid.json").is_file() and (folder / f"{name}.log").is_file()
     for name in ("node-1", "node-2"):
         assert (folder / name / "soketi.pid.json").is_file()
@@ -101,8 +104,12 @@ def test_up_status_down_cycle(project: dict[str, str], tmp_path: Path) -> None:
     assert (data["healthy"], data["managed"], data["runtime"]) == (True, True, "native")
     assert data["cluster"] == {"nodes": 2, "adapter": "redis", "connections": 0}
     rows = {c["name"]: c for c in data["components"]}
-    assert [rows[n]["kind"] for n in rows] == ["front-door", "node", "node", "bus"]
-    assert rows["front-door-1"]["evidence"] == "routes to 2/2 nodes"
+    assert [rows[n]["kind"] for n in rows] == ["front-door", "front-door", "node", "node", "bus"]
+    assert (
+        rows["front-door-1"]["evidence"]
+        == rows["front-door-2"]["evidence"]
+        == "routes to 2/2 nodes"
+    )
     assert rows["node-1"]["routed"] == "UP" and rows["node-1"]["evidence"] == "/ready 200"
     assert rows["bus"]["evidence"] == "PING -> PONG"
     table = run_cli(["status"])
@@ -110,7 +117,7 @@ def test_up_status_down_cycle(project: dict[str, str], tmp_path: Path) -> None:
     watched = run_cli(["status", "--watch", "--count", "2", "--interval", "0.2", "--json"])
     assert watched.exit_code == 0
     reports = [json.loads(line) for line in watched.stdout.splitlines()]
-    assert [len(r["components"]) for r in reports] == [4, 4]
+    assert [len(r["components"]) for r in reports] == [5, 5]
 
     logs = run_cli(["logs", "-n", "1"])
     assert logs.exit_code == 0
