@@ -473,7 +473,8 @@ def test_unknown_check_is_a_usage_error(env_file: Path) -> None:
     assert result.stderr == (
         "error: unknown check 'bogus' in --checks\n"
         "hint: choose from: config, health, connect, subscribe, deliver, client-event, cache, "
-        "api-read, gateway, webhooks, cleanup\n"
+        "api-read, gateway, webhooks, cleanup, cluster-bus, cross-node, cross-node-client-event, "
+        "cross-node-presence, cross-node-api, cross-node-terminate, failover\n"
     )
 
 

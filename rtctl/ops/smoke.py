@@ -171,6 +171,8 @@ class SmokeOptions:
     emit_token: str | None = None  # the service token for /realtime/emit (else settings, else none)
     gateway_channel: str | None = None  # the channel to join through the gateway (else derived)
     token_kind: str = "jwt"  # jwt (a private-{sub}_… channel can be derived) | opaque
+    node_addresses: tuple[str, ...] = ()  # a cluster's nodes (HOST:PORT), else from .env
+    failover: bool = False  # also stop a node and prove its clients come back
 
 
 class Skip(Exception):
@@ -186,11 +188,17 @@ def select_checks(requested: Sequence[str] | None, gateway: bool) -> list[str]:
     """The checks to run, in order: the requested ones plus what they require (and cleanup)."""
     if requested is None:
         return list(CHECK_NAMES)
+    from rtctl.ops.smoke_cluster import CLUSTER_CHECK_NAMES  # run by the cluster hook
+
+    cluster = [name for name in requested if name in CLUSTER_CHECK_NAMES]
+    requested = [name for name in requested if name not in CLUSTER_CHECK_NAMES]
+    if cluster:
+        requested.append("cleanup")
     unknown = [name for name in requested if name not in _SPECS]
     if unknown:
         raise UsageError(
             f"unknown check {unknown[0]!r} in --checks",
-            hint="choose from: " + ", ".join(CHECK_NAMES),
+            hint="choose from: " + ", ".join((*CHECK_NAMES, *CLUSTER_CHECK_NAMES)),
         )
     if not requested:
         raise UsageError("--checks is empty", hint="choose from: " + ", ".join(CHECK_NAMES))
@@ -266,6 +274,10 @@ def run_smoke(
     try:
         for name in names:
             spec = _SPECS[name]
+            if name in ("connect", "cleanup"):  # several nodes: the bus first, the rest last
+                from rtctl.ops.smoke_cluster import run_cluster_checks
+
+                run_cluster_checks(run, options, on_start, on_result, before=name)
             if on_start:
                 on_start(spec)
             result = run.run_check(spec)
