@@ -18,8 +18,10 @@ from rtctl.ops.webhook_receiver import Received, WebhookReceiver
 from rtctl.protocol import PusherSocket
 from rtctl.protocol.webhooks import SOKETI_EVENT_TYPES
 from rtctl.runtime import cluster
+from rtctl.runtime.cluster_status import status
 from tests.cluster_support import Cluster
 from tests.helpers import run_cli
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.soketi
 
@@ -40,6 +42,21 @@ def test_every_node_gets_the_same_webhooks_and_the_redis_queue(redis_cluster: Cl
         env = process_environment(running.pid)
         assert env["SOKETI_DEFAULT_APP_WEBHOOKS"] == composed, name
         assert env["SOKETI_QUEUE_DRIVER"] == "redis", name
+
+
+def test_a_node_started_again_sends_the_webhooks_of_its_siblings(redis_cluster: Cluster) -> None:
+    """Failover and `rtctl up` start a dead node again from what the cluster recorded: with the
+    webhooks the others send, even when `.env` no longer says so (here: it never did)."""
+    composed = load_settings(
+        environ={**redis_cluster.env, **redis_cluster.webhook_env}
+    ).webhooks.soketi_json
+    settings = redis_cluster.settings()
+    assert settings.webhooks.soketi_json is None  # this .env has no webhooks
+    cluster.stop_node(redis_cluster.state, "node-3")
+    running = cluster.start_node(settings, redis_cluster.state, "node-3")
+    assert process_environment(running.pid)["SOKETI_DEFAULT_APP_WEBHOOKS"] == composed
+    # the front door routes to it again before the next test uses the cluster
+    wait_until(lambda: status(settings).healthy, 20, "the cluster healthy again", interval=0.2)
 
 
 def node_socket(found: Cluster, index: int, user: str) -> PusherSocket:

@@ -41,7 +41,8 @@ class WebhookTap:
         self.rejections = 0
         self._receiver: WebhookReceiver | None = None
         self._tried = False
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # start and stop
+        self._counting = threading.Lock()  # the receiver's threads
 
     def start(self) -> None:
         """Start receiving (once; a second call does nothing). Never raises for a receiver
@@ -109,11 +110,13 @@ class WebhookTap:
     # the receiver's threads
 
     def _delivered(self, received: Received) -> None:
-        self.deliveries += 1
+        with self._counting:
+            self.deliveries += 1
         self.feed.publish_webhook(received.events, valid=True, time_ms=received.time_ms)
 
     def _rejected(self, rejection: Rejection) -> None:
-        self.rejections += 1
+        with self._counting:
+            self.rejections += 1
         events, time_ms = _readable(rejection.body)
         self.feed.publish_webhook(events, valid=False, time_ms=time_ms, error=rejection.line())
 
