@@ -298,8 +298,11 @@ def test_pusher_provider_overview(pusher_standin, tmp_path: Path) -> None:  # ty
 # --- the Overview's nodes -----------------------------------------------------------------------
 
 
-def test_overview_of_a_single_soketi_has_its_health_and_figures(console: Console) -> None:
+def test_overview_of_a_single_soketi_has_its_health_and_figures(
+    console: Console, soketi: SoketiServer
+) -> None:
     token = {"X-Rtctl-Token": console.token}
+    console_soketi_address = f"127.0.0.1:{soketi.port}"
 
     def sampled() -> list[dict] | None:
         rows: list[dict] = get(console, "/api/overview", **token).json()["nodes"]
@@ -307,7 +310,8 @@ def test_overview_of_a_single_soketi_has_its_health_and_figures(console: Console
 
     rows = poll(sampled)
     [row] = rows
-    assert (row["kind"], row["healthy"], row["evidence"]) == ("node", True, "/ready 200 OK")
+    assert (row["name"], row["kind"], row["address"]) == ("soketi", "node", console_soketi_address)
+    assert (row["healthy"], row["evidence"]) == (True, "/ready 200 OK")
     assert row["connections"] >= 1  # the console's own socket
     assert isinstance(row["messages_in"], int) and isinstance(row["messages_out"], int)
 

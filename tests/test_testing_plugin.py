@@ -435,11 +435,11 @@ def test_an_existing_deployment_is_used_and_nothing_is_started(
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(
         [
-            "E   Failed: realtime_webhooks: the session's server is the deployment in "
+            "realtime_webhooks: the session's server is the deployment in "
             f"{env_file} (ws://127.0.0.1:{soketi.port}/app/{soketi.key}), which sends its "
             "webhooks where it is configured, not to this test process; only the native Soketi "
             "the plugin starts sends them here",
-            "E   hint: run these tests without --rtctl-env-file / RTCTL_ENV_FILE and without "
+            "hint: run these tests without --rtctl-env-file / RTCTL_ENV_FILE and without "
             "--rtctl-runtime docker, or receive that deployment's webhooks with `rtctl webhooks "
             "listen`",
         ]

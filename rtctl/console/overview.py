@@ -58,7 +58,7 @@ def nodes(settings: Settings, timeout: float = 1.5) -> list[dict[str, Any]]:
     if settings.provider == "pusher":
         return [node_row(f"Pusher cluster {settings.cluster}", "pusher", settings.api_base)]
     if not settings.is_cluster:
-        return [node_row(f"{settings.host}:{settings.port}", "node", settings.api_base)]
+        return [node_row("soketi", "node", f"{settings.host}:{settings.port}")]
     from rtctl.runtime.cluster_status import status
 
     return [
