@@ -13,6 +13,7 @@ import ipaddress
 import json
 import math
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -29,6 +30,7 @@ MAX_TOKEN_CHARS = 8192
 MAX_INFO_BYTES = 400  # name and avatar each, as JSON text in UTF-8
 MAX_USER_INFO_BYTES = 1024  # Pusher's limit on a presence member's user_info (Soketi counts bytes)
 LEEWAY_SECONDS = 5  # clock skew tolerated on exp/nbf/iat
+VERIFIED_CACHE_SIZE = 10_000  # tokens whose verification is remembered until they expire
 
 DEV_USER_HEADER = "X-Realtime-User-Id"
 
@@ -146,6 +148,10 @@ class Verifier:
         self.audience = audience or settings.jwt_audience
         self.issuer = issuer or settings.jwt_issuer
         self.dev_user_header = dev_user_header
+        # A browser presents the same token for every channel and again after each reconnect;
+        # a verified token stays valid until its exp, so its check is done once (bounded, oldest
+        # first out; failures are never remembered).
+        self._verified: dict[str, tuple[Identity, float]] = {}
         if self.secret is not None and len(self.secret.encode()) < MIN_SECRET_BYTES:
             raise ConfigError(
                 f"REALTIME_JWT_SECRET is {len(self.secret.encode())} bytes; HS256 needs at least "
@@ -201,6 +207,19 @@ class Verifier:
         raise unauthorized("missing_token", "no Authorization: Bearer token was sent")
 
     def verify(self, token: str) -> Identity:
+        remembered = self._verified.get(token)
+        if remembered is not None:
+            identity, expires = remembered
+            if time.time() < expires + LEEWAY_SECONDS:
+                return identity
+            del self._verified[token]
+        identity, expires = self._verify(token)
+        if len(self._verified) >= VERIFIED_CACHE_SIZE:
+            del self._verified[next(iter(self._verified))]
+        self._verified[token] = (identity, expires)
+        return identity
+
+    def _verify(self, token: str) -> tuple[Identity, float]:
         import jwt
 
         if not self.algorithms:
@@ -246,7 +265,8 @@ class Verifier:
         subject = claims.get("sub")
         if not isinstance(subject, str):
             raise unauthorized("invalid_token", "bearer token subject is not a string")
-        return Identity(check_user_id(subject, "token subject"), user_info(claims), "jwt")
+        identity = Identity(check_user_id(subject, "token subject"), user_info(claims), "jwt")
+        return identity, float(claims["exp"])
 
 
 def check_claim_types(claims: dict[str, Any], audience: str | None) -> None:
