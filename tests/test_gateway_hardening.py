@@ -308,3 +308,39 @@ def test_a_connection_without_complete_headers_is_closed(served, sent) -> None:
     with socket.create_connection(("127.0.0.1", served.port), timeout=5) as sock:
         sock.sendall(b"GET /realtime/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         assert sock.recv(1024).startswith(b"HTTP/1.1 200 OK\r\n")
+
+
+# --- remembered verifications -------------------------------------------------------------------
+
+
+def test_a_remembered_token_is_refused_once_it_expires(soketi, monkeypatch) -> None:
+    from rtctl.gateway import identity
+
+    monkeypatch.setattr(identity, "LEEWAY_SECONDS", 0)
+    app = create_app(gateway_settings(soketi))
+    with TestClient(app) as client:
+        short_lived = token(expires_in=1)
+        assert auth(client, user_token=short_lived).status_code == 200
+        assert short_lived in app.state.gateway.verifier._verified
+        time.sleep(1.6)
+        assert error_of(auth(client, user_token=short_lived))[:2] == (401, "token_expired")
+        assert short_lived not in app.state.gateway.verifier._verified
+
+
+def test_remembered_tokens_are_bounded_and_failures_never_remembered(soketi, monkeypatch) -> None:
+    from rtctl.gateway import identity
+
+    monkeypatch.setattr(identity, "VERIFIED_CACHE_SIZE", 3)
+    app = create_app(gateway_settings(soketi))
+    remembered = app.state.gateway.verifier._verified
+    with TestClient(app) as client:
+        tokens = [token(f"u{i}") for i in range(5)]
+        for user_token in tokens:
+            client.post(
+                "/realtime/auth",
+                data={"socket_id": SOCKET, "channel_name": "presence-x"},
+                headers=bearer(user_token),
+            )
+        assert list(remembered) == tokens[2:]  # the oldest went first
+        auth(client, user_token=token(key="y" * 64))
+        assert len(remembered) == 3 and all(t in tokens for t in remembered)
