@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Runs the four benchmarks in one go, side by side on this machine, against one native Soketi that
+# Runs the benchmarks in one go, side by side on this machine, against one native Soketi that
 # this script starts on free loopback ports (temp state dir) and stops by PID at the end.
 #   1. startup   2. emit throughput   3. listen throughput   4. bench capacity
+#   5. gateway /realtime/auth against the Node reference   6. reconnect storm (its own Soketi nodes)
 # Usage: scripts/benchmarks.sh [--quick] [OUTDIR]     (figures also land as JSON in OUTDIR)
 # Needs: .venv (scripts/test.sh sets it up), Node + `cd tests/js && npm ci` for pusher-js and ws.
+# Installs what is missing for 5: wrk (Debian) and the Node reference gateway (npm ci).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -15,6 +17,14 @@ WORK="$(mktemp -d -t rtctl-bench.XXXXXX)"
 export RTCTL_CACHE_DIR="${RTCTL_CACHE_DIR:-$PWD/.cache/rtctl-test}"
 # Thousands of sockets: one file descriptor each, in rtctl and in Soketi (which inherits this).
 ulimit -n "$(ulimit -Hn)"
+
+if ! command -v wrk >/dev/null; then
+  echo "installing wrk from Debian's packages" >&2
+  apt-get update -qq && apt-get install -y -qq wrk >/dev/null
+fi
+if [[ ! -d scripts/bench/node-gateway/node_modules/pusher ]]; then
+  (cd scripts/bench/node-gateway && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+fi
 
 echo "== machine =="
 echo "nproc: $(nproc)"
@@ -68,6 +78,12 @@ $PY scripts/bench_listen.py --env-file "$WORK/.env" --json-out "$OUT/listen.json
 echo
 $PY scripts/bench_capacity.py --env-file "$WORK/.env" --soketi-pid "$SOKETI_PID" \
   --json-out "$OUT/capacity.json" "${QUICK[@]}" || status=1
+echo
+$PY scripts/bench_gateway.py --json-out "$OUT/gateway.json" "${QUICK[@]}" || status=1
+echo
+STORM_CLIENTS=20000
+if [[ ${#QUICK[@]} -gt 0 ]]; then STORM_CLIENTS=2000; fi
+$PY scripts/bench_storm.py --clients "$STORM_CLIENTS" --json-out "$OUT/storm.json" || status=1
 echo
 echo "figures as JSON in $OUT"
 exit $status

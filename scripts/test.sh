@@ -10,6 +10,12 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null
 fi
 
+# HAProxy: the gateway's front-door recipe is tested with the real one
+if ! command -v haproxy >/dev/null; then
+  echo "installing haproxy from Debian's packages" >&2
+  apt-get update -qq && apt-get install -y -qq haproxy >/dev/null
+fi
+
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
 (cd tests/js && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)

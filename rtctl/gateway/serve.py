@@ -27,7 +27,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.supervisors.multiprocess import Multiprocess
 
 from rtctl.config import Settings
-from rtctl.errors import Conflict, ServerDied, UsageError
+from rtctl.errors import Conflict, EnvironmentProblem, ServerDied, UsageError
 
 log = logging.getLogger("rtctl.gateway")
 
@@ -275,7 +275,14 @@ def serve(
             )
         return
 
-    folder = Path(tempfile.mkdtemp(prefix="rtctl-gateway-"))  # mode 0700: this user only
+    try:
+        folder = Path(tempfile.mkdtemp(prefix="rtctl-gateway-"))  # mode 0700: this user only
+    except OSError as exc:
+        raise EnvironmentProblem(
+            f"cannot create the workers' shared state folder in {tempfile.gettempdir()}: "
+            f"{exc.strerror or exc}",
+            hint="make TMPDIR a writable folder, or run with --workers 1",
+        ) from exc
     try:
         shared = replace(spec, shared_state=str(folder / "shared.sqlite"))
         shared().state.gateway.close()  # validates the configuration and creates the store
