@@ -37,8 +37,8 @@ from rtctl.errors import (
     ServerRejected,
     Unreachable,
 )
-from rtctl.signing import authorize_channel, compact_json, presence_channel_data
-from rtctl.validation import MAX_EVENTS_PER_BATCH, Event
+from rtctl.protocol.signing import authorize_channel, compact_json, presence_channel_data
+from rtctl.protocol.validation import MAX_EVENTS_PER_BATCH, Event
 
 EVENT_NAME = "rtctl-bench"
 CLIENT_EVENT_NAME = "client-rtctl-bench"
@@ -420,7 +420,7 @@ def _http_publisher(
     One publisher keeps each channel's events in order. ``attempted``/``published`` are shared
     counters only this process writes; the failures and the timing come back through ``results``.
     """
-    from rtctl.httpapi import ApiClient
+    from rtctl.protocol.httpapi import ApiClient
 
     failures: Counter[str] = Counter()
     seqs = [0] * len(names)

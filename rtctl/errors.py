@@ -109,7 +109,46 @@ class ServerDied(RtctlError):
 
 
 class CheckFailed(RtctlError):
-    """A report-style command found problems; details were already printed."""
+    """A check or gate failed (a smoke check, a condition a command was asked to verify)."""
 
     exit_code = ExitCode.FAILED
     code = "failed"
+
+
+class ReportPrinted(RtctlError):
+    """A report-style command (doctor, status, smoke, bench) printed its report, which is its data
+    (the one JSON document in --json mode), and the report says something failed. The boundary
+    adds only the verdict (``error:``/``hint:`` on stderr) and exits with ``exit_code``."""
+
+    code = "report_failed"
+
+    def __init__(
+        self, message: str, hint: str | None = None, exit_code: ExitCode = ExitCode.FAILED
+    ) -> None:
+        super().__init__(message, hint)
+        self.exit_code = exit_code
+
+
+class Interrupted(RtctlError):
+    """Ctrl-C: the command stopped where it was (exit 130)."""
+
+    exit_code = ExitCode.INTERRUPTED
+    code = "interrupted"
+
+
+DEBUG_ENV = "RTCTL_DEBUG"
+
+
+def internal_error(error: BaseException) -> RtctlError:
+    """What a bug in rtctl looks like to a user: its type and text, and how to see more.
+    With RTCTL_DEBUG set the traceback goes to stderr first."""
+    import os
+
+    if os.environ.get(DEBUG_ENV):
+        import traceback
+
+        traceback.print_exception(error)
+    return RtctlError(
+        f"unexpected {type(error).__name__}: {error}",
+        hint=f"this is a bug in rtctl; set {DEBUG_ENV}=1 to see the traceback and report it",
+    )

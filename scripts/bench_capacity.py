@@ -99,8 +99,8 @@ def websocket_client_trial(
     import websocket
 
     from rtctl.config import load_settings
-    from rtctl.httpapi import ApiClient
-    from rtctl.validation import Event
+    from rtctl.protocol.httpapi import ApiClient
+    from rtctl.protocol.validation import Event
 
     settings = load_settings(env_file=Path(env_file))
     resource.setrlimit(resource.RLIMIT_NOFILE, (resource.getrlimit(resource.RLIMIT_NOFILE)[1],) * 2)

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Runs the benchmarks in one go, side by side on this machine, against one native Soketi that
 # this script starts on free loopback ports (temp state dir) and stops by PID at the end.
-#   1. startup   2. emit throughput   3. listen throughput   4. bench capacity
-#   5. gateway /realtime/auth against the Node reference   6. reconnect storm (its own Soketi nodes)
+#   1. startup   2. emit throughput   3. listen throughput   4. bench capacity   5. pytest plugin
+#   6. gateway /realtime/auth against the Node reference   7. reconnect storm (its own Soketi nodes)
 # Usage: scripts/benchmarks.sh [--quick] [OUTDIR]     (figures also land as JSON in OUTDIR)
 # Needs: .venv (scripts/test.sh sets it up), Node + `cd tests/js && npm ci` for pusher-js and ws.
-# Installs what is missing for 5: wrk (Debian) and the Node reference gateway (npm ci).
+# Installs what is missing for 6: wrk (Debian) and the Node reference gateway (npm ci).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -79,10 +79,16 @@ echo
 $PY scripts/bench_capacity.py --env-file "$WORK/.env" --soketi-pid "$SOKETI_PID" \
   --json-out "$OUT/capacity.json" "${QUICK[@]}" || status=1
 echo
+PLUGIN_SCALE=()
+if [[ ${#QUICK[@]} -gt 0 ]]; then PLUGIN_SCALE=(--runs 5 --starts 3 --events 50); fi
+# starts its own Soketis: session start is part of what it measures
+$PY scripts/bench_plugin.py --json-out "$OUT/plugin.json" "${PLUGIN_SCALE[@]}" || status=1
+echo
 $PY scripts/bench_gateway.py --json-out "$OUT/gateway.json" "${QUICK[@]}" || status=1
 echo
 STORM_CLIENTS=20000
 if [[ ${#QUICK[@]} -gt 0 ]]; then STORM_CLIENTS=2000; fi
+# starts its own Soketi nodes (it restarts them)
 $PY scripts/bench_storm.py --clients "$STORM_CLIENTS" --json-out "$OUT/storm.json" || status=1
 echo
 echo "figures as JSON in $OUT"

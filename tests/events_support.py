@@ -17,7 +17,7 @@ from typing import Any
 
 import websocket
 
-from rtctl.signing import authenticate_user, authorize_channel, presence_channel_data, sign
+from rtctl.protocol.signing import authenticate_user, authorize_channel, presence_channel_data, sign
 from tests.helpers import JS_DIR, SoketiServer
 
 

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from rtctl.config import Settings, load_settings
-from rtctl.httpapi import ApiClient
-from rtctl.signing import authorize_channel, presence_channel_data
-from rtctl.validation import Event
+from rtctl.protocol.httpapi import ApiClient
+from rtctl.protocol.signing import authorize_channel, presence_channel_data
+from rtctl.protocol.validation import Event
 from tests.helpers import JS_DIR, SoketiServer
 
 MASTER_KEY = "5Ha5bT4Tf1XgWA5lJSVwHmeeBzWDzqI1FBmlbAQvsmY="  # 32 random bytes, base64

@@ -81,3 +81,80 @@ def test_no_colour_and_no_prompt_off_a_tty(tmp_path: Path) -> None:
         "prompted\n"
     )
     assert "\x1b[" not in proc.stderr
+
+
+# --- report commands: the report is the data; the verdict is the same line in every mode ---------
+
+
+def _nothing_listening(tmp_path: Path) -> None:
+    from tests.helpers import free_port
+
+    write_env(
+        tmp_path / ".env",
+        {
+            "PUSHER_APP_ID": "1",
+            "PUSHER_APP_KEY": "key1",
+            "PUSHER_APP_SECRET": "secret1",
+            "REALTIME_PORT": str(free_port()),
+            "SOKETI_METRICS_SERVER_PORT": str(free_port()),
+        },
+    )
+
+
+def test_status_not_running_says_so_the_same_way_with_and_without_json(tmp_path: Path) -> None:
+    _nothing_listening(tmp_path)
+    human = run_rtctl(["status"], cwd=tmp_path)
+    as_json = run_rtctl(["status", "--json"], cwd=tmp_path)
+    assert human.returncode == as_json.returncode == 4
+    assert human.stderr == as_json.stderr
+    assert human.stderr.startswith("error: no Soketi answers at http://127.0.0.1:")
+    assert human.stderr.endswith("\nhint: start one with `rtctl up`\n")
+    report = json.loads(as_json.stdout)  # the one document on stdout is the report, no error
+    assert report["running"] is False and "error" not in report
+
+
+def test_doctor_failing_in_json_mode_prints_the_report_and_the_verdict(tmp_path: Path) -> None:
+    _nothing_listening(tmp_path)
+    proc = run_rtctl(["doctor", "--json", "--timeout", "0.5"], cwd=tmp_path)
+    assert proc.returncode == 1
+    report = json.loads(proc.stdout)
+    failed = [check["name"] for check in report["checks"] if check["status"] == "fail"]
+    assert report["ok"] is False and failed
+    assert proc.stderr.startswith(f"error: {len(failed)} check")
+    assert proc.stderr.endswith(
+        "hint: apply the fixes shown under ✗ (or !), then run `rtctl doctor` again\n"
+    )
+
+
+def test_no_command_leaves_through_a_bare_exit_number() -> None:
+    """Every exit goes through ExitCode and the boundary (rtctl/cli/app.py): no typer.Exit,
+    sys.exit or SystemExit elsewhere, and no integer literal as an exit code anywhere."""
+    import ast
+
+    package = Path(__file__).resolve().parent.parent / "rtctl"
+    offences = []
+    for path in sorted(package.rglob("*.py")):
+        relative = path.relative_to(package.parent).as_posix()
+        tree = ast.parse(path.read_text(), relative)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call):
+                name = ast.unparse(node.func)
+                exits = name in ("typer.Exit", "SystemExit", "sys.exit", "os._exit", "exit")
+                if exits and relative not in ("rtctl/cli/app.py", "rtctl/__main__.py"):
+                    offences.append(f"{relative}:{node.lineno} {name}(...) outside the boundary")
+                literal = [arg for arg in node.args if isinstance(arg, ast.Constant)]
+                if exits and any(isinstance(arg.value, int) for arg in literal):
+                    offences.append(f"{relative}:{node.lineno} {name} with a bare number")
+                for keyword in node.keywords:
+                    if keyword.arg == "exit_code" and isinstance(keyword.value, ast.Constant):
+                        offences.append(f"{relative}:{node.lineno} exit_code={keyword.value.value}")
+            targets = node.targets if isinstance(node, ast.Assign) else []
+            for target in targets:
+                value = getattr(node, "value", None)
+                if (
+                    ast.unparse(target).endswith("exit_code")
+                    and isinstance(value, ast.Constant)
+                    and isinstance(value.value, int)
+                ):
+                    offences.append(f"{relative}:{node.lineno} exit_code = {value.value}")
+    assert offences == []

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from rtctl.config import read_layers
-from rtctl.doctor import (
+from rtctl.ops.doctor import (
     CONFIG_CHECKS,
     RUNTIME_CHECKS,
     SERVER_CHECKS,

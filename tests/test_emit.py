@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from rtctl.crypto import channel_key, decrypt
+from rtctl.protocol.crypto import channel_key, decrypt
 from tests.events_support import JsReceiver, RawSocket
 from tests.helpers import SoketiServer, free_port, run_cli, run_rtctl
 

@@ -11,8 +11,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from rtctl.gateway import create_app
-from rtctl.payloads import bot_message
 from rtctl.protocol import PusherSocket
+from rtctl.protocol.payloads import bot_message
 from tests.gateway_support import (
     BOT,
     DM,

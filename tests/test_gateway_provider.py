@@ -13,7 +13,7 @@ from starlette.testclient import TestClient
 from rtctl.config import load_settings
 from rtctl.gateway import create_app
 from rtctl.protocol import PusherSocket
-from rtctl.signing import authorize_channel
+from rtctl.protocol.signing import authorize_channel
 from tests.gateway_support import (
     DM,
     EMIT_TOKEN,

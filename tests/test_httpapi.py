@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from rtctl.errors import ServerRejected
-from rtctl.httpapi import ApiClient
+from rtctl.protocol.httpapi import ApiClient
+from rtctl.protocol.validation import Event
 from rtctl.runtime import native
-from rtctl.validation import Event
 from tests.helpers import make_server
 
 

@@ -15,8 +15,8 @@ import yaml
 from rtctl.config import load_settings
 from rtctl.envfile import EnvDocument
 from rtctl.errors import AuthRejected
-from rtctl.httpapi import ApiClient
-from rtctl.initialize import compose_template, random_token
+from rtctl.ops.initialize import compose_template, random_token
+from rtctl.protocol.httpapi import ApiClient
 from tests.helpers import SoketiServer, free_port, run_cli, run_rtctl
 from tests.test_switch import run_on_a_terminal
 

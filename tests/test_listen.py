@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from rtctl.httpapi import ApiClient
-from rtctl.payloads import bot_message
 from rtctl.protocol import PusherSocket
-from rtctl.validation import Event
+from rtctl.protocol.httpapi import ApiClient
+from rtctl.protocol.payloads import bot_message
+from rtctl.protocol.validation import Event
 from tests.helpers import SoketiServer, free_port, run_cli, write_env
 from tests.listen_support import (
     MASTER_KEY,

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from rtctl.errors import InvalidInput
-from rtctl.payloads import (
+from rtctl.protocol.payloads import (
     CREATED_AT_RE,
     bot_message,
     dm_channel,

@@ -10,9 +10,9 @@ import re
 import pytest
 from pusher.authentication_client import AuthenticationClient
 
-from rtctl.crypto import DecryptionFailed, channel_key, decrypt, encrypt
 from rtctl.errors import InvalidInput
-from rtctl.signing import (
+from rtctl.protocol.crypto import DecryptionFailed, channel_key, decrypt, encrypt
+from rtctl.protocol.signing import (
     authenticate_user,
     authorize_channel,
     channel_kind,

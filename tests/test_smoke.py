@@ -19,8 +19,8 @@ import jwt
 import pytest
 
 from rtctl.config import read_layers
-from rtctl.httpapi import ApiClient
-from rtctl.smoke import CHECK_NAMES, CheckResult, SmokeOptions, run_smoke
+from rtctl.ops.smoke import CHECK_NAMES, CheckResult, SmokeOptions, run_smoke
+from rtctl.protocol.httpapi import ApiClient
 from tests.helpers import REPO, SoketiServer, free_port, run_cli, run_rtctl, write_env
 
 pytestmark = pytest.mark.soketi

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from rtctl.config import load_settings
 from rtctl.envfile import EnvDocument, atomic_write
-from rtctl.httpapi import ApiClient
-from rtctl.switch import plan_switch, stash_path
+from rtctl.ops.switch import plan_switch, stash_path
+from rtctl.protocol.httpapi import ApiClient
 from tests.helpers import SoketiServer, run_cli
 
 PUSHER_FLAGS = ["--cluster", "eu", "--app-id", "1234567", "--key", "pk1abc", "--secret", "ps2def"]

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rtctl.errors import ExitCode, InvalidInput
-from rtctl.validation import (
+from rtctl.protocol.validation import (
     MAX_CHANNEL_NAME,
     MAX_DATA_BYTES,
     SOKETI_MAX_DATA_BYTES,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,58 +23,69 @@ from rtctl.cli import (
     cmd_listen,
     cmd_runtime,
     cmd_smoke,
+    output,
 )
-from rtctl.cli.common import CliState, print_ndjson
-from rtctl.errors import ExitCode, RtctlError
+from rtctl.cli.common import CliState
+from rtctl.errors import ExitCode, ReportPrinted, RtctlError, internal_error
 
-DEBUG_ENV = "RTCTL_DEBUG"
+ARGV_KEY = "rtctl.argv"
 
 
 def _wants_json(ctx: typer.Context) -> bool:
+    """--json was asked for: recorded by the command, or (for errors raised before the command
+    ran, e.g. while reading its options) seen on the command line."""
     obj = ctx.obj
     if isinstance(obj, CliState) and obj.json_mode:
         return True
-    args = list(getattr(ctx, "protected_args", []) or []) + list(ctx.args or [])
-    return "--json" in args
+    args = ctx.meta.get(ARGV_KEY, [])
+    return "--json" in args[: args.index("--")] if "--" in args else "--json" in args
 
 
-def report_error(error: RtctlError, as_json: bool) -> None:
-    """One line naming what is wrong, then the hint, on stderr; JSON on stdout in --json mode."""
-    if as_json:
-        # One line, so it also ends an NDJSON stream (listen --json) as a parseable record.
-        print_ndjson({"error": error.to_dict()})
-    sys.stderr.write(f"error: {error.message}\n")
-    if error.hint:
-        sys.stderr.write(f"hint: {error.hint}\n")
-    sys.stderr.flush()
+def _end_quietly_on_closed_stdout() -> None:
+    """The reader went away (`rtctl listen --json | head -1`): keep Python from complaining
+    about flushing the dead pipe at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 class RtctlGroup(TyperGroup):
-    """The error boundary: typed errors become a message and their exit code, never a traceback."""
+    """The one error boundary: every way out of a command passes here and leaves with a code
+    from ExitCode; typed errors become their message and code, never a traceback."""
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:  # type: ignore[override]
+        ctx.meta[ARGV_KEY] = list(args)
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
         try:
             return super().invoke(ctx)
         except RtctlError as error:
-            if os.environ.get(DEBUG_ENV):
-                traceback.print_exc()
-            report_error(error, _wants_json(ctx))
-            raise typer.Exit(int(error.exit_code)) from None
-        except (typer.Exit, typer.Abort, KeyboardInterrupt, BrokenPipeError):
-            raise  # a closed stdout (`rtctl config | head`) ends quietly in Typer's own handler
+            self._fail(ctx, error)
+        except KeyboardInterrupt:
+            raise typer.Exit(ExitCode.INTERRUPTED) from None
+        except BrokenPipeError:
+            _end_quietly_on_closed_stdout()
+            raise typer.Exit(ExitCode.OK) from None
+        except (typer.Exit, typer.Abort):
+            raise
         except Exception as error:
             if getattr(error, "exit_code", None) is not None and type(error).__module__.startswith(
                 "typer"
             ):
                 raise  # Typer's/Click's own usage errors print themselves (exit 2)
-            if os.environ.get(DEBUG_ENV):
-                traceback.print_exc()
-            internal = RtctlError(
-                f"unexpected {type(error).__name__}: {error}",
-                hint=f"this is a bug in rtctl; set {DEBUG_ENV}=1 to see the traceback and report it",
-            )
-            report_error(internal, _wants_json(ctx))
-            raise typer.Exit(int(ExitCode.FAILED)) from None
+            self._fail(ctx, internal_error(error))
+
+    @staticmethod
+    def _fail(ctx: typer.Context, error: RtctlError) -> None:
+        if os.environ.get("RTCTL_DEBUG") and error.__traceback__ is not None:
+            import traceback
+
+            traceback.print_exception(error)
+        if isinstance(error, ReportPrinted):
+            output.verdict(error.message, error.hint)  # the report is the data, JSON included
+        else:
+            output.error(error, _wants_json(ctx))
+        raise typer.Exit(ExitCode(error.exit_code)) from None
 
 
 app = typer.Typer(
@@ -92,8 +102,8 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        sys.stdout.write(f"rtctl {__version__}\n")
-        raise typer.Exit()
+        output.data(f"rtctl {__version__}")
+        raise typer.Exit(ExitCode.OK)
 
 
 @app.callback()
@@ -142,5 +152,10 @@ def main() -> int:
     try:
         app()
     except SystemExit as exit_:
-        return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
-    return 0
+        code = exit_.code
+        return (
+            int(code)
+            if isinstance(code, int)
+            else (ExitCode.OK if code is None else ExitCode.FAILED)
+        )
+    return ExitCode.OK

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import sys
+import contextlib
+import time
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from rtctl.cli.common import JsonOption, err_console, json_mode, out_console, print_json, state
-from rtctl.errors import CheckFailed
+from rtctl.cli import output
+from rtctl.cli.common import JsonOption, json_mode, state
+from rtctl.errors import ReportPrinted
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -102,47 +104,42 @@ def bench(
     with _Progress() as progress:
         report = run_bench(settings, options, progress.update, thresholds)
     if as_json:
-        print_json(report)
+        output.data_json(report)
     else:
-        out_console().print(render_report(report))
+        output.data_rich(render_report(report))
     failed = report["verdict"]["reasons"]
     if failed:
-        message = "; ".join(failed)
-        if as_json:  # the report is the one JSON document; the verdict is in it
-            sys.stderr.write(f"error: {message}\nhint: {FAILED_HINT}\n")
-            raise typer.Exit(int(CheckFailed.exit_code))
-        raise CheckFailed(message, hint=FAILED_HINT)
+        raise ReportPrinted("; ".join(failed), hint=FAILED_HINT)
 
 
 class _Progress:
-    """A live status line on stderr when it is a terminal; one line per phase otherwise."""
+    """A live status line on a terminal (redrawn at most 4 times a second); one line per phase
+    otherwise."""
 
     def __init__(self) -> None:
-        self.console = err_console()
+        self._stack = contextlib.ExitStack()
         self.live: Any = None
         self.phase = ""
+        self._drawn = 0.0
 
     def __enter__(self) -> _Progress:
-        if self.console.is_terminal:
-            from rich.live import Live
-
-            self.live = Live(console=self.console, refresh_per_second=4, transient=True)
-            self.live.start()
+        self.live = self._stack.enter_context(output.live(transient=True))
         return self
 
     def __exit__(self, *_: object) -> None:
-        if self.live is not None:
-            self.live.stop()
+        self._stack.close()
 
     def update(self, snap: dict[str, Any]) -> None:
         if self.live is not None:
-            self.live.update(_status(snap))
+            now = time.monotonic()
+            if now - self._drawn >= 0.25:
+                self._drawn = now
+                self.live.update(_status(snap), refresh=True)
         elif snap["phase"] != self.phase:
             self.phase = snap["phase"]
-            self.console.print(
+            output.say(
                 f"bench: {snap['phase']} ({snap['subscribed']}/{snap['connections']} subscribed, "
-                f"{snap['failed']} failed)",
-                markup=False,
+                f"{snap['failed']} failed)"
             )
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from rtctl.cli.common import JsonOption, is_interactive, json_mode, print_json, state
+from rtctl.cli import output
+from rtctl.cli.common import JsonOption, json_mode, state
+from rtctl.cli.output import is_interactive
 
 ShowSecrets = Annotated[
     bool, typer.Option("--show-secrets", help="Print secrets in full instead of masked.")
@@ -26,12 +27,6 @@ _PROMPTS = {
     "PUSHER_APP_KEY": "Pusher app key",
     "PUSHER_APP_SECRET": "Pusher app secret",
 }
-
-
-def info(message: str) -> None:
-    """Prose for people on stderr, one unwrapped line (stdout carries the data)."""
-    sys.stderr.write(message + "\n")
-    sys.stderr.flush()
 
 
 def _prompt_missing(values: dict[str, str | None], fields: list[str]) -> None:
@@ -70,7 +65,7 @@ def init(
     as_json: JsonOption = False,
 ) -> None:
     """Write a working .env with fresh credentials (and compose.yaml for Soketi)."""
-    from rtctl.initialize import initialize
+    from rtctl.ops.initialize import initialize
 
     json_mode(ctx, as_json)
     root = state(ctx)
@@ -96,7 +91,7 @@ def init(
         metrics_port=metrics_port,
     )
     if as_json:
-        print_json(
+        output.data_json(
             {
                 "provider": result.provider,
                 "written": [str(path) for path in result.written],
@@ -106,19 +101,19 @@ def init(
         )
         return
     for saved in result.backups:
-        info(f"kept the old file as {saved}")
+        output.say(f"kept the old file as {saved}")
     for path in result.written:
-        sys.stdout.write(f"{path}\n")
+        output.data(str(path))
     if result.provider == "soketi":
-        info("wrote fresh credentials; next: `rtctl up` starts Soketi with them")
+        output.say("wrote fresh credentials; next: `rtctl up` starts Soketi with them")
     else:
-        info("wrote your Pusher credentials; next: `rtctl doctor` checks they work")
+        output.say("wrote your Pusher credentials; next: `rtctl doctor` checks they work")
 
 
 def _require(values: dict[str, str | None], command: str, as_json: bool) -> None:
     """Prompt for missing Pusher credentials on a terminal; off one, name the missing flags."""
     from rtctl.errors import UsageError
-    from rtctl.initialize import CREDENTIAL_FLAGS
+    from rtctl.ops.initialize import CREDENTIAL_FLAGS
 
     missing = [name for name in _PROMPTS if not values.get(name)]
     if not missing:
@@ -149,8 +144,8 @@ def switch(
     """Flip the provider in .env; switching back restores the old settings exactly."""
     import os
 
-    from rtctl.clientconfig import render_changes, render_js
-    from rtctl.switch import MissingCredentials, apply_switch, plan_switch, stash_path
+    from rtctl.ops.clientconfig import render_changes, render_js
+    from rtctl.ops.switch import MissingCredentials, apply_switch, plan_switch, stash_path
 
     json_mode(ctx, as_json)
     env_path = state(ctx).env_path()
@@ -168,38 +163,38 @@ def switch(
         _prompt_missing(given, missing.variables)
         plan = plan_switch(env_path, provider, given, environ=os.environ)
     for warning in plan.warnings:
-        info(f"warning: {warning}")
+        output.say(f"warning: {warning}")
     if plan.noop:
         if as_json:
-            print_json({**plan.to_dict(), "dry_run": dry_run})
-        info(f"{env_path} already uses {plan.target}: nothing to do")
+            output.data_json({**plan.to_dict(), "dry_run": dry_run})
+        output.say(f"{env_path} already uses {plan.target}: nothing to do")
         return
     if dry_run:
         if as_json:
-            print_json(
+            output.data_json(
                 {**plan.to_dict(), "dry_run": True, "diff": plan.diff(show_secrets=show_secrets)}
             )
         else:
-            sys.stdout.write(plan.diff(show_secrets=show_secrets))
-            info(f"dry run: {env_path} was not changed")
+            output.data_raw(plan.diff(show_secrets=show_secrets))
+            output.say(f"dry run: {env_path} was not changed")
         return
     apply_switch(plan)
     if as_json:
-        print_json({**plan.to_dict(), "dry_run": False})
+        output.data_json({**plan.to_dict(), "dry_run": False})
         return
     how = {
         "exact": f"restored the {plan.target} settings saved when you left it",
         "values": f"restored the saved {plan.target} values (the file was edited since)",
         "fresh": f"set up {plan.target}",
     }[plan.restored]
-    info(f"{env_path}: switched from {plan.current} to {plan.target} ({how})")
-    info(
+    output.say(f"{env_path}: switched from {plan.current} to {plan.target} ({how})")
+    output.say(
         f"the {plan.current} settings are kept in {stash_path(env_path)}; "
         f"`rtctl switch {plan.current}` restores them"
     )
     if plan.client_after is not None:
-        info(f"client side (pusher-js): {render_changes(plan.client_changes())}")
-        sys.stdout.write(render_js(plan.client_after))
+        output.say(f"client side (pusher-js): {render_changes(plan.client_changes())}")
+        output.data_raw(render_js(plan.client_after))
 
 
 def config(
@@ -221,7 +216,7 @@ def config(
         rows[name] = {"value": value, "variable": variable, "source": source}
     warnings = [p for p in diagnose(root.layers()) if p.severity == "warning" or _unset(p)]
     if as_json:
-        print_json(
+        output.data_json(
             {
                 "env_file": str(settings.env_file),
                 "env_file_found": settings.env_file.is_file(),
@@ -239,11 +234,11 @@ def config(
     widths = [max(len(line[column]) for line in table) for column in range(3)]
     for line in table:
         cells = [cell.ljust(width) for cell, width in zip(line, widths, strict=False)]
-        sys.stdout.write("  ".join([*cells, line[3]]) + "\n")
+        output.data("  ".join([*cells, line[3]]))
     if not settings.env_file.is_file():
-        info(f"note: {settings.env_file} not found; showing defaults and environment")
+        output.say(f"note: {settings.env_file} not found; showing defaults and environment")
     for problem in warnings:
-        info(f"warning: {problem.message} ({problem.hint})")
+        output.say(f"warning: {problem.message} ({problem.hint})")
 
 
 def _unset(problem: object) -> bool:
@@ -262,15 +257,15 @@ def _plain(value: object) -> str:
 
 def client_config(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Print the pusher-js options for the current provider (a JS snippet, or --json)."""
-    from rtctl.clientconfig import client_config as build
-    from rtctl.clientconfig import render_js
+    from rtctl.ops.clientconfig import client_config as build
+    from rtctl.ops.clientconfig import render_js
 
     json_mode(ctx, as_json)
     result = build(state(ctx).settings())
     if as_json:
-        print_json(result.to_dict())
+        output.data_json(result.to_dict())
     else:
-        sys.stdout.write(render_js(result))
+        output.data_raw(render_js(result))
 
 
 def register(app: typer.Typer) -> None:

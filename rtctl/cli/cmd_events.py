@@ -1,32 +1,23 @@
 """CLI commands of the event path: auth, emit, bot say, channels, channel, users, terminate.
 
-Thin: parse options, call rtctl.signing / rtctl.publish / rtctl.httpapi, render. Heavy modules
+Thin: parse options, call rtctl.protocol.signing / rtctl.ops.publish / rtctl.protocol.httpapi, render. Heavy modules
 (pusher, requests, rich tables) are imported inside the command bodies.
 """
 
 from __future__ import annotations
 
 import json
-import sys
-import time
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from rtctl.cli.common import (
-    JsonOption,
-    info,
-    json_mode,
-    json_object_option,
-    out_console,
-    print_json,
-    state,
-)
+from rtctl.cli import output
+from rtctl.cli.common import JsonOption, json_mode, json_object_option, state
 from rtctl.errors import InvalidInput, UsageError
 
 if TYPE_CHECKING:
     from rtctl.config import Settings
-    from rtctl.httpapi import ApiClient
+    from rtctl.protocol.httpapi import ApiClient
 
 HTTP_TIMEOUT = 10.0
 
@@ -38,7 +29,7 @@ bot_app = typer.Typer(
 
 
 def _client(settings: Settings) -> ApiClient:
-    from rtctl.httpapi import ApiClient
+    from rtctl.protocol.httpapi import ApiClient
 
     return ApiClient(settings, timeout=HTTP_TIMEOUT)
 
@@ -70,14 +61,14 @@ def auth(
 ) -> None:
     """Print the exact JSON an auth endpoint returns for CHANNEL (or a user sign-in with --user)."""
     json_mode(ctx, as_json)
-    from rtctl.signing import (
+    from rtctl.protocol.signing import (
         authenticate_user,
         authorize_channel,
         channel_kind,
         compact_json,
         presence_channel_data,
     )
-    from rtctl.validation import validate_channel
+    from rtctl.protocol.validation import validate_channel
 
     if not socket_id:
         raise UsageError(
@@ -120,30 +111,10 @@ def auth(
         response = authorize_channel(
             settings.key, settings.secret, socket_id, channel, channel_data, settings.master_key
         )
-    sys.stdout.write(compact_json(response) + "\n")
+    output.data(compact_json(response))
 
 
 # --- emit ----------------------------------------------------------------------------------------
-
-
-class _Progress:
-    """Counts accepted events; shows progress on stderr only for people at a terminal."""
-
-    def __init__(self, total: int) -> None:
-        self.total = total
-        self.sent = 0
-        self.visible = total > 1 and sys.stderr.isatty()
-        self._last = 0.0
-
-    def __call__(self, sent: int, total: int) -> None:
-        self.sent = sent
-        if not self.visible:
-            return
-        now = time.monotonic()
-        if now - self._last >= 0.25 or sent == total:
-            self._last = now
-            sys.stderr.write(f"\rsent {sent}/{total}" + ("\n" if sent == total else ""))
-            sys.stderr.flush()
 
 
 def emit(
@@ -188,8 +159,8 @@ def emit(
 ) -> None:
     """Trigger EVENT on channels through the HTTP API (validated against Pusher's limits)."""
     json_mode(ctx, as_json)
-    from rtctl import publish
-    from rtctl.validation import Event
+    from rtctl.ops import publish
+    from rtctl.protocol.validation import Event
 
     if batch is not None:
         if channels is not None or event is not None:
@@ -225,24 +196,26 @@ def emit(
         )
         stream = publish.repeat(one, count)
         total = count
-    progress = _Progress(total)
+    progress = output.Counter("sent", total)
     with _client(settings) as client:
         try:
             result = publish.emit(client, stream, total, rate, progress)
         except KeyboardInterrupt:
             # a request cut short may still have reached the server: "confirmed", not "sent"
-            info(f"interrupted: {progress.sent} of {total} events were confirmed by the server")
+            output.say(
+                f"interrupted: {progress.done} of {total} events were confirmed by the server"
+            )
             raise
     if as_json:
         summary: dict[str, Any] = {"ok": True}
         if one is not None:
             summary.update(channels=list(one.channels), event=one.name)
         summary.update(result.to_dict())
-        print_json(summary)
+        output.data_json(summary)
     elif one is not None and total == 1:
-        info(f"sent {one.name} to {','.join(one.channels)}")
+        output.say(f"sent {one.name} to {','.join(one.channels)}")
     else:
-        info(
+        output.say(
             f"sent {result.sent} events in {result.batches} requests, "
             f"{result.elapsed:.2f} s, {result.rate:.0f}/s"
         )
@@ -267,10 +240,10 @@ def bot_say(
 ) -> None:
     """Publish a chat_message from the bot on private-{USER}_{BOT_ID}."""
     json_mode(ctx, as_json)
-    from rtctl import publish
-    from rtctl.payloads import CHAT_EVENT, bot_message
-    from rtctl.signing import compact_json
-    from rtctl.validation import Event
+    from rtctl.ops import publish
+    from rtctl.protocol.payloads import CHAT_EVENT, bot_message
+    from rtctl.protocol.signing import compact_json
+    from rtctl.protocol.validation import Event
 
     if not to:
         raise UsageError("--to is required", hint='rtctl bot say --to 123 "Great! Keep going."')
@@ -287,9 +260,11 @@ def bot_say(
     with _client(settings) as client:
         client.trigger(event)
     if as_json:
-        print_json({"ok": True, "channel": message.channel, "event": CHAT_EVENT, "data": payload})
+        output.data_json(
+            {"ok": True, "channel": message.channel, "event": CHAT_EVENT, "data": payload}
+        )
     else:
-        info(f"{settings.bot_name} -> {message.channel}: {text}")
+        output.say(f"{settings.bot_name} -> {message.channel}: {text}")
 
 
 # --- queries -------------------------------------------------------------------------------------
@@ -303,7 +278,7 @@ def _table(columns: list[str], rows: list[list[str]]) -> None:
         table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(*row)
-    out_console().print(table)
+    output.data_rich(table)
 
 
 def channels_cmd(
@@ -320,10 +295,10 @@ def channels_cmd(
     with _client(settings) as client:
         found = client.channels(prefix, info_attr)
     if as_json:
-        print_json({"channels": found})
+        output.data_json({"channels": found})
         return
     if not found:
-        info("no occupied channels" + (f" starting with {prefix!r}" if prefix else ""))
+        output.say("no occupied channels" + (f" starting with {prefix!r}" if prefix else ""))
         return
     rows = [
         [
@@ -347,7 +322,7 @@ def channel_cmd(
     with _client(settings) as client:
         details = client.channel(name)
     if as_json:
-        print_json({"channel": name, **details})
+        output.data_json({"channel": name, **details})
         return
     rows = [
         [key, json.dumps(value) if not isinstance(value, str) else value]
@@ -367,10 +342,10 @@ def users_cmd(
     with _client(settings) as client:
         ids = client.users(channel)
     if as_json:
-        print_json({"channel": channel, "users": [{"id": user_id} for user_id in ids]})
+        output.data_json({"channel": channel, "users": [{"id": user_id} for user_id in ids]})
         return
     if not ids:
-        info(f"no users on {channel}")
+        output.say(f"no users on {channel}")
         return
     _table(["USER ID"], [[user_id] for user_id in ids])
 
@@ -388,9 +363,9 @@ def terminate_cmd(
     with _client(settings) as client:
         client.terminate(user_id)
     if as_json:
-        print_json({"ok": True, "user_id": user_id, "terminated": True})
+        output.data_json({"ok": True, "user_id": user_id, "terminated": True})
     else:
-        info(f"asked the server to close the signed-in connections of user {user_id}")
+        output.say(f"asked the server to close the signed-in connections of user {user_id}")
 
 
 def register(app: typer.Typer) -> None:

@@ -1,14 +1,14 @@
-"""CLI command: listen (tail channels over the Pusher protocol). The loop lives in rtctl.listen."""
+"""CLI command: listen (tail channels over the Pusher protocol). The loop lives in rtctl.ops.listen."""
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Annotated
 
 import typer
 
 from rtctl.cli.common import json_mode, json_object_option, state
+from rtctl.cli.output import say
 
 CHANNELS_HELP = "Channels to listen on: public, private-*, private-encrypted-*, presence-*."
 
@@ -74,7 +74,7 @@ def listen_command(
     ] = None,
 ) -> None:
     """Tail channels: print every event (human lines, or NDJSON with --json) until Ctrl-C."""
-    from rtctl.listen import ListenOptions, check_options, listen, parse_headers
+    from rtctl.ops.listen import ListenOptions, check_options, listen, parse_headers
 
     json_mode(ctx, as_json)
     options = ListenOptions(
@@ -90,21 +90,8 @@ def listen_command(
     )
     check_options(options)  # usage errors before the config is even read
     settings = state(ctx).settings()
-    try:
-        listen(settings, options, sys.stdout, _status)
-    except KeyboardInterrupt:
-        raise typer.Exit(130) from None
-    except BrokenPipeError:
-        # The reader went away (`| head -1`): stop quietly, and keep Python from complaining
-        # about flushing the dead pipe at exit.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        raise typer.Exit(0) from None
-
-
-def _status(line: str) -> None:
-    sys.stderr.write(line + "\n")
-    sys.stderr.flush()
+    # Ctrl-C ends with 130 and a closed stdout (`| head -1`) quietly with 0, at the boundary.
+    listen(settings, options, sys.stdout, say)
 
 
 def register(app: typer.Typer) -> None:

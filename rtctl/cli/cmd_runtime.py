@@ -1,33 +1,26 @@
 """CLI commands: up, down, status, logs, doctor (a real Soketi, with Docker or natively).
 
-Thin layer: options in, rtctl.runtime.service / rtctl.doctor do the work, results rendered here.
+Thin layer: options in, rtctl.runtime.service / rtctl.ops.doctor do the work, results rendered here.
 Reports go to stdout (tables or --json); progress, notes and hints to stderr.
 """
 
 from __future__ import annotations
 
 import contextlib
-import sys
 import time
-from collections.abc import Iterator
 from enum import Enum
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from rtctl.cli.common import (
-    JsonOption,
-    err_console,
-    json_mode,
-    out_console,
-    print_json,
-    state,
-)
+from rtctl.cli import output
+from rtctl.cli.common import JsonOption, json_mode, state
+from rtctl.cli.output import say
 
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from rtctl.doctor import CheckResult
+    from rtctl.ops.doctor import CheckResult
 
 
 class RuntimeChoice(str, Enum):
@@ -37,22 +30,6 @@ class RuntimeChoice(str, Enum):
 
 
 SYMBOLS = {"pass": "✓", "fail": "✗", "warn": "!", "skip": "-"}
-
-
-def say(message: str) -> None:
-    """One plain line on stderr: never wrapped (paths stay whole for people and scripts)."""
-    sys.stderr.write(message + "\n")
-    sys.stderr.flush()
-
-
-@contextlib.contextmanager
-def _progress(enabled: bool) -> Iterator[Any]:
-    """A rich spinner on a terminal; plain one-line messages on stderr otherwise."""
-    if enabled and sys.stderr.isatty():
-        with err_console().status("starting Soketi…") as spinner:
-            yield lambda message: spinner.update(message + " …")
-    else:
-        yield say
 
 
 def up(
@@ -77,12 +54,12 @@ def up(
 
     json_mode(ctx, json_)
     settings = state(ctx).settings()
-    with _progress(not json_) as progress:
+    with output.progress("starting Soketi", enabled=not json_) as progress:
         result = service.up(settings, runtime.value, wait, timeout, progress)
     for note in result.notes:
         say(note)
     if json_:
-        print_json(result.to_dict())
+        output.data_json(result.to_dict())
         return
     pid = f", pid {result.pid}" if result.pid else ""
     if result.started:
@@ -94,9 +71,9 @@ def up(
         say(f"already running ({result.runtime}{pid}): nothing started")
     for name, url in result.endpoints.items():
         if url:
-            sys.stdout.write(f"{name:<11} {url}\n")
+            output.data(f"{name:<11} {url}")
     if result.log_file:
-        sys.stdout.write(f"{'log':<11} {result.log_file}\n")
+        output.data(f"{'log':<11} {result.log_file}")
 
 
 def down(
@@ -109,7 +86,7 @@ def down(
     json_mode(ctx, json_)
     result = service.down(state(ctx).settings(require_credentials=False))
     if json_:
-        print_json(result.to_dict())
+        output.data_json(result.to_dict())
     elif result.stopped:
         pid = f", pid {result.pid}" if result.pid else ""
         say(f"stopped Soketi ({result.runtime}{pid})")
@@ -191,7 +168,7 @@ def status(
 
     Exit code: 0 healthy, 1 running but unhealthy, 4 not running.
     """
-    from rtctl.errors import CheckFailed, Unreachable
+    from rtctl.errors import ExitCode, ReportPrinted
     from rtctl.runtime import service
 
     json_mode(ctx, json_)
@@ -201,57 +178,45 @@ def status(
     else:
         report = service.status(settings)
         if json_:
-            print_json(report.to_dict())
+            output.data_json(report.to_dict())
         else:
-            out_console().print(status_table(report.to_dict()))
+            output.data_rich(status_table(report.to_dict()))
     code = report.exit_code
-    if code == 0:
+    if code == ExitCode.OK:
         return
-    if json_ or watch:
-        raise typer.Exit(code)
-    if code == 4:
-        raise Unreachable(
+    if code == ExitCode.UNREACHABLE:
+        raise ReportPrinted(
             f"no Soketi answers at {settings.api_base}",
             hint="start one with `rtctl up`",
+            exit_code=code,
         )
-    raise CheckFailed(
+    raise ReportPrinted(
         f"Soketi at {settings.api_base} is running but not healthy",
         hint="see `rtctl logs` and `rtctl doctor`",
+        exit_code=code,
     )
 
 
 def _watch(settings: Any, interval: float, count: int, as_json: bool) -> Any:
-    """Refresh until Ctrl-C (or `count` reports). A rich Live view on a terminal; off a terminal
-    each report is printed in turn (NDJSON on stdout with --json)."""
-    from rich.live import Live
-
-    from rtctl.cli.common import print_ndjson
+    """Refresh until Ctrl-C (exit 130) or `count` reports. A live view on a terminal; off a
+    terminal each report is printed in turn (NDJSON on stdout with --json)."""
     from rtctl.runtime import service
 
-    live_view = not as_json and sys.stderr.isatty()
     report = None
     shown = 0
-    with contextlib.ExitStack() as stack:
-        live = (
-            stack.enter_context(Live(console=err_console(), auto_refresh=False))
-            if live_view
-            else None
-        )
-        try:
-            while count == 0 or shown < count:
-                if shown:
-                    time.sleep(interval)
-                report = service.status(settings)
-                shown += 1
-                if live is not None:
-                    live.update(status_table(report.to_dict()), refresh=True)
-                elif as_json:
-                    print_ndjson(report.to_dict())
-                else:
-                    err_console().print(status_table(report.to_dict()))
-                    err_console().print()
-        except KeyboardInterrupt:
-            pass
+    with output.live(enabled=not as_json) as live:
+        while count == 0 or shown < count:
+            if shown:
+                time.sleep(interval)
+            report = service.status(settings)
+            shown += 1
+            if live is not None:
+                live.update(status_table(report.to_dict()), refresh=True)
+            elif as_json:
+                output.data_ndjson(report.to_dict())
+            else:
+                output.show(status_table(report.to_dict()))
+                output.say("")
     return report if report is not None else service.status(settings)
 
 
@@ -278,7 +243,7 @@ def logs(
     if not path.exists() and docker.read_marker(folder) is not None:
         docker.require_engine()
         command = docker.logs_command(settings, lines, follow)
-        with contextlib.suppress(KeyboardInterrupt, subprocess.TimeoutExpired):
+        with contextlib.suppress(subprocess.TimeoutExpired):
             subprocess.run(command, timeout=timeout, check=False)
         return
     if not path.exists():
@@ -289,10 +254,8 @@ def logs(
         if follow
         else iter(service.tail_lines(path, lines))
     )
-    with contextlib.suppress(KeyboardInterrupt):
-        for line in source:
-            sys.stdout.write(line + "\n")
-            sys.stdout.flush()
+    for line in source:
+        output.data(line)
 
 
 def doctor_lines(results: list[CheckResult]) -> list[str]:
@@ -318,14 +281,14 @@ def doctor(
 
     Exit code: 0 when no check failed (warnings allowed unless --strict), 1 otherwise.
     """
-    from rtctl.doctor import (
+    from rtctl.errors import ConfigError, ReportPrinted
+    from rtctl.ops.doctor import (
         RUNTIME_CHECKS,
         SERVER_CHECKS,
         CheckResult,
         run_doctor,
         summary,
     )
-    from rtctl.errors import CheckFailed, ConfigError
 
     json_mode(ctx, json_)
     try:
@@ -340,17 +303,17 @@ def doctor(
     counts = summary(results)
     bad = [r.name for r in results if r.status == "fail" or (strict and r.status == "warn")]
     if json_:
-        print_json({"ok": not bad, "summary": counts, "checks": [r.to_dict() for r in results]})
-        if bad:
-            raise typer.Exit(1)
-        return
-    sys.stdout.write("\n".join(doctor_lines(results)) + "\n")
-    say(
-        f"{counts['pass']} passed, {counts['fail']} failed, {counts['warn']} warnings, "
-        f"{counts['skip']} skipped"
-    )
+        output.data_json(
+            {"ok": not bad, "summary": counts, "checks": [r.to_dict() for r in results]}
+        )
+    else:
+        output.data("\n".join(doctor_lines(results)))
+        say(
+            f"{counts['pass']} passed, {counts['fail']} failed, {counts['warn']} warnings, "
+            f"{counts['skip']} skipped"
+        )
     if bad:
-        raise CheckFailed(
+        raise ReportPrinted(
             f"{len(bad)} check{'s' if len(bad) > 1 else ''} failed: {', '.join(bad)}",
             hint="apply the fixes shown under ✗ (or !), then run `rtctl doctor` again",
         )

@@ -1,17 +1,17 @@
-"""CLI commands: `rtctl smoke`, end-to-end checks for CI (the core lives in rtctl.smoke)."""
+"""CLI commands: `rtctl smoke`, end-to-end checks for CI (the core lives in rtctl.ops.smoke)."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from rtctl.cli.common import JsonOption, err_console, json_mode, out_console, print_json, state
+from rtctl.cli import output
+from rtctl.cli.common import JsonOption, json_mode, state
 
 if TYPE_CHECKING:
-    from rtctl.smoke import CheckResult, CheckSpec, SmokeReport
+    from rtctl.ops.smoke import CheckResult, CheckSpec, SmokeReport
 
 STATUS_LABEL = {"pass": "PASS", "fail": "FAIL", "skip": "skip"}
 STATUS_STYLE = {"pass": "green", "fail": "bold red", "skip": "yellow"}
@@ -72,7 +72,7 @@ def smoke(
     6 no delivery in time, 1 any other failure; the first failed check decides.
     """
     from rtctl.errors import UsageError
-    from rtctl.smoke import SmokeOptions, run_smoke
+    from rtctl.ops.smoke import SmokeOptions, run_smoke
 
     json_mode(ctx, as_json)
     if junit is not None:
@@ -91,30 +91,33 @@ def smoke(
         raise UsageError("--token is only used with --via-gateway URL", hint="add --via-gateway")
     cli_state = state(ctx)
 
-    status = None
-    if not as_json and sys.stderr.isatty():
-        status = err_console().status("smoke: starting")
+    # A spinner naming the running check on a terminal; nothing extra off it (the table says all).
+    with output.progress(
+        "smoke: starting", enabled=output.stderr_is_terminal() and not as_json
+    ) as update:
 
-    def on_start(spec: CheckSpec) -> None:
-        if status is not None:
-            status.update(f"smoke: {spec.name} ({spec.title})")
+        def on_start(spec: CheckSpec) -> None:
+            update(f"smoke: {spec.name} ({spec.title})")
 
-    if status is not None:
-        with status:
-            report = run_smoke(cli_state.layers, options, on_start=on_start)
-    else:
-        report = run_smoke(cli_state.layers, options)
+        report = run_smoke(cli_state.layers, options, on_start=on_start)
 
     if junit is not None:
-        from rtctl.junit import write_junit
+        from rtctl.ops.junit import write_junit
 
         write_junit(report, junit)
     if as_json:
-        print_json(report.to_dict())
+        output.data_json(report.to_dict())
     else:
         _render(report)
-    if report.exit_code:
-        raise typer.Exit(report.exit_code)
+    failed = report.first_failure
+    if failed is not None:
+        from rtctl.errors import ReportPrinted
+
+        raise ReportPrinted(
+            f"smoke check {failed.name} failed: {failed.evidence}",
+            hint=failed.hint,
+            exit_code=report.exit_code,
+        )
 
 
 def _parse_checks(text: str | None) -> tuple[str, ...] | None:
@@ -151,21 +154,13 @@ def _render(report: SmokeReport) -> None:
             f"{check.duration_ms:.0f} ms",
             _evidence_cell(check),
         )
-    console = out_console()
-    console.print(table)
+    output.data_rich(table)
     counts = report.counts()
     target = f" against {report.target['api']}" if "api" in report.target else ""
-    console.print(
+    output.data(
         f"{report.verdict.upper()}: {counts['pass']} passed, {counts['fail']} failed, "
-        f"{counts['skip']} skipped{target} in {report.duration_ms / 1000:.2f} s",
-        markup=False,
+        f"{counts['skip']} skipped{target} in {report.duration_ms / 1000:.2f} s"
     )
-    failed = report.first_failure
-    if failed is not None:
-        errors = err_console()
-        errors.print(f"error: smoke check {failed.name} failed: {failed.evidence}", markup=False)
-        if failed.hint:
-            errors.print(f"hint: {failed.hint}", markup=False)
 
 
 def _evidence_cell(check: CheckResult) -> str:

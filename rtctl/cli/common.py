@@ -1,13 +1,9 @@
-"""What every command shares: the per-run state (settings built once), output helpers, options.
-
-Output rules: data goes to stdout, everything else (progress, hints, warnings) to stderr. rich picks
-colour only on a terminal and honours NO_COLOR. Heavy modules are imported inside functions.
-"""
+"""What every command shares: the per-run state (settings built once) and shared options.
+All output goes through rtctl.cli.output."""
 
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -15,8 +11,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 if TYPE_CHECKING:
-    from rich.console import Console
-
     from rtctl.config import ConfigLayers, Settings
 
 
@@ -61,49 +55,6 @@ def json_mode(ctx: typer.Context, enabled: bool) -> bool:
     return enabled
 
 
-_consoles: dict[str, Console] = {}
-
-
-def err_console() -> Console:
-    """rich console on stderr (progress, tables meant for people while stdout carries data)."""
-    if "err" not in _consoles:
-        from rich.console import Console
-
-        _consoles["err"] = Console(stderr=True, highlight=False, soft_wrap=True)
-    return _consoles["err"]
-
-
-def out_console() -> Console:
-    if "out" not in _consoles:
-        from rich.console import Console
-
-        _consoles["out"] = Console(highlight=False, soft_wrap=True)
-    return _consoles["out"]
-
-
-def print_json(data: Any) -> None:
-    """One JSON document on stdout."""
-    sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
-    sys.stdout.flush()
-
-
-def print_ndjson(data: Any) -> None:
-    """One compact JSON line on stdout, flushed at once (for jq and CI)."""
-    sys.stdout.write(
-        json.dumps(data, separators=(",", ":"), default=str, ensure_ascii=False) + "\n"
-    )
-    sys.stdout.flush()
-
-
-def info(message: str) -> None:
-    err_console().print(message, markup=False)
-
-
-def note(message: str) -> None:
-    """A hint or status line for people, rich markup allowed; stderr."""
-    err_console().print(message)
-
-
 def json_object_option(text: str, option: str) -> dict[str, Any]:
     """An option that takes a JSON object (e.g. --user-info), or a clear InvalidInput."""
     from rtctl.errors import InvalidInput
@@ -118,10 +69,6 @@ def json_object_option(text: str, option: str) -> dict[str, Any]:
             f"{option} must be a JSON object, got {type(value).__name__}", hint=example
         )
     return value
-
-
-def is_interactive() -> bool:
-    return sys.stdin.isatty() and sys.stderr.isatty()
 
 
 # Shared option types, declared once.

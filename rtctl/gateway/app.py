@@ -34,7 +34,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from rtctl import signing
 from rtctl.config import Settings
 from rtctl.errors import AuthRejected, ConfigError, InvalidInput, RtctlError, ServerRejected
 from rtctl.gateway.errors import GatewayError, bad_request, forbidden, unauthorized
@@ -42,6 +41,7 @@ from rtctl.gateway.identity import DEV_USER_HEADER, Identity, Verifier, check_se
 from rtctl.gateway.ratelimit import DEFAULT_LIMIT, DEFAULT_WINDOW_S, FailureLimit
 from rtctl.gateway.rules import Authorizer, HookFailed, load_hook
 from rtctl.gateway.shared import SharedStore, open_store
+from rtctl.protocol import signing
 
 log = logging.getLogger("rtctl.gateway")
 access_log = logging.getLogger("rtctl.gateway.access")
@@ -179,7 +179,7 @@ def checked_socket_id(socket_id: str) -> str:
 
 
 def checked_channel(channel: str) -> str:
-    from rtctl.validation import validate_channel
+    from rtctl.protocol.validation import validate_channel
 
     try:
         return validate_channel(channel)
@@ -282,7 +282,7 @@ class Gateway:
         """One ApiClient per worker thread (requests sessions are not shared across threads)."""
         client = getattr(self._local, "client", None)
         if client is None:
-            from rtctl.httpapi import ApiClient
+            from rtctl.protocol.httpapi import ApiClient
 
             client = ApiClient(self.settings, timeout=PROVIDER_TIMEOUT)
             self._local.client = client
@@ -438,11 +438,11 @@ class Gateway:
 
 def build_event(body: Mapping[str, Any], master_key: bytes | None) -> Any:
     """``{channel | channels, event, data?, socket_id?}`` -> an Event checked exactly as
-    `rtctl emit` checks it (rtctl.publish.check_event: Pusher's limits, chat_message shape,
+    `rtctl emit` checks it (rtctl.ops.publish.check_event: Pusher's limits, chat_message shape,
     master key for encrypted channels)."""
-    from rtctl.payloads import CHAT_EVENT
-    from rtctl.publish import check_event, wire_data
-    from rtctl.validation import Event
+    from rtctl.ops.publish import check_event, wire_data
+    from rtctl.protocol.payloads import CHAT_EVENT
+    from rtctl.protocol.validation import Event
 
     unknown = sorted(set(body) - EMIT_FIELDS)
     if unknown:

@@ -91,7 +91,7 @@ def _reason(exc: BaseException) -> str:
 def _real_status(status: int, body: str) -> int:
     """Soketi answers some refusals with HTTP 200 and ``{"error": ..., "code": 500}`` (e.g.
     /accept-traffic over its memory threshold): the code in the body is the real status."""
-    from rtctl.httpapi import error_status
+    from rtctl.protocol.httpapi import error_status
 
     if not body.startswith("{"):
         return status

@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rtctl.config import Settings
-from rtctl.errors import ConfigError, Conflict, EnvironmentProblem, RtctlError, TimedOut
+from rtctl.errors import (
+    ConfigError,
+    Conflict,
+    EnvironmentProblem,
+    ExitCode,
+    RtctlError,
+    TimedOut,
+)
 from rtctl.runtime import docker, health, native
 
 Runtime = Literal["auto", "docker", "native"]
@@ -212,11 +219,11 @@ class StatusReport:
         return None if self.started_at is None else max(0.0, time.time() - self.started_at)
 
     @property
-    def exit_code(self) -> int:
-        """0 healthy, 1 running but unhealthy, 4 not running (documented in docs/runtime.md)."""
+    def exit_code(self) -> ExitCode:
+        """OK healthy, FAILED running but unhealthy, UNREACHABLE not running (docs/runtime.md)."""
         if self.healthy:
-            return 0
-        return 1 if self.running else 4
+            return ExitCode.OK
+        return ExitCode.FAILED if self.running else ExitCode.UNREACHABLE
 
     def to_dict(self) -> dict[str, Any]:
         metrics = self.health.metrics

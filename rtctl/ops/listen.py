@@ -22,18 +22,11 @@ from typing import Any, TextIO
 
 from rtctl.config import Settings
 from rtctl.errors import TimedOut, Unreachable, UsageError
-from rtctl.payloads import CHAT_EVENT
-from rtctl.protocol import (
-    Disconnected,
-    Message,
-    PusherSocket,
-    Subscription,
-    backoff_delay,
-    close_policy,
-    refusal,
-)
-from rtctl.signing import channel_kind
-from rtctl.validation import validate_channel
+from rtctl.protocol.closecodes import Disconnected, backoff_delay, close_policy, refusal
+from rtctl.protocol.payloads import CHAT_EVENT
+from rtctl.protocol.signing import channel_kind
+from rtctl.protocol.socket import Message, PusherSocket, Subscription
+from rtctl.protocol.validation import validate_channel
 
 CONNECT_TIMEOUT = 10.0  # per connect+subscribe attempt, within --timeout if that is shorter
 # pusher-js' public names for the member events (what app code binds to).
@@ -132,7 +125,7 @@ def describe(message: Message, event: str) -> str:
     data = message.data
     if event == CHAT_EVENT and isinstance(data, dict):
         from rtctl.errors import InvalidInput
-        from rtctl.payloads import parse_chat_message
+        from rtctl.protocol.payloads import parse_chat_message
 
         try:
             chat = parse_chat_message(data)

@@ -24,11 +24,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from rtctl.clientconfig import ClientConfig, client_config, option_changes
 from rtctl.config import PROVIDERS, SECRET_VARIABLES, mask
 from rtctl.envfile import Entry, EnvDocument, atomic_write, read_text
 from rtctl.errors import ConfigError, RtctlError, UsageError
-from rtctl.initialize import CREDENTIAL_FLAGS, check_credentials, generate_credentials, settings_of
+from rtctl.ops.clientconfig import ClientConfig, client_config, option_changes
+from rtctl.ops.initialize import (
+    CREDENTIAL_FLAGS,
+    check_credentials,
+    generate_credentials,
+    settings_of,
+)
 
 STASH_SUFFIX = ".rtctl-stash"
 STASH_FORMAT = 1

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import secrets
 import time
 from collections.abc import Callable, Sequence
@@ -32,12 +31,13 @@ from rtctl.errors import (
     TimedOut,
     Unreachable,
     UsageError,
+    internal_error,
 )
 
 if TYPE_CHECKING:
     from rtctl.config import ConfigLayers, Settings
-    from rtctl.httpapi import ApiClient
-    from rtctl.protocol import Message, PusherSocket, Subscription
+    from rtctl.protocol.httpapi import ApiClient
+    from rtctl.protocol.socket import Message, PusherSocket, Subscription
 
 Status = Literal["pass", "fail", "skip"]
 
@@ -86,7 +86,7 @@ class CheckResult:
     evidence: str
     hint: str | None = None
     failure: str | None = None  # the error code ("auth_rejected", "timeout", ...) on failure
-    exit_code: int = 0  # what this failure alone would exit with
+    exit_code: ExitCode = ExitCode.OK  # what this failure alone would exit with
     details: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -121,9 +121,9 @@ class SmokeReport:
         return "fail" if self.first_failure else "pass"
 
     @property
-    def exit_code(self) -> int:
+    def exit_code(self) -> ExitCode:
         failed = self.first_failure
-        return int(ExitCode.OK) if failed is None else failed.exit_code
+        return ExitCode.OK if failed is None else failed.exit_code
 
     def counts(self) -> dict[str, int]:
         counts = {"pass": 0, "fail": 0, "skip": 0}
@@ -160,9 +160,9 @@ class Skip(Exception):
     """A check decided not to run; the message is the reason shown to people."""
 
 
-def exit_code_for(error: RtctlError) -> int:
-    code = error.exit_code
-    return int(code) if code in DISTINCT_EXIT_CODES else int(ExitCode.FAILED)
+def exit_code_for(error: RtctlError) -> ExitCode:
+    code = ExitCode(error.exit_code)
+    return code if code in DISTINCT_EXIT_CODES else ExitCode.FAILED
 
 
 def select_checks(requested: Sequence[str] | None, gateway: bool) -> list[str]:
@@ -318,13 +318,9 @@ class _SmokeRun:
                 )
             result.failure, result.exit_code = error.code, exit_code_for(error)
         except Exception as error:  # a bug in rtctl must fail the smoke, never pass it
-            result.status, result.failure, result.exit_code = "fail", "internal", 1
-            result.evidence = f"unexpected {type(error).__name__}: {error}"
-            result.hint = "this is a bug in rtctl; set RTCTL_DEBUG=1 to see the traceback"
-            if os.environ.get("RTCTL_DEBUG"):
-                import traceback
-
-                traceback.print_exc()
+            internal = internal_error(error)
+            result.status, result.failure, result.exit_code = "fail", "internal", ExitCode.FAILED
+            result.evidence, result.hint = internal.message, internal.hint
         result.duration_ms = (time.monotonic() - started) * 1000
         self.results.append(result)
         return result
@@ -335,7 +331,7 @@ class _SmokeRun:
 
     def api(self) -> ApiClient:
         if self._api is None:
-            from rtctl.httpapi import ApiClient
+            from rtctl.protocol.httpapi import ApiClient
 
             self._api = ApiClient(self.require_settings(), timeout=self.timeout)
             import pusher.http  # noqa: F401  (imported by the first request: keep it out of latency)
@@ -347,7 +343,7 @@ class _SmokeRun:
         return self._main
 
     def open_socket(self, **kwargs: Any) -> PusherSocket:
-        from rtctl.protocol import PusherSocket
+        from rtctl.protocol.socket import PusherSocket
 
         socket = PusherSocket(self.require_settings(), **kwargs)
         self.sockets.append(socket)
@@ -366,7 +362,7 @@ class _SmokeRun:
 
     def check_config(self, result: CheckResult) -> str:
         from rtctl.config import build_settings
-        from rtctl.doctor import config_checks
+        from rtctl.ops.doctor import config_checks
 
         layers = self.load_layers()
         checks = config_checks(layers)
@@ -454,7 +450,7 @@ class _SmokeRun:
     # --- 5. deliver ------------------------------------------------------------------------------
 
     def check_deliver(self, result: CheckResult) -> str:
-        from rtctl.validation import Event
+        from rtctl.protocol.validation import Event
 
         channels = list(self.subscribed)
         payload = _payload(self.run_id, "deliver")
@@ -659,7 +655,7 @@ class _SmokeRun:
 
 def _payload(run_id: str, purpose: str) -> str:
     """JSON text with non-ASCII, escapes and a nonce: any re-encoding on the way shows."""
-    from rtctl.signing import compact_json
+    from rtctl.protocol.signing import compact_json
 
     return compact_json(
         {

@@ -15,14 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from rtctl.crypto import require_master_key
 from rtctl.errors import InvalidInput, RtctlError
-from rtctl.payloads import CHAT_EVENT, parse_chat_message
-from rtctl.signing import channel_kind
-from rtctl.validation import MAX_EVENTS_PER_BATCH, Event, validate_batch, validate_event
+from rtctl.protocol.crypto import require_master_key
+from rtctl.protocol.payloads import CHAT_EVENT, parse_chat_message
+from rtctl.protocol.signing import channel_kind
+from rtctl.protocol.validation import MAX_EVENTS_PER_BATCH, Event, validate_batch, validate_event
 
 if TYPE_CHECKING:
-    from rtctl.httpapi import ApiClient
+    from rtctl.protocol.httpapi import ApiClient
 
 DEFAULT_DATA = "{}"  # Pusher needs some data; an empty object is the neutral event
 BATCH_KEYS = {"channel", "event", "data", "socket_id"}

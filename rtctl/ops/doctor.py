@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -50,15 +50,7 @@ CONFIG_CHECKS = (
     "other-settings",
 )
 RUNTIME_CHECKS = ("runtime",)
-SERVER_CHECKS = (
-    "ports",
-    "reachable",
-    "ready",
-    "api-signature",
-    "websocket-key",
-    "clock-skew",
-    "metrics",
-)
+# SERVER_CHECKS (the server checks' names, in order) follows the functions that run them, below.
 
 
 @dataclass(frozen=True)
@@ -304,41 +296,40 @@ def _port_owners(settings: Settings, folder: Path) -> tuple[list[str], list[str]
     return evidence, foreign
 
 
-def _api_check(settings: Settings, timeout: float) -> tuple[CheckResult, str | None]:
-    """A signed read call; Soketi's HTTP-200 error bodies are mapped by ApiClient."""
-    from rtctl.httpapi import ApiClient
+def _api_check(settings: Settings, timeout: float) -> tuple[CheckResult, str | None, bool]:
+    """A signed read call; Soketi's HTTP-200 error bodies are mapped by ApiClient.
+    Returns the result, the server's Date header, and whether the API answered at all."""
+    from rtctl.protocol.httpapi import ApiClient
 
     path = f"GET /apps/{settings.app_id}/channels"
     try:
         with ApiClient(settings, timeout=timeout) as client:
             response = client.request("GET", "/channels", expect_json=False)
     except AuthRejected as error:
-        return CheckResult("api-signature", "fail", error.message, error.hint), None
-    except (ServerRejected, Unreachable) as error:
-        return CheckResult("api-signature", "fail", f"{path}: {error.message}", error.hint), None
+        return CheckResult("api-signature", "fail", error.message, error.hint), None, True
+    except ServerRejected as error:
+        result = CheckResult("api-signature", "fail", f"{path}: {error.message}", error.hint)
+        return result, None, True
+    except Unreachable as error:
+        result = CheckResult("api-signature", "fail", f"{path}: {error.message}", error.hint)
+        return result, None, False
     data = response.data
     if not isinstance(data, dict) or "channels" not in data:
         # Soketi answers an empty 200 when its app manager failed, then exits.
-        return (
-            CheckResult(
-                "api-signature",
-                "fail",
-                f"{path} answered {response.status} with {'an empty body' if data is None else repr(data)[:80]}"
-                " instead of a channel list",
-                "the server's app manager failed: check SOKETI_APP_MANAGER_DRIVER=array "
-                "and `rtctl logs`",
-            ),
-            response.date,
-        )
-    occupied = len(data["channels"])
-    return (
-        CheckResult(
+        shown = "an empty body" if data is None else repr(data)[:80]
+        result = CheckResult(
             "api-signature",
-            "pass",
-            f"{path} accepted our signature ({occupied} occupied channels)",
-        ),
-        response.date,
+            "fail",
+            f"{path} answered {response.status} with {shown} instead of a channel list",
+            "the server's app manager failed: check SOKETI_APP_MANAGER_DRIVER=array "
+            "and `rtctl logs`",
+        )
+        return result, response.date, True
+    occupied = len(data["channels"])
+    result = CheckResult(
+        "api-signature", "pass", f"{path} accepted our signature ({occupied} occupied channels)"
     )
+    return result, response.date, True
 
 
 def _websocket_check(settings: Settings, timeout: float) -> CheckResult:
@@ -391,128 +382,163 @@ def _other_scheme_answers(settings: Settings, timeout: float) -> bool:
     return health.fetch(f"{other.api_base}/", other, timeout).ok
 
 
+@dataclass
+class _Server:
+    """What the server checks observed so far, shared so each asks the network only once."""
+
+    settings: Settings
+    timeout: float
+    folder: Path
+    foreign: list[str] = field(default_factory=list)  # our ports held by a process we did not start
+    ports_evidence: list[str] = field(default_factory=list)
+    probes: Any = None  # runtime.health.Health of the Soketi health routes
+    reachable: bool = True
+    api_answered: bool = True
+    api_ok: bool = False
+    server_date: str | None = None
+
+    @property
+    def soketi(self) -> bool:
+        return self.settings.provider == "soketi"
+
+
+def _check_ports(server: _Server) -> CheckResult:
+    settings = server.settings
+    if not server.soketi:
+        return CheckResult("ports", "skip", "Pusher (managed): no local ports")
+    if not _is_local(settings.host):
+        return CheckResult("ports", "skip", f"{settings.host} is not this machine: not checked")
+    server.ports_evidence, server.foreign = _port_owners(settings, server.folder)
+    return CheckResult("ports", "pass", ", ".join(server.ports_evidence))
+
+
+def _check_reachable(server: _Server) -> CheckResult:
+    from rtctl.runtime import health
+
+    settings = server.settings
+    if not server.soketi:
+        return CheckResult("reachable", "skip", "Pusher has no health routes: see api-signature")
+    probes = server.probes = health.check(settings, server.timeout, metrics=False)
+    root = probes.root
+    server.server_date = root.date
+    if root.status == 0:
+        server.reachable = False
+        if _other_scheme_answers(settings, server.timeout):
+            other = "http" if settings.tls else "https"
+            return CheckResult(
+                "reachable",
+                "fail",
+                f"{root.url}: {root.error}, but the server answers with {other}: "
+                f"REALTIME_SCHEME={settings.scheme} does not match the server",
+                f"set REALTIME_SCHEME={other} in .env",
+            )
+        return CheckResult(
+            "reachable",
+            "fail",
+            f"nothing answers at {root.url} ({root.error})",
+            "start it with `rtctl up` (or fix REALTIME_HOST/REALTIME_PORT)",
+        )
+    if root.ok and root.body.strip() == "OK":
+        return CheckResult("reachable", "pass", f"GET {root.url} -> 200 OK")
+    return CheckResult(
+        "reachable",
+        "fail",
+        f"GET {root.url} -> {root.summary()} (not Soketi's 'OK')",
+        "REALTIME_HOST/REALTIME_PORT point at something that is not Soketi",
+    )
+
+
+def _check_ready(server: _Server) -> CheckResult:
+    if not server.soketi:
+        return CheckResult("ready", "skip", "Pusher has no health routes")
+    probes = server.probes
+    memory = f", memory {probes.memory_percent:.1f} %" if probes.memory_percent is not None else ""
+    if probes.ready.ok and probes.accept_traffic.ok:
+        return CheckResult("ready", "pass", f"/ready 200, /accept-traffic 200{memory}")
+    return CheckResult(
+        "ready",
+        "fail",
+        f"/ready {probes.ready.summary()}, /accept-traffic {probes.accept_traffic.summary()}",
+        "the server is closing, or over its memory threshold "
+        "(SOKETI_HTTP_ACCEPT_TRAFFIC_MEMORY_THRESHOLD): see `rtctl logs`",
+    )
+
+
+def _check_api_signature(server: _Server) -> CheckResult:
+    result, date, server.api_answered = _api_check(server.settings, server.timeout)
+    server.api_ok = result.status == "pass"
+    server.server_date = date or server.server_date
+    return result
+
+
+def _check_websocket_key(server: _Server) -> CheckResult:
+    return _websocket_check(server.settings, server.timeout)
+
+
+def _check_clock_skew(server: _Server) -> CheckResult:
+    if not server.api_answered:
+        return CheckResult("clock-skew", "skip", "the HTTP API is not reachable")
+    return clock_skew_result(server.server_date)
+
+
+def _check_metrics(server: _Server) -> CheckResult:
+    from rtctl.runtime import health
+
+    settings = server.settings
+    if not server.soketi:
+        return CheckResult("metrics", "skip", "Pusher: no Prometheus endpoint")
+    if not settings.metrics_enabled:
+        return CheckResult("metrics", "skip", "SOKETI_METRICS_ENABLED=false")
+    metrics = health.scrape(settings, server.timeout)
+    if metrics is not None and metrics.figures is not None:
+        fig = metrics.figures
+        return CheckResult(
+            "metrics",
+            "pass",
+            f"{metrics.url}: {fig.connections} connections, {fig.messages_in} messages in, "
+            f"{fig.messages_out} out",
+        )
+    error = metrics.error if metrics is not None else "metrics are off"
+    return CheckResult(
+        "metrics",
+        "fail",
+        f"{settings.metrics_url}: {error}",
+        "SOKETI_METRICS_SERVER_PORT must match the server's metrics port "
+        "(or set SOKETI_METRICS_ENABLED=false)",
+    )
+
+
+# One function per server check, in report order (the names are SERVER_CHECKS).
+_SERVER_CHECK_FUNCTIONS: tuple[tuple[str, Callable[[_Server], CheckResult]], ...] = (
+    ("ports", _check_ports),
+    ("reachable", _check_reachable),
+    ("ready", _check_ready),
+    ("api-signature", _check_api_signature),
+    ("websocket-key", _check_websocket_key),
+    ("clock-skew", _check_clock_skew),
+    ("metrics", _check_metrics),
+)
+SERVER_CHECKS = tuple(name for name, _ in _SERVER_CHECK_FUNCTIONS)
+
+
 def server_checks(
     settings: Settings, timeout: float = 3.0, folder: Path | None = None
 ) -> list[CheckResult]:
-    """Checks against the configured server; later checks are skipped when it does not answer."""
-    from rtctl.runtime import health, native
+    """Checks against the configured server; the later ones are skipped when it does not answer."""
+    from rtctl.runtime import native
 
-    folder = folder if folder is not None else native.state_dir(settings)
+    server = _Server(
+        settings, timeout, folder if folder is not None else native.state_dir(settings)
+    )
     results: list[CheckResult] = []
-    soketi = settings.provider == "soketi"
-
-    foreign: list[str] = []
-    ports_evidence: list[str] = []
-    if not soketi:
-        results.append(CheckResult("ports", "skip", "Pusher (managed): no local ports"))
-    elif not _is_local(settings.host):
-        results.append(
-            CheckResult("ports", "skip", f"{settings.host} is not this machine: not checked")
-        )
-    else:
-        ports_evidence, foreign = _port_owners(settings, folder)
-        results.append(CheckResult("ports", "pass", ", ".join(ports_evidence)))
-
-    root_date = None
-    if soketi:
-        probes = health.check(settings, timeout, metrics=False)
-        if probes.root.status == 0:
-            if _other_scheme_answers(settings, timeout):
-                other = "http" if settings.tls else "https"
-                results.append(
-                    CheckResult(
-                        "reachable",
-                        "fail",
-                        f"{probes.root.url}: {probes.root.error}, but the server answers with "
-                        f"{other}: REALTIME_SCHEME={settings.scheme} does not match the server",
-                        f"set REALTIME_SCHEME={other} in .env",
-                    )
-                )
-            else:
-                results.append(
-                    CheckResult(
-                        "reachable",
-                        "fail",
-                        f"nothing answers at {probes.root.url} ({probes.root.error})",
-                        "start it with `rtctl up` (or fix REALTIME_HOST/REALTIME_PORT)",
-                    )
-                )
-            results += [
-                CheckResult(name, "skip", "the server is not reachable")
-                for name in SERVER_CHECKS[2:]
-            ]
-            return _finish_ports(results, foreign, ports_evidence)
-        if probes.root.ok and probes.root.body.strip() == "OK":
-            results.append(CheckResult("reachable", "pass", f"GET {probes.root.url} -> 200 OK"))
+    for name, check in _SERVER_CHECK_FUNCTIONS:
+        if server.reachable:
+            results.append(check(server))
         else:
-            results.append(
-                CheckResult(
-                    "reachable",
-                    "fail",
-                    f"GET {probes.root.url} -> {probes.root.summary()} (not Soketi's 'OK')",
-                    "REALTIME_HOST/REALTIME_PORT point at something that is not Soketi",
-                )
-            )
-        memory = (
-            f", memory {probes.memory_percent:.1f} %" if probes.memory_percent is not None else ""
-        )
-        if probes.ready.ok and probes.accept_traffic.ok:
-            results.append(CheckResult("ready", "pass", f"/ready 200, /accept-traffic 200{memory}"))
-        else:
-            results.append(
-                CheckResult(
-                    "ready",
-                    "fail",
-                    f"/ready {probes.ready.summary()}, /accept-traffic "
-                    f"{probes.accept_traffic.summary()}",
-                    "the server is closing, or over its memory threshold "
-                    "(SOKETI_HTTP_ACCEPT_TRAFFIC_MEMORY_THRESHOLD): see `rtctl logs`",
-                )
-            )
-        root_date = probes.root.date
-    else:
-        results += [
-            CheckResult("reachable", "skip", "Pusher has no health routes: see api-signature"),
-            CheckResult("ready", "skip", "Pusher has no health routes"),
-        ]
-
-    api, api_date = _api_check(settings, timeout)
-    results.append(api)
-    results.append(_websocket_check(settings, timeout))
-    if api.status == "fail" and "cannot reach" in api.evidence:
-        results.append(CheckResult("clock-skew", "skip", "the HTTP API is not reachable"))
-    else:
-        results.append(clock_skew_result(api_date or root_date))
-
-    if soketi and settings.metrics_enabled:
-        metrics = health.scrape(settings, timeout)
-        if metrics is not None and metrics.figures is not None:
-            fig = metrics.figures
-            results.append(
-                CheckResult(
-                    "metrics",
-                    "pass",
-                    f"{metrics.url}: {fig.connections} connections, {fig.messages_in} messages "
-                    f"in, {fig.messages_out} out",
-                )
-            )
-        else:
-            url = settings.metrics_url
-            error = metrics.error if metrics is not None else "metrics are off"
-            results.append(
-                CheckResult(
-                    "metrics",
-                    "fail",
-                    f"{url}: {error}",
-                    "SOKETI_METRICS_SERVER_PORT must match the server's metrics port "
-                    "(or set SOKETI_METRICS_ENABLED=false)",
-                )
-            )
-    elif soketi:
-        results.append(CheckResult("metrics", "skip", "SOKETI_METRICS_ENABLED=false"))
-    else:
-        results.append(CheckResult("metrics", "skip", "Pusher: no Prometheus endpoint"))
-    return _finish_ports(results, foreign, ports_evidence, api_ok=api.status == "pass")
+            results.append(CheckResult(name, "skip", "the server is not reachable"))
+    return _finish_ports(
+        results, server.foreign, server.ports_evidence, api_ok=server.reachable and server.api_ok
+    )
 
 
 def _finish_ports(

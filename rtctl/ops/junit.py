@@ -12,10 +12,10 @@ import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from rtctl.smoke import SmokeReport
+from rtctl.ops.smoke import SmokeReport
 
 SUITE_NAME = "rtctl smoke"
-CLASS_NAME = "rtctl.smoke"
+CLASS_NAME = "rtctl.ops.smoke"
 
 
 def to_xml(report: SmokeReport) -> ET.ElementTree:

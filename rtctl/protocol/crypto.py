@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from rtctl.errors import InvalidInput
-from rtctl.signing import shared_secret
+from rtctl.protocol.signing import shared_secret
 
 
 def channel_key(channel: str, master_key: bytes) -> bytes:

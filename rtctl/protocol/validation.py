@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rtctl.errors import InvalidInput
-from rtctl.signing import channel_kind
+from rtctl.protocol.signing import channel_kind
 
 CHANNEL_NAME_RE = re.compile(r"[-a-zA-Z0-9_=@,.;]+")  # used with fullmatch: no trailing newline
 MAX_CHANNEL_NAME = 164  # Pusher's documented limit (SDKs and Soketi allow 200)
@@ -99,7 +99,7 @@ def validate_event(event: Event, allow_large: bool = False) -> Event:
     validate_event_name(event.name)
     validate_data(event.data, allow_large)
     if event.socket_id is not None:
-        from rtctl.signing import check_socket_id
+        from rtctl.protocol.signing import check_socket_id
 
         check_socket_id(event.socket_id)
     return event

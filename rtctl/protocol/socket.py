@@ -11,7 +11,7 @@ Library API (stable; see docs/listen.md):
     sock.reconnect(timeout)                      # new socket, RE-SIGNS and resubscribes every channel
     sock.unsubscribe(channel); sock.close()
     sock.has_buffered()                          # True if recv() can answer without waiting
-    close_policy(code) -> "stop" | "backoff" | "now";  backoff_delay(attempt, code) -> seconds
+    (close_policy and backoff_delay, in rtctl.protocol.closecodes, say what a close code means)
     Message: event, channel, data (decoded), raw (wire data text), user_id, received_at
              (time.time()), monotonic (time.monotonic()), frame (whole frame text)
 
@@ -32,22 +32,28 @@ from __future__ import annotations
 
 import contextlib
 import json
-import random
 import sys
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from rtctl.errors import (
     AuthRejected,
-    ConfigError,
     InvalidInput,
     RtctlError,
     ServerRejected,
     TimedOut,
     Unreachable,
 )
-from rtctl.signing import authorize_channel, channel_kind, compact_json, presence_channel_data
+from rtctl.protocol.authclient import request_channel_auth
+from rtctl.protocol.closecodes import Disconnected, refusal
+from rtctl.protocol.frames import CLOSE, PING, ByteSource, FrameSplitter
+from rtctl.protocol.signing import (
+    authorize_channel,
+    channel_kind,
+    compact_json,
+    presence_channel_data,
+)
 
 if TYPE_CHECKING:
     from rtctl.config import Settings
@@ -55,49 +61,6 @@ if TYPE_CHECKING:
 PONG_TIMEOUT = 30.0  # seconds to wait for any frame after our pusher:ping (Pusher's recommendation)
 MAX_ACTIVITY_TIMEOUT = 120.0  # pusher-js' default; min(this, the server's activity_timeout)
 CLIENT_NAME = "rtctl-python"
-# Read up to 1 MiB per recv(). The socket's receive buffer is left to the kernel's autotuning:
-# a fixed SO_RCVBUF (8 MiB) measured far worse (lost most of a 200k burst) than autotuning (none).
-RECV_CHUNK = 1 << 20
-SEND_TIMEOUT = 10.0  # a send that cannot complete in this long means the connection is gone
-
-Policy = Literal["stop", "backoff", "now"]
-
-
-def close_policy(code: int | None) -> Policy:
-    """What Pusher's close-code ranges ask a client to do (protocol §1.8)."""
-    if code is not None and 4000 <= code <= 4099:
-        return "stop"
-    if code is not None and 4200 <= code <= 4299:
-        return "now"
-    return "backoff"  # 4100-4199 (back off), 1xxx, 43xx, a dropped TCP connection
-
-
-def backoff_delay(attempt: int, code: int | None) -> float:
-    """Seconds to wait before reconnect ``attempt`` (1-based). 4100-4199: >= 1 s, exponential;
-    anything else that is not "reconnect now": exponential with full jitter, capped at 10 s."""
-    if close_policy(code) == "now" and attempt == 1:
-        return 0.0
-    ceiling = min(10.0, 0.5 * (2 ** (attempt - 1)))
-    if code is not None and 4100 <= code <= 4199:
-        return max(1.0, ceiling)
-    return random.uniform(0.1, max(0.2, ceiling))
-
-
-class Disconnected(Unreachable):
-    """The socket closed (``code`` is the close code, None when the TCP connection just dropped)."""
-
-    code = "disconnected"
-
-    def __init__(
-        self,
-        message: str,
-        hint: str | None = None,
-        close_code: int | None = None,
-        close_reason: str = "",
-    ) -> None:
-        super().__init__(message, hint)
-        self.close_code = close_code
-        self.close_reason = close_reason or message
 
 
 class Message:
@@ -166,65 +129,6 @@ class Subscription:
         self.subscribed = False
 
 
-class _Drain:
-    """A thread that moves received bytes from the kernel into memory as soon as they arrive.
-
-    Soketi drops frames for a socket once 1 MiB is queued for it, so a listener that is briefly
-    slower than a burst (printing, a loaded machine) would lose events. This thread only calls
-    recv() (which releases the GIL) and queues the bytes, so the backlog waits in this process
-    instead of in Soketi. The parsing and everything else stays in the caller's thread."""
-
-    def __init__(self, sock: Any) -> None:
-        import queue
-        import threading
-
-        self._empty = queue.Empty
-        self._chunks: queue.SimpleQueue[bytes | OSError] = queue.SimpleQueue()
-        self.end: bytes | OSError | None = None  # b"" (EOF) or the error, once seen
-        self._sock = sock
-        sock.settimeout(SEND_TIMEOUT)  # bounds sends from the caller; recv() here just retries
-        self._thread = threading.Thread(target=self._run, name="rtctl-ws-drain", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        recv, put = self._sock.recv, self._chunks.put
-        while True:
-            try:
-                chunk = recv(RECV_CHUNK)
-            except TimeoutError:  # only a quiet connection
-                continue
-            except OSError as exc:
-                put(exc)
-                return
-            put(chunk)
-            if not chunk:
-                return
-
-    def pending(self) -> bool:
-        return not self._chunks.empty()
-
-    def take(self, timeout: float) -> list[bytes | OSError]:
-        """Everything queued, waiting up to ``timeout`` for the first item; [] on timeout."""
-        try:
-            items = [self._chunks.get(timeout=timeout)]
-        except self._empty:
-            return []
-        get = self._chunks.get_nowait
-        while True:
-            try:
-                items.append(get())
-            except self._empty:
-                return items
-
-    def stop(self, ws: Any) -> None:
-        """Wake the blocked recv() (shutdown, not just close) and let the thread end."""
-        import socket
-
-        with contextlib.suppress(OSError):
-            ws.sock.shutdown(socket.SHUT_RDWR)
-        self._thread.join(timeout=1.0)
-
-
 def _decode(text: str) -> Any:
     try:
         return json.loads(text)
@@ -262,10 +166,8 @@ class PusherSocket:
         self._pending: deque[Message] = deque()  # events read while waiting for something else
         self._last_rx = 0.0
         self._ping_sent_at: float | None = None
-        self._buf = b""  # received bytes not yet split into frames, from _pos on
-        self._pos = 0
-        self._fragments: list[bytes] = []
-        self._drain: _Drain | None = None
+        self._frames = FrameSplitter()
+        self._source: ByteSource | None = None
         self._last_error: tuple[Any, str] = (None, "")  # (code, message) of the last pusher:error
 
     # --- connection ------------------------------------------------------------------------------
@@ -325,10 +227,8 @@ class PusherSocket:
         self._ws = ws
         self._pending.clear()
         # Bytes the library read past the handshake (normally none) start our frame buffer.
-        self._buf = b"".join(getattr(ws.frame_buffer, "recv_buffer", None) or [])
-        self._pos = 0
-        self._fragments = []
-        self._drain = None if self.settings.tls else _Drain(ws.sock)
+        self._frames = FrameSplitter(b"".join(getattr(ws.frame_buffer, "recv_buffer", None) or []))
+        self._source = ByteSource(ws.sock, tls=self.settings.tls)
         self._last_rx = time.monotonic()
         self._ping_sent_at = None
         try:
@@ -360,9 +260,9 @@ class PusherSocket:
             self._release(ws)
 
     def _release(self, ws: Any) -> None:
-        drain, self._drain = self._drain, None
-        if drain is not None:
-            drain.stop(ws)
+        source, self._source = self._source, None
+        if source is not None:
+            source.stop()
         ws.shutdown()
 
     def __enter__(self) -> PusherSocket:
@@ -389,8 +289,8 @@ class PusherSocket:
         frame: dict[str, Any] = {"event": event, "data": data}
         if channel is not None:
             frame["channel"] = channel
-        if self._drain is None:  # TLS: reads set short timeouts on this same socket
-            self._ws.sock.settimeout(SEND_TIMEOUT)
+        if self._source is not None:
+            self._source.before_send()
         try:
             self._ws.send(json.dumps(frame, separators=(",", ":"), ensure_ascii=False))
         except (OSError, websocket.WebSocketException) as exc:
@@ -411,7 +311,13 @@ class PusherSocket:
     def _authorize(self, sub: Subscription) -> dict[str, str]:
         assert self.socket_id is not None
         if self.auth_endpoint:
-            response = self._auth_endpoint_call(sub.name)
+            response = request_channel_auth(
+                self.auth_endpoint,
+                self.socket_id,
+                sub.name,
+                self.auth_headers,
+                self.settings.ca_bundle,
+            )
         else:
             channel_data = None
             if sub.kind == "presence":
@@ -454,52 +360,6 @@ class PusherSocket:
             except (ValueError, KeyError, TypeError) as exc:
                 raise ServerRejected(f"the channel_data for {sub.name!r} has no user_id") from exc
         return {k: v for k, v in response.items() if k in ("auth", "channel_data")}
-
-    def _auth_endpoint_call(self, channel: str) -> dict[str, Any]:
-        """POST socket_id and channel_name form-encoded, exactly like pusher-js' default transport."""
-        import ssl
-        import urllib.error
-        import urllib.parse
-        import urllib.request
-
-        assert self.auth_endpoint is not None and self.socket_id is not None
-        body = urllib.parse.urlencode({"socket_id": self.socket_id, "channel_name": channel})
-        headers = {"Content-Type": "application/x-www-form-urlencoded", **self.auth_headers}
-        request = urllib.request.Request(
-            self.auth_endpoint, data=body.encode(), headers=headers, method="POST"
-        )
-        context = None
-        if self.auth_endpoint.startswith("https:") and self.settings.ca_bundle:
-            context = ssl.create_default_context(cafile=self.settings.ca_bundle)
-        try:
-            with urllib.request.urlopen(request, timeout=10, context=context) as response:
-                text = response.read().decode("utf-8", "replace")
-        except urllib.error.HTTPError as exc:
-            detail = exc.read().decode("utf-8", "replace").strip()[:200]
-            message = f"the auth endpoint refused {channel!r} with HTTP {exc.code}"
-            if detail:
-                message += f": {detail}"
-            if exc.code in (401, 403):
-                raise AuthRejected(
-                    message, hint="check the --auth-header credentials (e.g. a bearer token)"
-                ) from exc
-            raise ServerRejected(message, status=exc.code) from exc
-        except (OSError, urllib.error.URLError) as exc:
-            reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
-            raise Unreachable(
-                f"cannot reach the auth endpoint {self.auth_endpoint}: {reason}",
-                hint="is the gateway running? check --auth-endpoint",
-            ) from exc
-        try:
-            data = json.loads(text)
-        except ValueError:
-            data = None
-        if not isinstance(data, dict) or not isinstance(data.get("auth"), str):
-            raise ServerRejected(
-                f"the auth endpoint answered {channel!r} without an auth JSON: {text[:200]!r}",
-                hint='it must return {"auth": "key:signature", ...} with HTTP 200',
-            )
-        return data
 
     def subscribe(self, channel: str, timeout: float) -> Subscription:
         """Subscribe (signing for the current socket id) and wait for subscription_succeeded."""
@@ -574,36 +434,14 @@ class PusherSocket:
     def has_buffered(self) -> bool:
         """True when the next ``recv`` can return without reading the socket (callers flush
         their output once per drained batch instead of once per event)."""
-        if self._pending or self._frame_bounds() is not None:
+        if self._pending or self._frames.has_frame():
             return True
-        return self._drain is not None and self._drain.pending()
-
-    def _frame_bounds(self) -> tuple[int, int] | None:
-        """(payload start, end) of the frame at ``_pos`` in ``_buf``; None if not all here."""
-        buf, pos = self._buf, self._pos
-        avail = len(buf) - pos
-        if avail < 2:
-            return None
-        second = buf[pos + 1]
-        length, header = second & 0x7F, 2
-        if length == 126:
-            if avail < 4:
-                return None
-            length, header = (buf[pos + 2] << 8) | buf[pos + 3], 4
-        elif length == 127:
-            if avail < 10:
-                return None
-            length, header = int.from_bytes(buf[pos + 2 : pos + 10], "big"), 10
-        if second & 0x80:  # servers must not mask, but tolerate it
-            header += 4
-        end = pos + header + length
-        return (pos + header, end) if end <= len(buf) else None
+        return self._source is not None and self._source.pending()
 
     def _fill(self, timeout: float) -> bool:
         """Read what the kernel has (up to RECV_CHUNK) into the buffer; False on timeout.
         Sends pusher:ping after activity_timeout of silence; drops the socket if no answer."""
-        ws = self._ws
-        if ws is None:
+        if self._ws is None:
             raise Disconnected("the socket is not connected")
         now = time.monotonic()
         if self._ping_sent_at is None:
@@ -618,97 +456,43 @@ class PusherSocket:
             if wait <= 0:
                 self._drop()
                 raise Disconnected(f"no answer to pusher:ping within {PONG_TIMEOUT:g}s")
-        chunk = self._receive(ws, max(0.001, min(timeout, wait)))
+        assert self._source is not None
+        try:
+            chunk = self._source.read(max(0.001, min(timeout, wait)))
+        except Disconnected:
+            self._drop()
+            raise
         if chunk is None:
             return False
         self._last_rx = time.monotonic()
         self._ping_sent_at = None
-        if self._pos >= len(self._buf):
-            self._buf = chunk
-        else:
-            self._buf = self._buf[self._pos :] + chunk
-        self._pos = 0
+        self._frames.feed(chunk)
         return True
 
-    def _receive(self, ws: Any, timeout: float) -> bytes | None:
-        """The next bytes from the server, None on timeout; Disconnected once they end."""
-        drain = self._drain
-        if drain is None:  # TLS: read in this thread (an SSL object must not be shared)
-            ws.sock.settimeout(timeout)
-            try:
-                chunk: Any = ws.sock.recv(RECV_CHUNK)
-            except TimeoutError:
-                return None
-            except OSError as exc:
-                chunk = exc
-            items = [chunk]
-        else:
-            if drain.end is not None:
-                items = [drain.end]
-            else:
-                items = drain.take(timeout)
-                if not items:
-                    return None
-        data = []
-        for item in items:
-            if isinstance(item, bytes) and item:
-                data.append(item)
-                continue
-            if data:  # hand over what came before the end (often the close frame) first
-                if drain is not None:
-                    drain.end = item
-                break
-            self._drop()
-            if isinstance(item, OSError):
-                raise Disconnected(f"the connection dropped: {item}") from item
-            raise Disconnected("the server dropped the connection without a close frame")
-        return data[0] if len(data) == 1 else b"".join(data)
-
     def _read_text(self, timeout: float) -> str | None:
-        """The next text message, or None if none is complete within ``timeout``.
-
-        Server frames are split here rather than by websocket-client's frame reader: that reader
-        makes two or three recv() calls and several objects per frame, and measured ~3x slower,
-        enough for Soketi to start dropping frames in a burst. The library still does the
-        handshake, TLS and everything we send."""
+        """The next text message, or None if none is complete within ``timeout``; answers
+        protocol pings and turns a close frame into ``Disconnected``."""
         deadline = time.monotonic() + timeout
         while True:
-            bounds = self._frame_bounds()
-            if bounds is None:
+            frame = self._frames.next()
+            if frame is None:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or not self._fill(remaining):
                     return None
                 continue
-            start, end = bounds
-            buf, pos = self._buf, self._pos
-            first, second = buf[pos], buf[pos + 1]
-            payload = buf[start:end]
-            if second & 0x80:
-                from websocket import ABNF
-
-                payload = ABNF.mask(buf[start - 4 : start], payload)
-            self._pos = end
-            opcode = first & 0x0F
-            if opcode in (1, 2):  # text (binary is JSON too, as Soketi parses it)
-                if first & 0x80:
-                    return payload.decode("utf-8")
-                self._fragments = [payload]
-            elif opcode == 0:  # continuation of a fragmented message
-                self._fragments.append(payload)
-                if first & 0x80:
-                    text = b"".join(self._fragments).decode("utf-8")
-                    self._fragments = []
-                    return text
-            elif opcode == 8:
+            opcode, payload = frame
+            if opcode == CLOSE:
                 self._closed_by_server(payload)
-            elif opcode == 9:  # protocol-level ping: answer it
+            elif opcode == PING:
                 self._pong(payload)
+            else:
+                return payload.decode("utf-8")
 
     def _pong(self, payload: bytes) -> None:
         import websocket
 
-        if self._drain is None:
-            self._ws.sock.settimeout(SEND_TIMEOUT)
+        if self._source is not None:
+            self._source.before_send()
         try:
             self._ws.pong(payload)
         except (OSError, websocket.WebSocketException) as exc:
@@ -753,7 +537,7 @@ class PusherSocket:
     def _decrypt(self, sub: Subscription, message: Message) -> None:
         """Replace the sealed payload by its plaintext; on failure keep it and set ``error``
         (pusher-js drops such events; a listener should say so)."""
-        from rtctl.crypto import DecryptionFailed, decrypt
+        from rtctl.protocol.crypto import DecryptionFailed, decrypt
 
         assert sub.key is not None
         try:
@@ -823,25 +607,3 @@ class PusherSocket:
         text = info.get("message") or "connection refused"
         self.close()
         raise refusal(code, text, self.settings.key)
-
-
-def refusal(code: int | None, text: str, key: str) -> RtctlError:
-    """The typed error for a connection-level refusal (pusher:error / close code)."""
-    if code == 4001:
-        return AuthRejected(
-            f"app key {key!r} is unknown to the server ({text})",
-            hint="check PUSHER_APP_KEY matches the server's app key",
-        )
-    if code in (4003, 4009):
-        return AuthRejected(f"the server refused the connection: {text} ({code})")
-    if code == 4000:
-        return ConfigError(f"the app requires TLS: {text} (4000)", hint="set REALTIME_SCHEME=https")
-    if code is not None and 4100 <= code <= 4199:
-        return ServerRejected(
-            f"the server is over capacity: {text} ({code})", hint="retry later", status=code
-        )
-    if code is not None and 4200 <= code <= 4299:
-        return Disconnected(
-            f"the server asked to reconnect: {text} ({code})", close_code=code, close_reason=text
-        )
-    return ServerRejected(f"the server refused the connection: {text} ({code})", status=code)

@@ -18,8 +18,8 @@ from urllib.parse import quote
 
 from rtctl.config import Settings
 from rtctl.errors import AuthRejected, ServerRejected, Unreachable
-from rtctl.signing import channel_kind
-from rtctl.validation import Event
+from rtctl.protocol.signing import channel_kind
+from rtctl.protocol.validation import Event
 
 
 @dataclass(frozen=True)
@@ -130,7 +130,7 @@ class ApiClient:
 
     def _wire_data(self, channel: str, data: str) -> str:
         if channel_kind(channel) == "private-encrypted":
-            from rtctl.crypto import encrypt, require_master_key
+            from rtctl.protocol.crypto import encrypt, require_master_key
 
             return encrypt(channel, data, require_master_key(self.settings.master_key, channel))
         return data
@@ -171,7 +171,7 @@ class ApiClient:
 
     def channel(self, name: str, info: str | None = None) -> dict[str, Any]:
         """One channel; presence channels also report their user count unless ``info`` says."""
-        from rtctl.validation import validate_channel
+        from rtctl.protocol.validation import validate_channel
 
         validate_channel(name)
         if info is None and channel_kind(name) == "presence":
@@ -182,7 +182,7 @@ class ApiClient:
     def users(self, channel: str) -> list[str]:
         """The user ids on a presence channel (refused locally for any other kind)."""
         from rtctl.errors import InvalidInput
-        from rtctl.validation import validate_channel
+        from rtctl.protocol.validation import validate_channel
 
         validate_channel(channel)
         if channel_kind(channel) != "presence":
