@@ -52,6 +52,7 @@ CLIENTS_PER_PROCESS = 5_000
 INITIAL_CONNECTS = 200  # connections opened at once per process while the clients first come up
 WS_OPTIONS: dict[str, Any] = {
     "open_timeout": 20,
+    "close_timeout": 1,  # stopping thousands of clients must not wait for each close handshake
     "ping_interval": None,  # Soketi's pusher:ping is answered instead
     "compression": None,
     "max_queue": 16,

@@ -195,3 +195,26 @@ def test_a_killed_worker_is_replaced_and_logged_and_the_port_stays_served(two_wo
     assert not Path(state_files[0]).parent.exists()  # the private folder is removed
     for pid in (survivor, replacement):
         assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text()
+
+
+def test_apps_built_on_one_shared_state_file_share_the_limit(soketi, tmp_path) -> None:
+    """What `create_app(shared_state=...)` gives workers of any server: one limit for all."""
+    from starlette.testclient import TestClient
+
+    from rtctl.gateway import create_app
+    from tests.gateway_support import gateway_settings
+
+    path = tmp_path / "shared.sqlite"
+    first, second = (
+        create_app(gateway_settings(soketi), shared_state=path, auth_failure_limit=2)
+        for _ in range(2)
+    )
+    form = {"socket_id": SOCKET, "channel_name": DM}
+    wrong = bearer(token(key="x" * 64))
+    with TestClient(first) as one, TestClient(second) as other:
+        assert one.post("/realtime/auth", data=form, headers=wrong).status_code == 401
+        assert other.post("/realtime/auth", data=form, headers=wrong).status_code == 401
+        assert one.post("/realtime/auth", data=form, headers=bearer(token())).status_code == 429
+        assert other.post("/realtime/auth", data=form, headers=bearer(token())).status_code == 429
+    assert first.state.shared.seen("webhook-1", 60) is False
+    assert second.state.shared.seen("webhook-1", 60) is True  # the de-duplication window too
