@@ -265,6 +265,12 @@ def process_tree(pid: int) -> list[int]:
     return pids
 
 
+def machine_ticks() -> tuple[int, int]:
+    """(busy, total) jiffies of all CPUs, for the machine's busy fraction over a phase."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return sum(values) - values[3] - values[4], sum(values)
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -478,12 +484,21 @@ def main() -> int:
             }
             stopped_at, answering_at = storm.restart_nodes()
             cpu_before = {name: cpu_seconds(pids()) for name, pids in groups.items()}
+            gateway_pids = process_tree(storm.gateway.pid)
+            per_process_before = [cpu_seconds([pid]) for pid in gateway_pids]
+            busy_before, total_before = machine_ticks()
             ok, states = storm.wait_for(2, args.timeout, "resubscribed")
             finished = time.monotonic()
+            busy_after, total_after = machine_ticks()
             cpu = {
                 name: round(cpu_seconds(pids()) - cpu_before[name], 1)
                 for name, pids in groups.items()
             }
+            # how the load spread over the gateway's processes (supervisor, tracker, workers)
+            per_process = [
+                round(cpu_seconds([pid]) - before, 2)
+                for pid, before in zip(gateway_pids, per_process_before, strict=True)
+            ]
             second = [t - answering_at for s in states for t in s["second_at"]]
             opened = [t - answering_at for s in states for t in s["second_opened_at"]]
             auth_wait = [
@@ -498,6 +513,10 @@ def main() -> int:
                 storm_p50_seconds=round(percentile(second, 50), 2),
                 storm_p99_seconds=round(percentile(second, 99), 2),
                 wall_seconds=round(finished - answering_at, 1),
+                gateway_cpu_per_process=per_process,
+                machine_busy=round(
+                    (busy_after - busy_before) / max(1, total_after - total_before), 2
+                ),
                 # where the time went: sockets open again, then auth (both channels) per client
                 reopened_p50_seconds=round(percentile(opened, 50), 2),
                 reopened_p99_seconds=round(percentile(opened, 99), 2),
@@ -531,8 +550,9 @@ def main() -> int:
               f"{report['reopened_p99_seconds']} s after Soketi answered; both auth answers per "
               f"client: p50 {report['auth_p50_ms']} ms, p99 {report['auth_p99_ms']} ms")  # fmt: skip
         cpu = report["cpu_seconds_during_storm"]
-        print(f"CPU seconds in the storm ({report['wall_seconds']} s): gateway {cpu['gateway']}, "
-              f"Soketi {cpu['soketi']}, clients {cpu['clients']}")  # fmt: skip
+        print(f"CPU seconds in the storm ({report['wall_seconds']} s): gateway {cpu['gateway']} "
+              f"(per process {report['gateway_cpu_per_process']}), Soketi {cpu['soketi']}, "
+              f"clients {cpu['clients']}; machine busy {report['machine_busy']:.0%}")  # fmt: skip
     print(f"auth requests: {report['auth_sent']:,} sent, {report['auth_ok']:,} answered 200, "
           f"{report['auth_failed']} failed; subscription errors {report['subscription_errors']}; "
           f"clients failed {report['failed_clients']}")  # fmt: skip
