@@ -553,7 +553,8 @@ def create_app(
     """The gateway app. Raises ConfigError when the settings cannot make a safe gateway.
 
     ``shared_state``: the SQLite file that several worker processes of one gateway share (the
-    failed-authentication counters); None keeps that state in this process.
+    failed-authentication counters, ``app.state.shared.seen`` de-duplication windows); None keeps
+    that state in this process.
     ``auth_failure_limit`` failed authentications per client address within
     ``auth_failure_window`` seconds, then 429 (0 turns the limit off).
     """

@@ -279,8 +279,8 @@ def serve(
         folder = Path(tempfile.mkdtemp(prefix="rtctl-gateway-"))  # mode 0700: this user only
     except OSError as exc:
         raise EnvironmentProblem(
-            f"cannot create the workers' shared state folder in {tempfile.gettempdir()}: "
-            f"{exc.strerror or exc}",
+            "cannot create the workers' shared state folder in "
+            f"{os.environ.get('TMPDIR') or '/tmp'}: {exc.strerror or exc}",
             hint="make TMPDIR a writable folder, or run with --workers 1",
         ) from exc
     try:
