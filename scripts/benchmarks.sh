@@ -2,10 +2,11 @@
 # Runs the benchmarks in one go, side by side on this machine, against one native Soketi that
 # this script starts on free loopback ports (temp state dir) and stops by PID at the end.
 #   1. startup   2. emit throughput   3. listen throughput   4. bench capacity   5. pytest plugin
-#   6. gateway /realtime/auth against the Node reference   7. reconnect storm (its own Soketi nodes)
+#   6. console (drives Debian's Chromium: /usr/bin/chromium, /usr/bin/chromedriver)
+#   7. gateway /realtime/auth against the Node reference   8. reconnect storm (its own Soketi nodes)
 # Usage: scripts/benchmarks.sh [--quick] [OUTDIR]     (figures also land as JSON in OUTDIR)
 # Needs: .venv (scripts/test.sh sets it up), Node + `cd tests/js && npm ci` for pusher-js and ws.
-# Installs what is missing for 6: wrk (Debian) and the Node reference gateway (npm ci).
+# Installs what is missing for 7: wrk (Debian) and the Node reference gateway (npm ci).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -83,6 +84,9 @@ PLUGIN_SCALE=()
 if [[ ${#QUICK[@]} -gt 0 ]]; then PLUGIN_SCALE=(--runs 5 --starts 3 --events 50); fi
 # starts its own Soketis: session start is part of what it measures
 $PY scripts/bench_plugin.py --json-out "$OUT/plugin.json" "${PLUGIN_SCALE[@]}" || status=1
+echo
+$PY scripts/bench_console.py --env-file "$WORK/.env" --json-out "$OUT/console.json" \
+  "${QUICK[@]}" || status=1
 echo
 $PY scripts/bench_gateway.py --json-out "$OUT/gateway.json" "${QUICK[@]}" || status=1
 echo

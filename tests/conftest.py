@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from rtctl.testing.plugin import attach_log, detach_log
+from tests.console_support import browser  # noqa: F401  (the session's one Chromium)
 from tests.helpers import (
     TEST_CACHE,
     PusherStandIn,
