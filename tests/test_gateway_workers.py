@@ -67,6 +67,12 @@ def two_workers(soketi, tmp_path) -> Iterator[GatewayProcess]:
     ).start(tmp_path)
     assert process.process is not None
     wait_until(lambda: len(worker_pids(process.process.pid)) == 2, what="two workers")
+    pids = worker_pids(process.process.pid)
+    for pid in pids:  # both serving (their app built), not only spawned
+        wait_until(
+            lambda pid=pid: f"[{pid}] uvicorn.error: Application startup complete" in process.log(),
+            what=f"worker {pid} serving",
+        )
     yield process
     process.stop()
 
