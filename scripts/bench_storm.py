@@ -5,9 +5,10 @@ N WebSocket clients, each subscribed to two private channels (`private-<id>_9000
 `private-<id>_9000001`) that it authorizes through the gateway's `/realtime/auth` with its own JWT,
 exactly as pusher-js does (form POST with socket_id and channel_name, then pusher:subscribe with
 the signature). When every client is subscribed, Soketi is restarted. Like pusher-js, a client
-whose server closes it (4200 "Server closed. Please reconnect shortly.") reconnects at once, and
-retries every 0.2-1.0 s (random) while the server refuses; after each reconnect it authorizes its
-channels again for its new socket id. The figure: the time from Soketi answering again until every
+whose server closes it (4200 "Server closed. Please reconnect shortly.") reconnects at once;
+while the server refuses, one probe per client process stands in for the clients' retries and,
+once it gets through, releases them over a random 0-1 s; after each reconnect a client authorizes
+its channels again for its new socket id. The figure: the time from Soketi answering again until every
 client is subscribed again, with every auth request answered and no client failed.
 
 Clients run in several processes (asyncio, `websockets` and `aiohttp`; one connection pool of
@@ -121,8 +122,11 @@ class NodeWatch:
     async def _probe(self) -> None:
         while True:
             await asyncio.sleep(0.1)
-            with contextlib.suppress(OSError):
-                _, writer = await asyncio.open_connection(self.host, self.port)
+            # bounded: a SYN dropped by a full accept queue would otherwise wait for the kernel's
+            # retransmissions (seconds) while the node is already up
+            with contextlib.suppress(OSError, asyncio.TimeoutError):
+                connecting = asyncio.open_connection(self.host, self.port)
+                _, writer = await asyncio.wait_for(connecting, 0.5)
                 writer.close()
                 self.up.set()
                 return
