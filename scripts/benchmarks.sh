@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# Runs the benchmarks in one go, side by side on this machine, against one native Soketi that
-# this script starts on free loopback ports (temp state dir) and stops by PID at the end.
+# Runs the nine benchmarks in one go, side by side on this machine, against one native Soketi that
+# this script starts on free loopback ports (temp state dir) and stops by PID at the end; the
+# cluster benchmark starts its own node and 3-node cluster the same way.
 #   1. startup   2. emit throughput   3. listen throughput   4. bench capacity   5. pytest plugin
 #   6. console (drives Debian's Chromium: /usr/bin/chromium, /usr/bin/chromedriver)
-#   7. gateway /realtime/auth against the Node reference   8. reconnect storm (its own Soketi nodes)
+#   7. webhooks (starts its own Soketi, with webhook settings, and stops it)   8. cluster
+#   9. gateway /realtime/auth against the Node reference   10. reconnect storm (own Soketi nodes)
 # Usage: scripts/benchmarks.sh [--quick] [OUTDIR]     (figures also land as JSON in OUTDIR)
-# Needs: .venv (scripts/test.sh sets it up), Node + `cd tests/js && npm ci` for pusher-js and ws.
-# Installs what is missing for 7: wrk (Debian) and the Node reference gateway (npm ci).
+# Needs: .venv (scripts/test.sh sets it up), Node + `cd tests/js && npm ci` for pusher-js and ws,
+# redis-server and haproxy (scripts/test.sh installs them). Sizes of the cluster benchmark:
+# CLUSTER_ARGS="--subscribers 40000 --fanout-workers 4" scripts/benchmarks.sh
+# Installs what is missing for 9: wrk (Debian) and the Node reference gateway (npm ci).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -87,6 +91,10 @@ $PY scripts/bench_plugin.py --json-out "$OUT/plugin.json" "${PLUGIN_SCALE[@]}" |
 echo
 $PY scripts/bench_console.py --env-file "$WORK/.env" --json-out "$OUT/console.json" \
   "${QUICK[@]}" || status=1
+echo
+$PY scripts/bench_webhooks.py --json-out "$OUT/webhooks.json" "${QUICK[@]}" || status=1
+# shellcheck disable=SC2086  # CLUSTER_ARGS is a list of options
+$PY scripts/bench_cluster.py --json-out "$OUT/cluster.json" "${QUICK[@]}" ${CLUSTER_ARGS:-} || status=1
 echo
 $PY scripts/bench_gateway.py --json-out "$OUT/gateway.json" "${QUICK[@]}" || status=1
 echo

@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from rtctl.runtime import native
 from rtctl.testing.plugin import attach_log, detach_log
+from tests.cluster_support import Cluster, make_cluster
 from tests.console_support import browser  # noqa: F401  (the session's one Chromium)
 from tests.helpers import (
     TEST_CACHE,
@@ -32,6 +34,22 @@ pytest_plugins = ["pytester"]  # the plugin's own tests run pytest in a subproce
 os.environ["RTCTL_CACHE_DIR"] = str(TEST_CACHE)
 
 CONFIG_PREFIXES = ("PUSHER_", "REALTIME_", "SOKETI_", "RTCTL_")
+# A test that uses one of these runs a real Soketi; it is marked `soketi` by that alone
+# (native_soketi: for tests that start their own, directly or in a pytest they run).
+SOKETI_FIXTURES = {
+    "soketi",
+    "soketi_factory",
+    "pusher_standin",
+    "env_file",
+    "realtime_server",
+    "native_soketi",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SOKETI_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.soketi)
 
 
 LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
@@ -120,6 +138,72 @@ def pusher_standin(
 
 
 @pytest.fixture
+def native_soketi(hermetic: Path) -> Path:
+    """The pinned native Soketi, installed: for tests that start a server of their own."""
+    return native.ensure_installed()
+
+
+@pytest.fixture
 def env_file(tmp_path: Path, soketi: SoketiServer) -> Path:
     """A .env in the test folder pointing at the session Soketi."""
     return soketi.write_env(tmp_path / ".env")
+
+
+# --- clusters: the bus, Soketi nodes and the front door, each started once per session ----------
+
+AUTH_TIMEOUT = {"SOKETI_USER_AUTHENTICATION_TIMEOUT": "600000"}  # sockets without sign-in stay
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """Three healthy nodes on Redis behind one front door; sign-in on (terminate is tested)."""
+    found = make_cluster(
+        tmp_path_factory.mktemp("redis-cluster"),
+        nodes=3,
+        adapter="redis",
+        node_overrides={f"node-{i}": AUTH_TIMEOUT for i in (1, 2, 3)},
+        SOKETI_DEFAULT_APP_USER_AUTHENTICATION="true",
+    )
+    found.start()
+    try:
+        yield found
+    finally:
+        found.stop()
+
+
+@pytest.fixture(scope="session")
+def nats_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """Two healthy nodes on NATS."""
+    found = make_cluster(tmp_path_factory.mktemp("nats-cluster"), nodes=2, adapter="nats")
+    found.start()
+    try:
+        yield found
+    finally:
+        found.stop()
+
+
+@pytest.fixture(scope="session")
+def wrong_adapter_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A fault: three nodes on Redis, but node-3 was started on the local adapter."""
+    found = make_cluster(
+        tmp_path_factory.mktemp("wrong-adapter-cluster"),
+        nodes=3,
+        adapter="redis",
+        node_overrides={"node-3": {"SOKETI_ADAPTER_DRIVER": "local"}},
+    )
+    found.start()
+    try:
+        yield found
+    finally:
+        found.stop()
+
+
+@pytest.fixture
+def use_cluster(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[[Cluster], Path]:
+    """Point this test's .env and state folder at a running cluster (its PIDs count as ours)."""
+
+    def use(found: Cluster, **changes: str) -> Path:
+        monkeypatch.setenv("RTCTL_STATE_DIR", str(found.state))
+        return found.write_env(tmp_path / ".env", **changes)
+
+    return use

@@ -9,7 +9,6 @@ import queue
 import subprocess
 import sys
 import threading
-import time
 import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +22,7 @@ from rtctl.protocol.httpapi import ApiClient
 from rtctl.protocol.signing import authorize_channel, presence_channel_data
 from rtctl.protocol.validation import Event
 from tests.helpers import JS_DIR, SoketiServer
+from tests.waiting import wait_until
 
 MASTER_KEY = "5Ha5bT4Tf1XgWA5lJSVwHmeeBzWDzqI1FBmlbAQvsmY="  # 32 random bytes, base64
 
@@ -143,19 +143,20 @@ class ListenProcess:
         return line
 
     def wait_stderr(self, fragment: str, timeout: float = 20) -> str:
-        deadline = time.monotonic() + timeout
-        while True:
+        def next_has_it() -> str | None:
             try:
-                line = self._err.get(timeout=max(0.0, deadline - time.monotonic()))
+                line: str = self._err.get(timeout=0.1)
             except queue.Empty:
-                line = None
-            if line is None:
-                raise AssertionError(
-                    f"{fragment!r} not on stderr within {timeout}s: {self.stderr_lines}"
-                )
+                return None
             self.stderr_lines.append(line)
-            if fragment in line:
-                return line
+            return line if fragment in line else None
+
+        return wait_until(
+            next_has_it,
+            timeout,
+            lambda: f"{fragment!r} not on stderr within {timeout}s: {self.stderr_lines}",
+            interval=0,
+        )
 
     def finish(self, timeout: float = 30) -> tuple[int, str, str]:
         """Wait for the exit; return (code, rest of stdout, all of stderr)."""
@@ -221,3 +222,49 @@ def pusher_js_send(
     assert done.returncode == 0, done.stderr
     result: dict[str, Any] = json.loads(done.stdout)
     return result
+
+
+class InjectingRelay:
+    """A WebSocket relay in front of a real Soketi that passes every frame both ways and, right
+    after the first ``pusher_internal:subscription_succeeded`` it forwards, sends ``inject`` (raw
+    frame texts) to the client: what a buggy server or a newer Pusher feature would send."""
+
+    def __init__(self, server: SoketiServer, inject: list[str]) -> None:
+        from websockets.sync.server import serve
+
+        self.upstream = f"ws://127.0.0.1:{server.port}"
+        self.inject = inject
+        self._server = serve(self._handle, "127.0.0.1", 0)
+        self.port = int(self._server.socket.getsockname()[1])
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def _handle(self, client: Any) -> None:
+        from websockets.exceptions import ConnectionClosed
+        from websockets.sync.client import connect
+
+        with connect(self.upstream + client.request.path) as upstream:
+
+            def pump() -> None:
+                try:
+                    for message in client:
+                        upstream.send(message)
+                except ConnectionClosed:
+                    pass
+                upstream.close()
+
+            threading.Thread(target=pump, daemon=True).start()
+            injected = False
+            try:
+                for message in upstream:
+                    client.send(message)
+                    if not injected and "pusher_internal:subscription_succeeded" in message:
+                        injected = True
+                        for frame in self.inject:
+                            client.send(frame)
+            except ConnectionClosed:
+                pass
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._thread.join(5)

@@ -17,6 +17,7 @@ from typer.core import TyperGroup
 from rtctl import __version__
 from rtctl.cli import (
     cmd_bench,
+    cmd_compat,
     cmd_config,
     cmd_console,
     cmd_events,
@@ -25,6 +26,7 @@ from rtctl.cli import (
     cmd_runtime,
     cmd_smoke,
     cmd_verify,
+    cmd_webhooks,
     output,
 )
 from rtctl.cli.common import CliState
@@ -115,6 +117,7 @@ def root(
         Path | None,
         typer.Option(
             "--env-file",
+            metavar="PATH",
             help="The .env file to read (default ./.env).",
             envvar="RTCTL_ENV_FILE",
             show_default=False,
@@ -123,12 +126,24 @@ def root(
         ),
     ] = None,
     provider: Annotated[
-        str | None, typer.Option("--provider", help="Override REALTIME_PROVIDER (soketi|pusher).")
+        str | None,
+        typer.Option(
+            "--provider", metavar="soketi|pusher", help="Override REALTIME_PROVIDER for this run."
+        ),
     ] = None,
-    host: Annotated[str | None, typer.Option("--host", help="Override REALTIME_HOST.")] = None,
-    port: Annotated[int | None, typer.Option("--port", help="Override REALTIME_PORT.")] = None,
+    host: Annotated[
+        str | None,
+        typer.Option("--host", metavar="HOST", help="Override REALTIME_HOST for this run."),
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option("--port", metavar="PORT", help="Override REALTIME_PORT for this run."),
+    ] = None,
     scheme: Annotated[
-        str | None, typer.Option("--scheme", help="Override REALTIME_SCHEME (http|https).")
+        str | None,
+        typer.Option(
+            "--scheme", metavar="http|https", help="Override REALTIME_SCHEME for this run."
+        ),
     ] = None,
     version: Annotated[
         bool,
@@ -150,7 +165,9 @@ for module in (
     cmd_runtime,
     cmd_events,
     cmd_listen,
+    cmd_webhooks,
     cmd_smoke,
+    cmd_compat,
     cmd_verify,
     cmd_gateway,
     cmd_console,

@@ -1,4 +1,4 @@
-"""CLI command: bench (load and latency against the configured server). Core: rtctl/bench.py."""
+"""CLI command: bench (load and latency against the configured server). Core: rtctl/ops/bench/."""
 
 from __future__ import annotations
 
@@ -26,41 +26,93 @@ def register(app: typer.Typer) -> None:
 def bench(
     ctx: typer.Context,
     connections: Annotated[
-        int, typer.Option("--connections", "-n", min=1, max=50_000, help="Subscriber sockets.")
+        int,
+        typer.Option(
+            "--connections", "-n", min=1, max=50_000, metavar="N", help="Subscriber sockets."
+        ),
     ] = 100,
     channels: Annotated[
-        int, typer.Option("--channels", "-c", min=1, help="Channels the subscribers spread over.")
+        int,
+        typer.Option(
+            "--channels",
+            "-c",
+            min=1,
+            metavar="N",
+            help="Channels the subscribers spread over: subscriber i joins channel i mod N "
+            "(N ≤ --connections).",
+        ),
     ] = 10,
     channel_type: Annotated[
         str,
-        typer.Option("--channel-type", help="public | private | presence (signed locally)."),
+        typer.Option(
+            "--channel-type",
+            metavar="public|private|presence",
+            help="Channel kind; private and presence are signed locally (presence user id "
+            "bench-user-<i>).",
+        ),
     ] = "public",
     rate: Annotated[
         float,
-        typer.Option("--rate", "-r", min=0.1, help="Events per second, all channels together."),
+        typer.Option(
+            "--rate",
+            "-r",
+            min=0.1,
+            metavar="RATE",
+            help="Events per second, all channels together, round-robin over the channels.",
+        ),
     ] = 100.0,
     duration: Annotated[
-        float, typer.Option("--duration", "-d", min=0.1, max=3600, help="Seconds of publishing.")
+        float,
+        typer.Option(
+            "--duration", "-d", min=0.1, max=3600, metavar="SECONDS", help="Seconds of publishing."
+        ),
     ] = 10.0,
     payload_size: Annotated[
         int,
-        typer.Option("--payload-size", min=0, max=100 * 1024, help="Bytes of each event's data."),
+        typer.Option(
+            "--payload-size",
+            min=0,
+            max=100 * 1024,
+            metavar="BYTES",
+            help="Bytes of each event's data string (Soketi's limit is the maximum; Pusher's is "
+            "10 KB).",
+        ),
     ] = 100,
     publish: Annotated[
         str,
-        typer.Option("--publish", help="http (REST API, batched) | client (client-* events)."),
+        typer.Option(
+            "--publish",
+            metavar="http|client",
+            help="http: the REST API, batches of up to 10 when more than one event is due; "
+            "client: one publisher socket per channel sending client-rtctl-bench events.",
+        ),
     ] = "http",
     ramp: Annotated[
-        float, typer.Option("--ramp", min=1, help="New connections per second while ramping.")
+        float,
+        typer.Option(
+            "--ramp",
+            min=1,
+            metavar="RATE",
+            help="New connections per second while ramping (at most 200 handshakes in flight).",
+        ),
     ] = 500.0,
     drain: Annotated[
         float,
-        typer.Option("--drain", min=0, max=600, help="Seconds to wait for late deliveries."),
+        typer.Option(
+            "--drain",
+            min=0,
+            max=600,
+            metavar="SECONDS",
+            help="Seconds to wait after the last publish for late deliveries.",
+        ),
     ] = 5.0,
     timeout: Annotated[
         float,
         typer.Option(
-            "--timeout", min=0.1, help="Seconds each connection may take to connect and subscribe."
+            "--timeout",
+            min=0.1,
+            metavar="SECONDS",
+            help="Seconds each connection may take to connect and subscribe.",
         ),
     ] = 10.0,
     min_delivery: Annotated[
@@ -69,13 +121,38 @@ def bench(
             "--min-delivery",
             min=0,
             max=1,
+            metavar="FRACTION",
             help="Fail (exit 1) when received ÷ expected is under this fraction.",
         ),
     ] = 1.0,
     max_p99: Annotated[
         float | None,
-        typer.Option("--max-p99", min=0, help="Fail (exit 1) when delivery p99 exceeds this (ms)."),
+        typer.Option(
+            "--max-p99",
+            min=0,
+            metavar="MS",
+            help="Fail (exit 1) when delivery p99 exceeds this many milliseconds.",
+        ),
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            "-w",
+            metavar="N",
+            min=1,
+            max=32,
+            help="Processes holding the subscribers (one report); each opens up to ~19,000.",
+        ),
+    ] = 1,
+    direct: Annotated[
+        bool,
+        typer.Option(
+            "--direct",
+            help="On a cluster: connect subscribers straight to the nodes, evenly, instead of "
+            "through the front door (per-node delivery and latency).",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Open N subscribers over C channels, publish at a fixed rate, report delivery and latency.
@@ -84,7 +161,8 @@ def bench(
     --min-delivery (default: every event), or when p99 is over --max-p99.
     """
     json_mode(ctx, as_json)
-    from rtctl.bench import BenchOptions, check_options, run_bench
+    from rtctl.ops.bench.report import BenchOptions, check_options
+    from rtctl.ops.bench.runner import run_bench
 
     options = BenchOptions(
         connections=connections,
@@ -97,6 +175,8 @@ def bench(
         ramp=ramp,
         drain=drain,
         connect_timeout=timeout,
+        workers=workers,
+        direct=direct,
     )
     check_options(options)
     settings = state(ctx).settings()
@@ -207,11 +287,57 @@ def render_report(report: dict[str, Any]) -> RenderableType:
             "rtctl CPU",
             f"{cpu['cpu_percent_publishing']:g}% while publishing, {cpu['cpu_percent']:g}% overall"
             f"{' (saturated: figures are a floor)' if cpu['saturated'] else ''}, "
-            f"max RSS {cpu['max_rss_mb']:g} MB",
+            f"max RSS {cpu['max_rss_mb']:g} MB"
+            + (f" (busiest of {cpu['workers']} workers)" if cpu["workers"] > 1 else ""),
         ),
+        *_target_rows(report),
+        *_process_rows(report),
+        ("limit", report["limit"]["reason"]),
         ("verdict", "passed" if verdict["passed"] else "FAILED: " + "; ".join(verdict["reasons"])),
     ]
     rows[-1:-1] = [("note", text) for text in report["notes"]]
     for name, value in rows:
         table.add_row(name, value)
     return table
+
+
+def _target_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
+    """With --direct: delivery and latency per node."""
+    if len(report["targets"]) < 2:
+        return []
+    rows = []
+    for row in report["targets"]:
+        latency = row["latency_ms"]
+        p50 = "-" if latency["p50"] is None else f"{latency['p50']:.1f}"
+        p99 = "-" if latency["p99"] is None else f"{latency['p99']:.1f}"
+        rows.append(
+            (
+                f"on {row['name']}",
+                f"{row['subscribers']} subscribers, {row['received']}/{row['expected']} "
+                f"({row['rate'] * 100:.2f}%), latency p50 {p50} / p99 {p99} ms",
+            )
+        )
+    return rows
+
+
+def _process_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
+    """The cluster's processes while publishing: CPU (of one core), connections, messages out."""
+    rows = []
+    for proc in report["processes"]:
+        if proc["kind"] in ("worker", "publisher") and report["options"]["workers"] == 1:
+            continue
+        parts = []
+        if proc["cpu_percent"] is not None:
+            parts.append(f"CPU {proc['cpu_percent']:g}%")
+        if proc["connections"] is not None:
+            parts.append(f"{proc['connections']} connections")
+        if proc["messages_out"] is not None:
+            parts.append(f"{proc['messages_out']} messages out")
+        if proc["rss_mb"] is not None:
+            parts.append(f"RSS {proc['rss_mb']:g} MB")
+        if parts:
+            rows.append((proc["name"], ", ".join(parts)))
+    machine = report["machine"]
+    if machine["cpu_percent"] is not None and rows:
+        rows.append(("machine", f"CPU {machine['cpu_percent']:g}% of {machine['cores']} cores"))
+    return rows

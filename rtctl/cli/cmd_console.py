@@ -66,12 +66,19 @@ def console(
     ctx: typer.Context,
     port: Annotated[
         int,
-        typer.Option("--port", min=0, max=65535, help="Port to serve on (0 picks a free one)."),
+        typer.Option(
+            "--port",
+            min=0,
+            max=65535,
+            metavar="PORT",
+            help="Port to serve on (0 picks a free one).",
+        ),
     ] = DEFAULT_PORT,
     host: Annotated[
         str,
         typer.Option(
             "--host",
+            metavar="ADDRESS",
             help="Address to serve on. Loopback by default; any other address must be asked for "
             "explicitly and is still token-guarded.",
         ),

@@ -1,4 +1,5 @@
-"""CLI commands of the event path: auth, emit, bot say, channels, channel, users, terminate.
+"""CLI commands of the event path: auth, emit, send-to-user, bot say, channels, channel, users,
+terminate.
 
 Thin: parse options, call rtctl.protocol.signing / rtctl.ops.publish / rtctl.protocol.httpapi, render. Heavy modules
 (pusher, requests, rich tables) are imported inside the command bodies.
@@ -23,7 +24,7 @@ HTTP_TIMEOUT = 10.0
 
 bot_app = typer.Typer(
     name="bot",
-    help="Speak as the bot user (the seed's chat_message pattern).",
+    help="Speak as the bot user (the bot-user pattern's chat_message).",
     no_args_is_help=True,
 )
 
@@ -42,17 +43,24 @@ def auth(
     channel: Annotated[
         str | None,
         typer.Argument(
-            help="private-*, presence-* or private-encrypted-* channel.", show_default=False
+            metavar="CHANNEL",
+            help="private-*, presence-* or private-encrypted-* channel.",
+            show_default=False,
         ),
     ] = None,
     socket_id: Annotated[
-        str, typer.Option("--socket-id", help="The connection's socket id (e.g. 1234.5678).")
+        str,
+        typer.Option(
+            "--socket-id", metavar="ID", help="The connection's socket id (e.g. 1234.5678)."
+        ),
     ] = "",
     user_id: Annotated[
-        str | None, typer.Option("--user-id", help="User id (presence channels, --user).")
+        str | None,
+        typer.Option("--user-id", metavar="ID", help="User id (presence channels, --user)."),
     ] = None,
     user_info: Annotated[
-        str | None, typer.Option("--user-info", help="User info as a JSON object.")
+        str | None,
+        typer.Option("--user-info", metavar="JSON", help="User info as a JSON object."),
     ] = None,
     user: Annotated[
         bool, typer.Option("--user", help="Sign a user sign-in (pusher:signin) instead.")
@@ -132,28 +140,46 @@ def emit(
     ] = None,
     data: Annotated[
         str | None,
-        typer.Option("--data", "-d", help="JSON data: inline, @file, or - for stdin (default {})."),
+        typer.Option(
+            "--data",
+            "-d",
+            metavar="JSON|@FILE|-",
+            help="JSON data: inline, @file, or - for stdin (default {}); sent verbatim.",
+        ),
     ] = None,
     raw: Annotated[
         bool, typer.Option("--raw", help="Send --data as is, without checking it is JSON.")
     ] = False,
     socket_id: Annotated[
-        str | None, typer.Option("--socket-id", help="Exclude this connection from delivery.")
+        str | None,
+        typer.Option("--socket-id", metavar="ID", help="Exclude this connection from delivery."),
     ] = None,
     batch: Annotated[
         str | None,
-        typer.Option("--batch", help="NDJSON file of {channel, event, data} lines (- for stdin)."),
+        typer.Option(
+            "--batch",
+            metavar="FILE",
+            help="NDJSON file of {channel, event, data, socket_id} lines (- for stdin).",
+        ),
     ] = None,
     count: Annotated[
-        int, typer.Option("--count", "-n", min=1, help="Send the event this many times.")
+        int,
+        typer.Option("--count", "-n", min=1, metavar="N", help="Send the event this many times."),
     ] = 1,
     rate: Annotated[
         float | None,
-        typer.Option("--rate", help="Pace sending to this many events per second."),
+        typer.Option("--rate", metavar="RATE", help="Pace sending to this many events per second."),
     ] = None,
     allow_large: Annotated[
         bool,
         typer.Option("--allow-large", help="Allow data up to 100 KB (Soketi), not Pusher's 10 KB."),
+    ] = False,
+    no_payload_check: Annotated[
+        bool,
+        typer.Option(
+            "--no-payload-check",
+            help="Send a chat_message whose data is not the bot's shape (another app's payload).",
+        ),
     ] = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -180,7 +206,9 @@ def emit(
     settings = state(ctx).settings()
     one: Event | None = None
     if batch is not None:
-        events = publish.read_batch_file(batch, allow_large, settings.master_key)
+        events = publish.read_batch_file(
+            batch, allow_large, settings.master_key, check_payload=not no_payload_check
+        )
         stream: Any = events
         total = len(events)
     else:
@@ -193,6 +221,7 @@ def emit(
             ),
             allow_large,
             settings.master_key,
+            check_payload=not no_payload_check,
         )
         stream = publish.repeat(one, count)
         total = count
@@ -221,16 +250,68 @@ def emit(
         )
 
 
+# --- send-to-user --------------------------------------------------------------------------------
+
+
+def send_to_user(
+    ctx: typer.Context,
+    user_id: Annotated[
+        str, typer.Argument(metavar="USER_ID", help="The signed-in user.", show_default=False)
+    ],
+    event: Annotated[str, typer.Argument(metavar="EVENT", help="Event name.", show_default=False)],
+    data: Annotated[
+        str | None,
+        typer.Option(
+            "--data",
+            "-d",
+            metavar="JSON|@FILE|-",
+            help="JSON data: inline, @file, or - for stdin (default {}).",
+        ),
+    ] = None,
+    raw: Annotated[
+        bool, typer.Option("--raw", help="Send --data as is, without checking it is JSON.")
+    ] = False,
+    allow_large: Annotated[
+        bool,
+        typer.Option("--allow-large", help="Allow data up to 100 KB (Soketi), not Pusher's 10 KB."),
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Send EVENT to one user's signed-in connections (#server-to-user-USER_ID, pusher.user.bind)."""
+    json_mode(ctx, as_json)
+    from rtctl.ops import publish
+    from rtctl.protocol.validation import Event, server_to_user_channel
+
+    channel = server_to_user_channel(user_id)
+    settings = state(ctx).settings()
+    one = publish.check_event(
+        Event(channels=(channel,), name=event, data=publish.read_data(data, raw)),
+        allow_large,
+        settings.master_key,
+    )
+    with _client(settings) as client:
+        client.trigger(one)
+    if as_json:
+        output.data_json({"ok": True, "user_id": user_id, "channel": channel, "event": one.name})
+    else:
+        output.say(f"sent {one.name} to user {user_id} ({channel})")
+
+
 # --- bot say -------------------------------------------------------------------------------------
 
 
 @bot_app.command("say")
 def bot_say(
     ctx: typer.Context,
-    text: Annotated[str, typer.Argument(help="What the bot says.", show_default=False)],
-    to: Annotated[str, typer.Option("--to", help="User id to message (required).")] = "",
+    text: Annotated[
+        str, typer.Argument(metavar="TEXT", help="What the bot says.", show_default=False)
+    ],
+    to: Annotated[
+        str, typer.Option("--to", metavar="USER_ID", help="User id to message (required).")
+    ] = "",
     audio_url: Annotated[
-        str | None, typer.Option("--audio-url", help="Audio for the message.")
+        str | None,
+        typer.Option("--audio-url", metavar="URL", help="Audio for the message (audio_url)."),
     ] = None,
     allow_large: Annotated[
         bool,
@@ -284,16 +365,20 @@ def _table(columns: list[str], rows: list[list[str]]) -> None:
 def channels_cmd(
     ctx: typer.Context,
     prefix: Annotated[
-        str | None, typer.Option("--prefix", help="Only channels whose name starts with this.")
+        str | None,
+        typer.Option(
+            "--prefix",
+            metavar="PREFIX",
+            help="Only channels whose name starts with this (presence-: with user counts).",
+        ),
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """List occupied channels."""
     json_mode(ctx, as_json)
     settings = state(ctx).settings()
-    info_attr = "user_count" if prefix and prefix.startswith("presence-") else None
     with _client(settings) as client:
-        found = client.channels(prefix, info_attr)
+        found = client.channels(prefix)
     if as_json:
         output.data_json({"channels": found})
         return
@@ -313,7 +398,9 @@ def channels_cmd(
 
 def channel_cmd(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Channel name.", show_default=False)],
+    name: Annotated[
+        str, typer.Argument(metavar="CHANNEL", help="Channel name.", show_default=False)
+    ],
     as_json: JsonOption = False,
 ) -> None:
     """Show one channel: occupied, subscription count, user count (presence)."""
@@ -333,7 +420,10 @@ def channel_cmd(
 
 def users_cmd(
     ctx: typer.Context,
-    channel: Annotated[str, typer.Argument(help="presence-* channel.", show_default=False)],
+    channel: Annotated[
+        str,
+        typer.Argument(metavar="PRESENCE_CHANNEL", help="presence-* channel.", show_default=False),
+    ],
     as_json: JsonOption = False,
 ) -> None:
     """List the users on a presence channel."""
@@ -352,7 +442,9 @@ def users_cmd(
 
 def terminate_cmd(
     ctx: typer.Context,
-    user_id: Annotated[str, typer.Argument(help="User id whose connections to close.")],
+    user_id: Annotated[
+        str, typer.Argument(metavar="USER_ID", help="User id whose connections to close.")
+    ],
     as_json: JsonOption = False,
 ) -> None:
     """Close every signed-in connection of USER_ID (the user may reconnect)."""
@@ -372,6 +464,7 @@ def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
     app.command("auth")(auth)
     app.command("emit")(emit)
+    app.command("send-to-user")(send_to_user)
     app.add_typer(bot_app, name="bot")
     app.command("channels")(channels_cmd)
     app.command("channel")(channel_cmd)

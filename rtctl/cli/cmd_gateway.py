@@ -39,21 +39,27 @@ def log_config(level: str, workers: int = 1) -> dict[str, Any]:
 def gateway(
     ctx: typer.Context,
     host: Annotated[
-        str, typer.Option("--host", help="Address to listen on (loopback by default).")
+        str,
+        typer.Option("--host", metavar="HOST", help="Address to listen on (loopback by default)."),
     ] = "127.0.0.1",
     port: Annotated[
-        int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")
+        int, typer.Option("--port", min=1, max=65535, metavar="PORT", help="Port to listen on.")
     ] = 8080,
     workers: Annotated[
         int,
         typer.Option(
             "--workers",
-            help="Worker processes sharing the port (1 to 2 x CPUs + 1). A worker that dies is "
-            "replaced; the failed-authentication limit is shared by all.",
+            metavar="N",
+            help="Worker processes sharing the port: 1 to 2 x CPUs + 1, fewer when memory cannot "
+            "hold 100 MB each. A worker that dies is replaced; the failed-authentication limit "
+            "is shared by all.",
         ),
     ] = 1,
     prefix: Annotated[
-        str, typer.Option("--prefix", help="Path prefix of the routes (e.g. /realtime/auth).")
+        str,
+        typer.Option(
+            "--prefix", metavar="PATH", help="Path prefix of the routes (e.g. /realtime/auth)."
+        ),
     ] = "/realtime",
     dev_user_header: Annotated[
         bool,
@@ -64,16 +70,19 @@ def gateway(
         ),
     ] = False,
     jwt_audience: Annotated[
-        str | None, typer.Option("--jwt-audience", help="Require this 'aud' claim in tokens.")
+        str | None,
+        typer.Option("--jwt-audience", metavar="AUD", help="Require this 'aud' claim in tokens."),
     ] = None,
     jwt_issuer: Annotated[
-        str | None, typer.Option("--jwt-issuer", help="Require this 'iss' claim in tokens.")
+        str | None,
+        typer.Option("--jwt-issuer", metavar="ISS", help="Require this 'iss' claim in tokens."),
     ] = None,
     auth_failure_limit: Annotated[
         int,
         typer.Option(
             "--auth-failure-limit",
             min=0,
+            metavar="N",
             help="Failed authentications per client address per minute before 429 (0: off).",
         ),
     ] = 30,
@@ -81,8 +90,9 @@ def gateway(
         str | None,
         typer.Option(
             "--forwarded-allow-ips",
+            metavar="ADDRS",
             help="Comma list of proxy addresses whose X-Forwarded-For names the client "
-            "(default: none is trusted).",
+            "(default: none; the header is ignored).",
         ),
     ] = None,
     header_timeout: Annotated[
@@ -91,11 +101,13 @@ def gateway(
             "--header-timeout",
             min=0.1,
             max=300,
+            metavar="SECONDS",
             help="Seconds a connection has to send complete request headers.",
         ),
     ] = 10.0,
     log_level: Annotated[
-        str, typer.Option("--log-level", help="debug, info, warning or error.")
+        str,
+        typer.Option("--log-level", metavar="LEVEL", help="debug, info, warning or error."),
     ] = "info",
 ) -> None:
     """Serve POST /realtime/auth, /realtime/user-auth, /realtime/emit and GET /realtime/channels.

@@ -10,20 +10,29 @@ import typer
 from rtctl.cli.common import json_mode, json_object_option, state
 from rtctl.cli.output import say
 
-CHANNELS_HELP = "Channels to listen on: public, private-*, private-encrypted-*, presence-*."
+CHANNELS_HELP = (
+    "Channels to listen on: public, private-*, private-encrypted-*, presence-*, and the cache-* "
+    "forms of each."
+)
 
 
 def listen_command(
     ctx: typer.Context,
     channels: Annotated[
-        list[str], typer.Argument(metavar="CHANNEL", help=CHANNELS_HELP, show_default=False)
-    ],
+        list[str] | None,
+        typer.Argument(metavar="CHANNEL", help=CHANNELS_HELP, show_default=False),
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON object per event (NDJSON), flushed at once.")
     ] = False,
     count: Annotated[
         int | None,
-        typer.Option("--count", min=1, metavar="N", help="Exit 0 after this many events."),
+        typer.Option(
+            "--count",
+            min=1,
+            metavar="N",
+            help="Exit 0 after this many events were printed (after --event filtering).",
+        ),
     ] = None,
     timeout: Annotated[
         float | None,
@@ -31,8 +40,8 @@ def listen_command(
             "--timeout",
             min=0.1,
             metavar="SECONDS",
-            help="Give up after this many seconds (exit 6 if --count events, or none at all, "
-            "arrived by then).",
+            help="Give up after this many seconds: exit 6 if fewer than --count events arrived "
+            "(without --count: if none did), else exit 0. Also bounds reconnect attempts.",
         ),
     ] = None,
     events: Annotated[
@@ -40,27 +49,34 @@ def listen_command(
         typer.Option(
             "--event",
             metavar="NAME",
-            help="Only show this event name (repeatable).",
+            help="Print only this event name; repeatable. Filtered events do not count.",
             show_default=False,
         ),
     ] = None,
     as_user: Annotated[
         str | None,
         typer.Option(
-            "--as-user", metavar="ID", help="Presence user id to sign for (needed for presence-*)."
+            "--as-user",
+            metavar="ID",
+            help="User id to sign for: presence-* channels (channel_data user_id; needed unless "
+            "--auth-endpoint picks the user), and --signin.",
         ),
     ] = None,
     user_info: Annotated[
         str | None,
-        typer.Option("--user-info", metavar="JSON", help="Presence user_info as a JSON object."),
+        typer.Option(
+            "--user-info",
+            metavar="JSON",
+            help="The presence user_info, a JSON object (needs --as-user).",
+        ),
     ] = None,
     auth_endpoint: Annotated[
         str | None,
         typer.Option(
             "--auth-endpoint",
             metavar="URL",
-            help="Authorize through this URL like pusher-js (form POST socket_id, channel_name) "
-            "instead of signing with the local secret.",
+            help="Authorize through this endpoint as pusher-js does (form POST of socket_id and "
+            "channel_name) instead of signing with the local secret.",
         ),
     ] = None,
     auth_headers: Annotated[
@@ -68,8 +84,25 @@ def listen_command(
         typer.Option(
             "--auth-header",
             metavar="'NAME: VALUE'",
-            help="Header for the auth endpoint, 'Name: value' (repeatable).",
+            help="Extra header for the auth endpoint, e.g. 'Authorization: Bearer …'; repeatable.",
             show_default=False,
+        ),
+    ] = None,
+    signin: Annotated[
+        bool,
+        typer.Option(
+            "--signin",
+            help="Sign in as the user (pusher:signin) and also show events sent to that user "
+            "(#server-to-user-ID), as pusher-js' pusher.user.bind receives them.",
+        ),
+    ] = False,
+    user_auth_endpoint: Annotated[
+        str | None,
+        typer.Option(
+            "--user-auth-endpoint",
+            metavar="URL",
+            help="With --signin: get the sign-in from this URL like pusher-js' userAuthentication "
+            "(form POST socket_id; --auth-header applies) instead of signing locally.",
         ),
     ] = None,
 ) -> None:
@@ -78,7 +111,7 @@ def listen_command(
 
     json_mode(ctx, as_json)
     options = ListenOptions(
-        channels=tuple(channels),
+        channels=tuple(channels or ()),
         json=as_json,
         count=count,
         timeout=timeout,
@@ -87,6 +120,8 @@ def listen_command(
         user_info=None if user_info is None else json_object_option(user_info, "--user-info"),
         auth_endpoint=auth_endpoint,
         auth_headers=parse_headers(auth_headers or ()),
+        signin=signin,
+        user_auth_endpoint=user_auth_endpoint,
     )
     check_options(options)  # usage errors before the config is even read
     settings = state(ctx).settings()

@@ -15,6 +15,7 @@ import asyncio
 import hmac
 import json
 import logging
+import re
 import sys
 import threading
 import time
@@ -41,6 +42,7 @@ from rtctl.gateway.identity import DEV_USER_HEADER, Identity, Verifier, check_se
 from rtctl.gateway.ratelimit import DEFAULT_LIMIT, DEFAULT_WINDOW_S, FailureLimit
 from rtctl.gateway.rules import Authorizer, HookFailed, load_hook
 from rtctl.gateway.shared import SharedStore, open_store
+from rtctl.gateway.webhooks import SeenStore, WebhookEndpoint
 from rtctl.protocol import signing
 
 log = logging.getLogger("rtctl.gateway")
@@ -51,7 +53,6 @@ EMIT_BODY_LIMIT = 128 * 1024  # 10 KB of data, JSON-escaped, plus up to 100 chan
 REQUEST_TIMEOUT = 15.0  # whole request, body read included
 PROVIDER_TIMEOUT = 5.0  # each call to the provider's HTTP API (below REQUEST_TIMEOUT)
 READY_CACHE_SECONDS = 2.0  # readiness probes must not turn into a flood of signed calls
-EMIT_FIELDS = {"channel", "channels", "event", "data", "socket_id"}
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -85,6 +86,33 @@ def check_origins(origins: tuple[str, ...]) -> list[str]:
             )
         checked.append(origin)
     return checked
+
+
+# Request headers a browser may send cross-origin without further configuration: the bearer
+# token and JSON body, Laravel Echo's X-CSRF-TOKEN (added whenever the page has a csrf-token meta
+# tag, as Laravel's default layout does) and axios' X-XSRF-TOKEN / X-Requested-With, and the
+# X-Socket-ID that Echo's interceptors and many pusher-js set-ups send.
+CORS_HEADERS = (
+    "Authorization",
+    "Content-Type",
+    "X-CSRF-TOKEN",
+    "X-XSRF-TOKEN",
+    "X-Requested-With",
+    "X-Socket-ID",
+)
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an HTTP token (RFC 9110)
+
+
+def check_cors_headers(extra: tuple[str, ...]) -> list[str]:
+    """The default allow-list plus REALTIME_CORS_HEADERS (header names, never ``*``)."""
+    for name in extra:
+        if name == "*" or not _HEADER_NAME.fullmatch(name):
+            raise ConfigError(
+                f"REALTIME_CORS_HEADERS entry {name!r} is not a header name",
+                hint="list header names separated by commas, e.g. REALTIME_CORS_HEADERS=X-Tenant",
+            )
+    known = {name.lower() for name in CORS_HEADERS}
+    return [*CORS_HEADERS, *(name for name in extra if name.lower() not in known)]
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -170,11 +198,15 @@ async def read_fields(request: Request, names: tuple[str, ...]) -> dict[str, str
     return fields
 
 
+def invalid_socket_id() -> GatewayError:
+    return bad_request(
+        "invalid_socket_id", "socket_id must be two numbers joined by a dot, e.g. 1234.5678"
+    )
+
+
 def checked_socket_id(socket_id: str) -> str:
     if len(socket_id) > 64 or not signing.SOCKET_ID_RE.fullmatch(socket_id):
-        raise bad_request(
-            "invalid_socket_id", "socket_id must be two numbers joined by a dot, e.g. 1234.5678"
-        )
+        raise invalid_socket_id()
     return socket_id
 
 
@@ -398,8 +430,7 @@ class Gateway:
         prefix = request.query_params.get("prefix") or None
         if prefix is not None:
             checked_channel(prefix)
-        info = "user_count" if prefix and prefix.startswith("presence-") else None
-        found: dict[str, Any] = await self.call_provider("channels", prefix, info)
+        found: dict[str, Any] = await self.call_provider("channels", prefix)
         listed = {
             name: {
                 key: value
@@ -437,43 +468,26 @@ class Gateway:
 
 
 def build_event(body: Mapping[str, Any], master_key: bytes | None) -> Any:
-    """``{channel | channels, event, data?, socket_id?}`` -> an Event checked exactly as
-    `rtctl emit` checks it (rtctl.ops.publish.check_event: Pusher's limits, chat_message shape,
-    master key for encrypted channels)."""
-    from rtctl.ops.publish import check_event, wire_data
-    from rtctl.protocol.payloads import CHAT_EVENT
-    from rtctl.protocol.validation import Event
+    """``{channel | channels, event, data?, socket_id?}`` -> an Event, parsed and checked by the
+    function `rtctl emit --batch` uses (rtctl.ops.publish.event_from_object: Pusher's limits, the
+    chat_message shape, the master key for encrypted channels); each kind of problem has its code."""
+    from rtctl.ops.publish import MalformedEvent, event_from_object
+    from rtctl.protocol.payloads import InvalidChatMessage
+    from rtctl.protocol.signing import InvalidSocketId
 
-    unknown = sorted(set(body) - EMIT_FIELDS)
-    if unknown:
-        raise bad_request("invalid_body", f"unknown field(s): {', '.join(unknown)[:200]}")
-    if ("channel" in body) == ("channels" in body):
-        raise bad_request("invalid_body", "give exactly one of 'channel' or 'channels'")
-    if "channel" in body:
-        if not isinstance(body["channel"], str):
-            raise bad_request("invalid_body", "'channel' must be a string")
-        channels: tuple[str, ...] = (body["channel"],)
-    else:
-        listed = body["channels"]
-        if not isinstance(listed, list) or not all(isinstance(c, str) for c in listed):
-            raise bad_request("invalid_body", "'channels' must be a list of strings")
-        channels = tuple(listed)
-    name = body.get("event")
-    if not isinstance(name, str):
-        raise bad_request("invalid_body", "'event' must be a string")
-    socket_id = body.get("socket_id")
-    if socket_id is not None and not isinstance(socket_id, str):
-        raise bad_request("invalid_body", "'socket_id' must be a string")
-    if socket_id is not None:
-        checked_socket_id(socket_id)
-    event = Event(channels, name, wire_data(body.get("data", {})), socket_id)
     try:
-        return check_event(event, master_key=master_key)
+        event = event_from_object(body, many_channels=True, master_key=master_key)
+    except MalformedEvent as error:
+        raise bad_request("invalid_body", error.message) from None
+    except InvalidSocketId:
+        raise invalid_socket_id() from None
+    except InvalidChatMessage as error:
+        raise bad_request("invalid_chat_message", error.message) from None
     except InvalidInput as error:
-        chat = name == CHAT_EVENT and error.message.startswith("chat_message")
-        raise bad_request(
-            "invalid_chat_message" if chat else "invalid_event", error.message
-        ) from None
+        raise bad_request("invalid_event", error.message) from None
+    if event.socket_id is not None:
+        checked_socket_id(event.socket_id)
+    return event
 
 
 async def within(seconds: float, work: Awaitable[Response]) -> Response:
@@ -549,14 +563,16 @@ def create_app(
     shared_state: str | Path | None = None,
     auth_failure_limit: int = DEFAULT_LIMIT,
     auth_failure_window: float = DEFAULT_WINDOW_S,
+    webhook_seen: SeenStore | None = None,
 ) -> Starlette:
     """The gateway app. Raises ConfigError when the settings cannot make a safe gateway.
 
     ``shared_state``: the SQLite file that several worker processes of one gateway share (the
-    failed-authentication counters, ``app.state.shared.seen`` de-duplication windows); None keeps
-    that state in this process.
+    failed-authentication counters and the /webhooks de-duplication window); None keeps that
+    state in this process.
     ``auth_failure_limit`` failed authentications per client address within
     ``auth_failure_window`` seconds, then 429 (0 turns the limit off).
+    ``webhook_seen``: another store for /webhooks de-duplication (default: the shared state).
     """
     if not settings.key or not settings.secret or not settings.app_id:
         raise ConfigError(
@@ -565,6 +581,7 @@ def create_app(
         )
     check_service_tokens(settings)
     origins = check_origins(settings.cors_origins)
+    cors_headers = check_cors_headers(settings.cors_headers)
     gateway = Gateway(
         settings,
         dev_user_header=dev_user_header,
@@ -578,6 +595,11 @@ def create_app(
         Route(f"{base}/user-auth", guarded(gateway.user_auth), methods=["POST"]),
         Route(f"{base}/health", guarded(gateway.health), methods=["GET"]),
         Route(f"{base}/ready", guarded(gateway.ready), methods=["GET"]),
+        Route(
+            f"{base}/webhooks",
+            guarded(WebhookEndpoint(settings, webhook_seen or gateway.shared).handle),
+            methods=["POST"],
+        ),
     ]
     if settings.emit_token:
         routes.append(Route(f"{base}/emit", guarded(gateway.emit), methods=["POST"]))
@@ -591,7 +613,7 @@ def create_app(
                 CORSMiddleware,
                 allow_origins=origins,
                 allow_methods=["GET", "POST"],
-                allow_headers=["Authorization", "Content-Type"],
+                allow_headers=cors_headers,
                 allow_credentials=False,  # bearer tokens, not cookies
                 max_age=600,
             )

@@ -49,12 +49,9 @@ class AppSpec:
 
     def __call__(self) -> Any:
         from rtctl.gateway.app import create_app
+        from rtctl.gateway.ratelimit import DEFAULT_LIMIT
 
-        extra = (
-            {}
-            if self.auth_failure_limit is None
-            else {"auth_failure_limit": self.auth_failure_limit}
-        )
+        limit = DEFAULT_LIMIT if self.auth_failure_limit is None else self.auth_failure_limit
         return create_app(
             self.settings,
             prefix=self.prefix,
@@ -62,7 +59,7 @@ class AppSpec:
             audience=self.audience,
             issuer=self.issuer,
             shared_state=self.shared_state,
-            **extra,
+            auth_failure_limit=limit,
         )
 
 

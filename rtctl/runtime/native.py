@@ -28,6 +28,7 @@ from importlib import resources
 from pathlib import Path
 
 from rtctl.config import Settings
+from rtctl.envfile import atomic_write
 from rtctl.errors import Conflict, EnvironmentProblem, ServerDied, TimedOut
 
 SOKETI_VERSION = "1.6.1"
@@ -103,7 +104,7 @@ def find_node() -> tuple[str, str]:
 
 
 def _asset(name: str) -> bytes:
-    return resources.files("rtctl.runtime").joinpath("assets", name).read_bytes()
+    return (resources.files("rtctl.runtime") / "assets" / name).read_bytes()
 
 
 def _lock_digest() -> str:
@@ -188,7 +189,7 @@ class Running:
     runtime: str = "native"
 
 
-def _start_ticks(pid: int) -> int | None:
+def start_ticks(pid: int) -> int | None:
     """The kernel's start time of a PID: tells our process apart from a reused PID."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -218,7 +219,7 @@ def read_running(folder: Path) -> Running | None:
     except (ValueError, TypeError):
         path.unlink(missing_ok=True)
         return None
-    if _start_ticks(running.pid) != running.start_ticks:
+    if start_ticks(running.pid) != running.start_ticks:
         path.unlink(missing_ok=True)  # stale: the process is gone or the PID was reused
         return None
     return running
@@ -244,8 +245,13 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 def log_tail(folder: Path, lines: int = LOG_TAIL_LINES) -> str:
     """The last lines of the log, colour codes removed (Soketi colours its own output)."""
+    return file_tail(log_file(folder), lines)
+
+
+def file_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    """The last non-empty lines of any log file, colour codes removed."""
     try:
-        text = log_file(folder).read_text(errors="replace")
+        text = path.read_text(errors="replace")
     except OSError:
         return ""
     kept = [line.rstrip() for line in _ANSI.sub("", text).splitlines() if line.strip()]
@@ -281,6 +287,8 @@ def soketi_environment(settings: Settings) -> dict[str, str]:
     )
     if settings.ssl_cert and settings.ssl_key:
         env.update(SOKETI_SSL_CERT=settings.ssl_cert, SOKETI_SSL_KEY=settings.ssl_key)
+    # Webhooks: composed from REALTIME_WEBHOOK_* (or the hand-written SOKETI_DEFAULT_APP_WEBHOOKS).
+    env.update(settings.webhooks.soketi_environment())
     # Passthrough of extra SOKETI_* tuning from the user's own environment (limits, debug),
     # except the credentials, which come only from PUSHER_*.
     for key, value in os.environ.items():
@@ -291,6 +299,21 @@ def soketi_environment(settings: Settings) -> dict[str, str]:
         ):
             env[key] = value
     return env
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def own_discovery_port() -> dict[str, str]:
+    """A discovery port of its own for a single Soketi: on the shared default (11002) every
+    Soketi on the machine finds every other one as a cluster peer (log noise, and a peer set
+    nobody asked for). SOKETI_CLUSTER_PORT from the environment still wins."""
+    if os.environ.get("SOKETI_CLUSTER_PORT"):
+        return {}
+    return {"SOKETI_CLUSTER_PORT": str(free_udp_port())}
 
 
 def start(
@@ -342,13 +365,13 @@ def start(
         process = subprocess.Popen(
             [node, str(root / SERVER_JS), "start", f"--config={config}"],
             cwd=work,
-            env={**soketi_environment(settings), **(extra_env or {})},
+            env={**soketi_environment(settings), **own_discovery_port(), **(extra_env or {})},
             stdin=subprocess.DEVNULL,
             stdout=log_handle,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # survives the terminal; stopped by PID with `rtctl down`
         )
-    ticks = _start_ticks(process.pid) or 0
+    ticks = start_ticks(process.pid) or 0
     running = Running(
         pid=process.pid,
         start_ticks=ticks,
@@ -359,9 +382,7 @@ def start(
         started_at=time.time(),
         log_file=str(log),
     )
-    tmp = pid_file(folder).with_suffix(".tmp")
-    tmp.write_text(json.dumps(asdict(running)))
-    tmp.replace(pid_file(folder))
+    atomic_write(pid_file(folder), json.dumps(asdict(running)))
     if wait:
         try:
             wait_ready(settings, process, folder, timeout)
@@ -400,22 +421,31 @@ def stop(folder: Path, grace: float = 10.0) -> Running | None:
     running = read_running(folder)
     if running is None:
         return None
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(running.pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and _start_ticks(running.pid) == running.start_ticks:
-        _reap(running.pid)
-        time.sleep(0.05)
-    if _start_ticks(running.pid) == running.start_ticks:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(running.pid, signal.SIGKILL)
-        for _ in range(100):
-            _reap(running.pid)
-            if _start_ticks(running.pid) != running.start_ticks:
-                break
-            time.sleep(0.05)
+    stop_pid(running.pid, running.start_ticks, grace)
     pid_file(folder).unlink(missing_ok=True)
     return running
+
+
+def stop_pid(pid: int, ticks: int, grace: float = 10.0) -> None:
+    """SIGTERM one process we started (the PID *and* its start time must match), SIGKILL after
+    ``grace`` seconds; returns once it is gone. Never signals a PID that was reused."""
+    if start_ticks(pid) != ticks:
+        _reap(pid)
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and start_ticks(pid) == ticks:
+        _reap(pid)
+        time.sleep(0.05)
+    if start_ticks(pid) == ticks:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        for _ in range(100):
+            _reap(pid)
+            if start_ticks(pid) != ticks:
+                break
+            time.sleep(0.05)
 
 
 def _reap(pid: int) -> None:
