@@ -20,7 +20,7 @@ import logging
 import math
 
 from starlette.responses import JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rtctl.gateway.errors import GatewayError
 from rtctl.gateway.shared import SharedStore
@@ -64,14 +64,23 @@ class FailureLimit:
                 response = JSONResponse(error.body(), error.status, headers=error.headers)
                 await response(scope, receive, send)
                 return
-        await self.app(scope, receive, send)
-        if scope.get("rtctl.access", {}).get("code") in COUNTED:
-            failures, seconds_left = self.store.hit(key, self.window_s)
-            if failures == self.limit:
-                log.warning(
-                    "%s failed authentication %d times within %g s: refused with 429 for %d s",
-                    address,
-                    failures,
-                    self.window_s,
-                    math.ceil(seconds_left),
-                )
+
+        async def counting_send(message: Message) -> None:
+            # Counted before the answer leaves: a client must not get its next guess in between.
+            access = scope.get("rtctl.access", {})
+            if message["type"] == "http.response.start" and access.get("code") in COUNTED:
+                self.count_failure(key, address)
+            await send(message)
+
+        await self.app(scope, receive, counting_send)
+
+    def count_failure(self, key: str, address: str) -> None:
+        failures, seconds_left = self.store.hit(key, self.window_s)
+        if failures == self.limit:
+            log.warning(
+                "%s failed authentication %d times within %g s: refused with 429 for %d s",
+                address,
+                failures,
+                self.window_s,
+                math.ceil(seconds_left),
+            )

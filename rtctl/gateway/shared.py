@@ -8,7 +8,7 @@ and a "seen within a window" check (de-duplication, e.g. of webhooks).
   one process writes. The content is throwaway (a crash may lose the last counts), so the file is
   never synced to disk.
 
-Both have the same three operations; every window is in seconds and starts at the first event.
+Both have the same operations; every window is in seconds and starts at the first event.
 """
 
 from __future__ import annotations
@@ -37,6 +37,10 @@ class SharedStore(Protocol):
     def seen(self, key: str, window_s: float) -> bool:
         """True when ``key`` was recorded within the last ``window_s`` seconds; otherwise record
         it now and return False. Atomic: of concurrent callers, exactly one gets False."""
+        ...
+
+    def forget(self, key: str) -> None:
+        """Drop ``key`` from the seen set (a delivery whose handling failed may come again)."""
         ...
 
     def close(self) -> None: ...
@@ -74,6 +78,10 @@ class LocalStore:
                 return True
             self._seen[key] = now + window_s
             return False
+
+    def forget(self, key: str) -> None:
+        with self._lock:
+            self._seen.pop(key, None)
 
     def _maybe_prune(self, now: float) -> None:
         self._writes += 1
@@ -168,6 +176,9 @@ class SqliteStore:
             .fetchone()
         )
         return recorded is None
+
+    def forget(self, key: str) -> None:
+        self._connection().execute("DELETE FROM seen WHERE key = ?", (key,))
 
     def _maybe_prune(self, now: float) -> None:
         self._writes += 1
