@@ -145,7 +145,8 @@ def switch(
     import os
 
     from rtctl.ops.clientconfig import render_changes, render_js
-    from rtctl.ops.switch import MissingCredentials, apply_switch, plan_switch, stash_path
+    from rtctl.ops.switch import MissingCredentials, stash_path
+    from rtctl.ops.switch import switch as run_switch
 
     json_mode(ctx, as_json)
     env_path = state(ctx).env_path()
@@ -156,12 +157,12 @@ def switch(
         "PUSHER_APP_SECRET": secret,
     }
     try:
-        plan = plan_switch(env_path, provider, given, environ=os.environ)
+        plan = run_switch(env_path, provider, given, os.environ, dry_run)
     except MissingCredentials as missing:
         if as_json or not is_interactive():
             raise
         _prompt_missing(given, missing.variables)
-        plan = plan_switch(env_path, provider, given, environ=os.environ)
+        plan = run_switch(env_path, provider, given, os.environ, dry_run)
     for warning in plan.warnings:
         output.say(f"warning: {warning}")
     if plan.noop:
@@ -178,7 +179,6 @@ def switch(
             output.data_raw(plan.diff(show_secrets=show_secrets))
             output.say(f"dry run: {env_path} was not changed")
         return
-    apply_switch(plan)
     if as_json:
         output.data_json({**plan.to_dict(), "dry_run": False})
         return

@@ -84,7 +84,9 @@ def down(
     from rtctl.runtime import service
 
     json_mode(ctx, json_)
-    result = service.down(state(ctx).settings(require_credentials=False))
+    settings = state(ctx).settings(require_credentials=False)
+    with output.progress("stopping Soketi", enabled=not json_) as progress:
+        result = service.down(settings, progress=progress)
     if json_:
         output.data_json(result.to_dict())
     elif result.stopped:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from rtctl import locks
 from rtctl.config import Settings
 from rtctl.errors import (
     ConfigError,
@@ -103,6 +104,11 @@ def _stale_note(folder: Path) -> str | None:
     return None
 
 
+# How long `up`/`down` wait for another `up`/`down` in the same state folder: as long as a first
+# start may take (a first `up` installs Soketi with npm, bounded at 15 minutes).
+STATE_LOCK_WAIT = 900.0
+
+
 def up(
     settings: Settings,
     runtime: str = "auto",
@@ -110,8 +116,22 @@ def up(
     timeout: float = 30.0,
     progress: Progress = _silent,
 ) -> UpResult:
+    """Start a server, or report the one running. One `up`/`down` at a time per state folder:
+    a second `up` waits for the first, then finds its server instead of starting another."""
     require_local_provider(settings)
     folder = native.state_dir(settings)
+    with locks.folder_lock(folder, "starting or stopping Soketi", STATE_LOCK_WAIT, progress):
+        return _up(settings, folder, runtime, wait, timeout, progress)
+
+
+def _up(
+    settings: Settings,
+    folder: Path,
+    runtime: str,
+    wait: bool,
+    timeout: float,
+    progress: Progress,
+) -> UpResult:
     notes = [note for note in (_stale_note(folder),) if note]
     running = native.read_running(folder)
     if running is not None:
@@ -185,9 +205,17 @@ class DownResult:
         return {"stopped": self.stopped, "runtime": self.runtime, "pid": self.pid}
 
 
-def down(settings: Settings, grace: float = 10.0) -> DownResult:
-    """Stop what `up` started here; idempotent (stopped=False when nothing was running)."""
+def down(settings: Settings, grace: float = 10.0, progress: Progress = _silent) -> DownResult:
+    """Stop what `up` started here; idempotent (stopped=False when nothing was running).
+    Waits for an `up` in progress in the same state folder, so it stops what that one starts."""
     folder = native.state_dir(settings)
+    if not folder.is_dir():
+        return DownResult(False, None)  # nothing was ever started here (and nothing is created)
+    with locks.folder_lock(folder, "starting or stopping Soketi", STATE_LOCK_WAIT, progress):
+        return _down(settings, folder, grace)
+
+
+def _down(settings: Settings, folder: Path, grace: float) -> DownResult:
     stopped = native.stop(folder, grace=grace)
     if stopped is not None:
         return DownResult(True, "native", stopped.pid)
