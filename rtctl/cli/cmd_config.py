@@ -251,8 +251,8 @@ def _plain(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, list):
-        return ",".join(str(item) for item in value)
-    return str(value)
+        return output.printable(",".join(str(item) for item in value))
+    return output.printable(str(value))
 
 
 def client_config(ctx: typer.Context, as_json: JsonOption = False) -> None:

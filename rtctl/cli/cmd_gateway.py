@@ -105,13 +105,13 @@ def gateway(
         raise UsageError(f"--prefix {prefix!r} must start with /", hint="e.g. --prefix /realtime")
     settings = state(ctx).settings()
 
-    from rtctl.runtime.native import port_is_free
+    from rtctl.runtime.native import require_free_port
 
-    if not port_is_free(host, port):
-        raise Conflict(
-            f"{host}:{port} is already in use",
-            hint="stop what listens there, or pick another port with --port",
-        )
+    busy = Conflict(
+        f"{host}:{port} is already in use",
+        hint="stop what listens there, or pick another port with --port",
+    )
+    require_free_port(host, port, busy, "--host")
 
     logging.config.dictConfig(log_config(log_level))
     import uvicorn

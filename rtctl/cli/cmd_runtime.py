@@ -238,6 +238,7 @@ def logs(
     import subprocess
 
     from rtctl.runtime import docker, native, service
+    from rtctl.runtime.native import strip_colours
 
     settings = state(ctx).settings(require_credentials=False)
     folder = native.state_dir(settings)
@@ -256,8 +257,8 @@ def logs(
         if follow
         else iter(service.tail_lines(path, lines))
     )
-    for line in source:
-        output.data(line)
+    for line in source:  # Soketi's colours dropped, anything else a client made it log escaped
+        output.data(output.printable(strip_colours(line)))
 
 
 def doctor_lines(results: list[CheckResult]) -> list[str]:
@@ -265,9 +266,10 @@ def doctor_lines(results: list[CheckResult]) -> list[str]:
     width = max((len(result.name) for result in results), default=0)
     out = []
     for result in results:
-        out.append(f"{SYMBOLS[result.status]} {result.name:<{width}}  {result.evidence}")
+        evidence = output.printable(result.evidence)  # may quote what a server answered
+        out.append(f"{SYMBOLS[result.status]} {result.name:<{width}}  {evidence}")
         if result.fix and result.status in ("fail", "warn"):
-            out.append(f"  {'':<{width}}  fix: {result.fix}")
+            out.append(f"  {'':<{width}}  fix: {output.printable(result.fix)}")
     return out
 
 

@@ -166,9 +166,9 @@ def _render(report: SmokeReport) -> None:
 def _evidence_cell(check: CheckResult) -> str:
     from rich.markup import escape
 
-    text = escape(check.evidence)
+    text = escape(output.printable(check.evidence))  # may quote what a server answered
     if check.status == "fail" and check.hint:
-        text += f"\n[dim]hint: {escape(check.hint)}[/]"
+        text += f"\n[dim]hint: {escape(output.printable(check.hint))}[/]"
     return text
 
 

@@ -3,7 +3,6 @@ All output goes through rtctl.cli.output."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -60,10 +59,12 @@ def json_object_option(text: str, option: str) -> dict[str, Any]:
     from rtctl.errors import InvalidInput
 
     example = f'{option} takes a JSON object, e.g. {option} \'{{"name":"Ann"}}\''
+    from rtctl.protocol import strictjson
+
     try:
-        value = json.loads(text)
-    except ValueError:
-        raise InvalidInput(f"{option} is not JSON: {text[:60]!r}", hint=example) from None
+        value = strictjson.loads(text)
+    except ValueError as exc:
+        raise InvalidInput(f"{option} is not JSON ({exc}): {text[:60]!r}", hint=example) from None
     if not isinstance(value, dict):
         raise InvalidInput(
             f"{option} must be a JSON object, got {type(value).__name__}", hint=example

@@ -36,7 +36,7 @@ from rtctl.errors import AuthRejected, ConfigError, InvalidInput, RtctlError, Se
 from rtctl.gateway.errors import GatewayError, bad_request, forbidden, unauthorized
 from rtctl.gateway.identity import DEV_USER_HEADER, Identity, Verifier
 from rtctl.gateway.rules import Authorizer, HookFailed, load_hook
-from rtctl.protocol import signing
+from rtctl.protocol import signing, strictjson
 
 log = logging.getLogger("rtctl.gateway")
 access_log = logging.getLogger("rtctl.gateway.access")
@@ -106,8 +106,8 @@ def media_type(request: Request) -> str:
 
 def parse_json_object(body: bytes) -> dict[str, Any]:
     try:
-        value = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
+        value = strictjson.loads(body.decode("utf-8"))
+    except ValueError:  # not UTF-8, not JSON, NaN/Infinity, nested too deeply
         raise bad_request("invalid_body", "request body is not valid JSON") from None
     if not isinstance(value, dict):
         raise bad_request("invalid_body", "request body must be a JSON object")

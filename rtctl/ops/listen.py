@@ -22,6 +22,7 @@ from typing import Any, TextIO
 
 from rtctl.config import Settings
 from rtctl.errors import TimedOut, Unreachable, UsageError
+from rtctl.printable import json_safe, printable
 from rtctl.protocol.closecodes import Disconnected, backoff_delay, close_policy, refusal
 from rtctl.protocol.payloads import CHAT_EVENT
 from rtctl.protocol.signing import channel_kind
@@ -116,7 +117,8 @@ def ndjson_line(message: Message, event: str, clock: _Clock) -> str:
         head = f'"channel":{_dumps(message.channel)},"event":{_dumps(event)}'
         _heads[(message.channel, event)] = head
     user = "" if message.user_id is None else f',"user_id":{_dumps(message.user_id)}'
-    return f'{{"time":"{clock.iso(message.received_at)}",{head}{user},"data":{text}}}\n'
+    # exact JSON; a lone surrogate from the server becomes its \uXXXX escape, not a crash
+    return json_safe(f'{{"time":"{clock.iso(message.received_at)}",{head}{user},"data":{text}}}\n')
 
 
 def describe(message: Message, event: str) -> str:
@@ -144,10 +146,10 @@ def describe(message: Message, event: str) -> str:
 
 
 def human_line(message: Message, event: str, clock: _Clock) -> str:
-    return (
-        f"{clock.local(message.received_at)}  {message.channel}  {event}  "
-        f"{describe(message, event)}\n"
-    )
+    """One line per event, whatever the event carries: control characters in names and data
+    are shown escaped, so a publisher cannot forge lines or recolour the terminal."""
+    line = f"{clock.local(message.received_at)}  {message.channel}  {event}  {describe(message, event)}"
+    return printable(line) + "\n"
 
 
 def members_line(sub: Subscription) -> str:
@@ -156,7 +158,7 @@ def members_line(sub: Subscription) -> str:
         f"{user} {_pretty(info)}" if info else str(user) for user, info in members.items()
     )
     noun = "member" if len(members) == 1 else "members"
-    return f"{sub.name}: {len(members)} {noun}" + (f": {shown}" if shown else "")
+    return printable(f"{sub.name}: {len(members)} {noun}" + (f": {shown}" if shown else ""))
 
 
 # --- the loop -------------------------------------------------------------------------------------
@@ -257,7 +259,9 @@ class Listener:
             if names and event not in names:
                 continue
             if message.error is not None:
-                self.status(f"could not decrypt {event} on {message.channel}: {message.error}")
+                self.status(
+                    printable(f"could not decrypt {event} on {message.channel}: {message.error}")
+                )
                 continue
             if as_json:
                 self._batch.append(ndjson_line(message, event, self._clock))
@@ -285,7 +289,7 @@ class Listener:
         code = data.get("code")
         if isinstance(code, int) and 4000 <= code <= 4299:
             return
-        self.status(f"server error {code}: {data.get('message', message.raw)}")
+        self.status(printable(f"server error {code}: {data.get('message', message.raw)}"))
 
     def _reconnect(self, lost: Disconnected) -> None:
         code = lost.close_code
@@ -299,9 +303,11 @@ class Listener:
             delay = backoff_delay(attempt, code)
             when = "now" if delay == 0 else f"in {delay:.1f}s"
             if attempt == 1:
-                self.status(f"connection lost: {reason}; reconnecting {when}")
+                self.status(printable(f"connection lost: {reason}; reconnecting {when}"))
             else:
-                self.status(f"reconnect attempt {attempt - 1} failed: {reason}; retrying {when}")
+                self.status(
+                    printable(f"reconnect attempt {attempt - 1} failed: {reason}; retrying {when}")
+                )
             if self._deadline is not None and time.monotonic() + delay >= self._deadline:
                 raise self._timed_out() from lost
             time.sleep(delay)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from rtctl.errors import InvalidInput, RtctlError
+from rtctl.protocol import strictjson
 from rtctl.protocol.crypto import require_master_key
 from rtctl.protocol.payloads import CHAT_EVENT, parse_chat_message
 from rtctl.protocol.signing import channel_kind
@@ -89,19 +90,13 @@ def read_data(spec: str | None, raw: bool = False, stdin: TextIO | None = None) 
     text = text.strip()
     source = "stdin" if spec == "-" else (spec[1:] if spec.startswith("@") else "--data")
     try:
-        json.loads(text)
+        strictjson.loads(text)
     except ValueError as exc:
         raise InvalidInput(
-            f"event data from {source} is not JSON: {_json_problem(exc)}",
+            f"event data from {source} is not JSON: {exc}",
             hint='quote it as JSON, e.g. --data \'{"text":"hi"}\', or pass --raw to send text as is',
         ) from None
     return text
-
-
-def _json_problem(exc: ValueError) -> str:
-    if isinstance(exc, json.JSONDecodeError):
-        return f"{exc.msg} at line {exc.lineno} column {exc.colno}"
-    return str(exc)
 
 
 def wire_data(value: Any) -> str:
@@ -132,7 +127,7 @@ def check_chat_message(event: Event) -> None:
     if event.name != CHAT_EVENT:
         return
     try:
-        value = json.loads(event.data)
+        value = strictjson.loads(event.data)
     except ValueError:
         value = event.data
     parse_chat_message(value, event.channels[0] if len(event.channels) == 1 else None)
@@ -172,9 +167,9 @@ def parse_batch(
 def _batch_item(line: str, allow_large: bool, master_key: bytes | None) -> Event:
     shape = 'one JSON object per line: {"channel": "c", "event": "e", "data": {}}'
     try:
-        item = json.loads(line)
+        item = strictjson.loads(line)
     except ValueError as exc:
-        raise InvalidInput(f"not JSON: {_json_problem(exc)}", hint=shape) from None
+        raise InvalidInput(f"not JSON: {exc}", hint=shape) from None
     if not isinstance(item, dict):
         raise InvalidInput("not a JSON object", hint=shape)
     unknown = sorted(set(item) - BATCH_KEYS)

@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from rtctl.errors import AuthRejected, ServerRejected, Unreachable
+from rtctl.protocol import strictjson
 
 AUTH_TIMEOUT = 10.0
 
@@ -53,7 +53,7 @@ def request_channel_auth(
             hint="is the gateway running? check --auth-endpoint",
         ) from exc
     try:
-        data = json.loads(text)
+        data = strictjson.loads(text)
     except ValueError:
         data = None
     if not isinstance(data, dict) or not isinstance(data.get("auth"), str):

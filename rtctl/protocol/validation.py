@@ -22,6 +22,9 @@ SOKETI_MAX_DATA_BYTES = 100 * 1024  # Soketi's default, the ceiling with --allow
 MAX_CHANNELS_PER_TRIGGER = 100
 MAX_EVENTS_PER_BATCH = 10
 RESERVED_EVENT_PREFIXES = ("pusher:", "pusher_internal:")
+# Control characters forge lines and escape sequences on whoever prints the name; a lone
+# surrogate cannot even be encoded as UTF-8 (it arrives from a command line holding bad bytes).
+UNSENDABLE_RE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -59,12 +62,38 @@ def validate_event_name(name: str) -> str:
             f"event name is {len(name)} characters; the limit is {MAX_EVENT_NAME}",
             hint="shorten the event name",
         )
+    bad = UNSENDABLE_RE.search(name)
+    if bad is not None:
+        raise InvalidInput(
+            f"event name {name!r} contains a control character or invalid text "
+            f"({bad.group()!r} at position {bad.start() + 1})",
+            hint="use printable characters only, e.g. chat_message",
+        )
     if name.startswith(RESERVED_EVENT_PREFIXES):
         raise InvalidInput(
             f"event name {name!r} uses a reserved prefix (pusher: / pusher_internal:)",
             hint="choose a name of your own",
         )
     return name
+
+
+def validate_user_id(user_id: str) -> str:
+    """A user id as Pusher takes it: any text, but not empty, not over 200 characters, and
+    without control characters."""
+    if not user_id.strip():
+        raise InvalidInput("user id is empty", hint="e.g. 123")
+    if len(user_id) > MAX_EVENT_NAME:
+        raise InvalidInput(
+            f"user id is {len(user_id)} characters; the limit is {MAX_EVENT_NAME}",
+            hint="use the id your application gives the user",
+        )
+    bad = UNSENDABLE_RE.search(user_id)
+    if bad is not None:
+        raise InvalidInput(
+            f"user id {user_id!r} contains a control character or invalid text",
+            hint="use the id your application gives the user, e.g. 123",
+        )
+    return user_id
 
 
 def validate_data(data: str, allow_large: bool = False) -> str:

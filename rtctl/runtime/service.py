@@ -163,11 +163,11 @@ def _up(
         )
     docker.require_engine()
     for port, host in ((settings.port, settings.host), (settings.metrics_port, "127.0.0.1")):
-        if not native.port_is_free(host, port):
-            raise Conflict(
-                f"port {port} on {host} is already in use",
-                hint="stop what listens there, or choose other ports in .env",
-            )
+        busy = Conflict(
+            f"port {port} on {host} is already in use",
+            hint="stop what listens there, or choose other ports in .env",
+        )
+        native.require_free_port(host, port, busy, "REALTIME_HOST")
     progress("starting Soketi with docker compose (the first run pulls the image)")
     proj = docker.up(settings, folder)
     if wait:
