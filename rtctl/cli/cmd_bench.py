@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from rtctl.cli import output
-from rtctl.cli.common import JsonOption, json_mode, state
+from rtctl.cli.common import JsonOption, json_mode, number, state
 from rtctl.errors import ReportPrinted
 
 if TYPE_CHECKING:
@@ -26,10 +26,24 @@ def register(app: typer.Typer) -> None:
 def bench(
     ctx: typer.Context,
     connections: Annotated[
-        int, typer.Option("--connections", "-n", min=1, max=50_000, help="Subscriber sockets.")
+        int,
+        typer.Option(
+            "--connections",
+            "-n",
+            parser=number(1, 50_000, integer=True),
+            metavar="N",
+            help="Subscriber sockets.",
+        ),
     ] = 100,
     channels: Annotated[
-        int, typer.Option("--channels", "-c", min=1, help="Channels the subscribers spread over.")
+        int,
+        typer.Option(
+            "--channels",
+            "-c",
+            parser=number(1, 50_000, integer=True),
+            metavar="C",
+            help="Channels the subscribers spread over.",
+        ),
     ] = 10,
     channel_type: Annotated[
         str,
@@ -37,44 +51,81 @@ def bench(
     ] = "public",
     rate: Annotated[
         float,
-        typer.Option("--rate", "-r", min=0.1, help="Events per second, all channels together."),
+        typer.Option(
+            "--rate",
+            "-r",
+            parser=number(0.1, 1_000_000),
+            metavar="PER_SECOND",
+            help="Events per second, all channels together.",
+        ),
     ] = 100.0,
     duration: Annotated[
-        float, typer.Option("--duration", "-d", min=0.1, max=3600, help="Seconds of publishing.")
+        float,
+        typer.Option(
+            "--duration",
+            "-d",
+            parser=number(0.1, 3600),
+            metavar="SECONDS",
+            help="Seconds of publishing.",
+        ),
     ] = 10.0,
     payload_size: Annotated[
         int,
-        typer.Option("--payload-size", min=0, max=100 * 1024, help="Bytes of each event's data."),
+        typer.Option(
+            "--payload-size",
+            parser=number(0, 100 * 1024, integer=True),
+            metavar="BYTES",
+            help="Bytes of each event's data.",
+        ),
     ] = 100,
     publish: Annotated[
         str,
         typer.Option("--publish", help="http (REST API, batched) | client (client-* events)."),
     ] = "http",
     ramp: Annotated[
-        float, typer.Option("--ramp", min=1, help="New connections per second while ramping.")
+        float,
+        typer.Option(
+            "--ramp",
+            parser=number(1, 1_000_000),
+            metavar="PER_SECOND",
+            help="New connections per second while ramping.",
+        ),
     ] = 500.0,
     drain: Annotated[
         float,
-        typer.Option("--drain", min=0, max=600, help="Seconds to wait for late deliveries."),
+        typer.Option(
+            "--drain",
+            parser=number(0, 600),
+            metavar="SECONDS",
+            help="Seconds to wait for late deliveries.",
+        ),
     ] = 5.0,
     timeout: Annotated[
         float,
         typer.Option(
-            "--timeout", min=0.1, help="Seconds each connection may take to connect and subscribe."
+            "--timeout",
+            parser=number(0.1, 3600),
+            metavar="SECONDS",
+            help="Seconds each connection may take to connect and subscribe.",
         ),
     ] = 10.0,
     min_delivery: Annotated[
         float,
         typer.Option(
             "--min-delivery",
-            min=0,
-            max=1,
+            parser=number(0, 1),
+            metavar="FRACTION",
             help="Fail (exit 1) when received ÷ expected is under this fraction.",
         ),
     ] = 1.0,
     max_p99: Annotated[
         float | None,
-        typer.Option("--max-p99", min=0, help="Fail (exit 1) when delivery p99 exceeds this (ms)."),
+        typer.Option(
+            "--max-p99",
+            parser=number(0, 3_600_000),
+            metavar="MS",
+            help="Fail (exit 1) when delivery p99 exceeds this (ms).",
+        ),
     ] = None,
     as_json: JsonOption = False,
 ) -> None:

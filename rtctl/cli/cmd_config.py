@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from rtctl.cli import output
-from rtctl.cli.common import JsonOption, json_mode, state
+from rtctl.cli.common import PORT, JsonOption, json_mode, state
 from rtctl.cli.output import is_interactive
 
 ShowSecrets = Annotated[
@@ -53,10 +53,12 @@ def init(
         bool, typer.Option("--force", help="Replace existing files (a backup is kept).")
     ] = False,
     port: Annotated[
-        int | None, typer.Option("--port", min=1, max=65535, help="Soketi port (default 6001).")
+        int | None,
+        typer.Option("--port", parser=PORT, metavar="PORT", help="Soketi port (default 6001)."),
     ] = None,
     metrics_port: Annotated[
-        int, typer.Option("--metrics-port", min=1, max=65535, help="Soketi metrics port.")
+        int,
+        typer.Option("--metrics-port", parser=PORT, metavar="PORT", help="Soketi metrics port."),
     ] = 9601,
     cluster: Cluster = None,
     app_id: AppId = None,
@@ -214,12 +216,13 @@ def config(
         if name == "env_file":
             source = "flag" if root.env_file is not None else "default"
         rows[name] = {"value": value, "variable": variable, "source": source}
-    warnings = [p for p in diagnose(root.layers()) if p.severity == "warning" or _unset(p)]
+    layers = root.layers()  # found: any readable file, /dev/null (no settings) included
+    warnings = [p for p in diagnose(layers) if p.severity == "warning" or _unset(p)]
     if as_json:
         output.data_json(
             {
                 "env_file": str(settings.env_file),
-                "env_file_found": settings.env_file.is_file(),
+                "env_file_found": layers.env_file_found,
                 "settings": rows,
                 "problems": [
                     {"variable": p.variable, "message": p.message, "hint": p.hint} for p in warnings
@@ -235,7 +238,7 @@ def config(
     for line in table:
         cells = [cell.ljust(width) for cell, width in zip(line, widths, strict=False)]
         output.data("  ".join([*cells, line[3]]))
-    if not settings.env_file.is_file():
+    if not layers.env_file_found:
         output.say(f"note: {settings.env_file} not found; showing defaults and environment")
     for problem in warnings:
         output.say(f"warning: {problem.message} ({problem.hint})")

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from rtctl.cli import output
-from rtctl.cli.common import JsonOption, json_mode, json_object_option, state
+from rtctl.cli.common import COUNT, JsonOption, json_mode, json_object_option, number, state
 from rtctl.errors import UsageError
 
 if TYPE_CHECKING:
@@ -145,11 +145,19 @@ def emit(
         typer.Option("--batch", help="NDJSON file of {channel, event, data} lines (- for stdin)."),
     ] = None,
     count: Annotated[
-        int, typer.Option("--count", "-n", min=1, help="Send the event this many times.")
+        int,
+        typer.Option(
+            "--count", "-n", parser=COUNT, metavar="N", help="Send the event this many times."
+        ),
     ] = 1,
     rate: Annotated[
         float | None,
-        typer.Option("--rate", help="Pace sending to this many events per second."),
+        typer.Option(
+            "--rate",
+            parser=number(0, 1_000_000, above=True),
+            metavar="PER_SECOND",
+            help="Pace sending to this many events per second.",
+        ),
     ] = None,
     allow_large: Annotated[
         bool,

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from rtctl.cli.common import state
+from rtctl.cli.common import PORT, state
 from rtctl.errors import Conflict, UsageError
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -59,7 +59,7 @@ def gateway(
         str, typer.Option("--host", help="Address to listen on (loopback by default).")
     ] = "127.0.0.1",
     port: Annotated[
-        int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")
+        int, typer.Option("--port", parser=PORT, metavar="PORT", help="Port to listen on.")
     ] = 8080,
     prefix: Annotated[
         str, typer.Option("--prefix", help="Path prefix of the routes (e.g. /realtime/auth).")

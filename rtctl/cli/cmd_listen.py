@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from rtctl.cli.common import json_mode, json_object_option, state
+from rtctl.cli.common import COUNT, MAX_SECONDS, json_mode, json_object_option, number, state
 from rtctl.cli.output import say
 
 CHANNELS_HELP = "Channels to listen on: public, private-*, private-encrypted-*, presence-*."
@@ -23,13 +23,13 @@ def listen_command(
     ] = False,
     count: Annotated[
         int | None,
-        typer.Option("--count", min=1, metavar="N", help="Exit 0 after this many events."),
+        typer.Option("--count", parser=COUNT, metavar="N", help="Exit 0 after this many events."),
     ] = None,
     timeout: Annotated[
         float | None,
         typer.Option(
             "--timeout",
-            min=0.1,
+            parser=number(0.1, MAX_SECONDS),
             metavar="SECONDS",
             help="Give up after this many seconds (exit 6 if --count events, or none at all, "
             "arrived by then).",

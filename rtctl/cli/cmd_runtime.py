@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from rtctl.cli import output
-from rtctl.cli.common import JsonOption, json_mode, state
+from rtctl.cli.common import MAX_COUNT, MAX_SECONDS, JsonOption, json_mode, number, state
 from rtctl.cli.output import say
 
 if TYPE_CHECKING:
@@ -45,7 +45,13 @@ def up(
         bool, typer.Option("--wait/--no-wait", help="Wait until the server answers.")
     ] = True,
     timeout: Annotated[
-        float, typer.Option("--timeout", min=0.1, help="Seconds to wait for readiness.")
+        float,
+        typer.Option(
+            "--timeout",
+            parser=number(0.1, MAX_SECONDS),
+            metavar="SECONDS",
+            help="Seconds to wait for readiness.",
+        ),
     ] = 30.0,
     json_: JsonOption = False,
 ) -> None:
@@ -159,11 +165,22 @@ def status(
         bool, typer.Option("--watch", "-w", help="Refresh a live view on stderr until Ctrl-C.")
     ] = False,
     interval: Annotated[
-        float, typer.Option("--interval", min=0.2, help="Seconds between refreshes (--watch).")
+        float,
+        typer.Option(
+            "--interval",
+            parser=number(0.2, 3600),
+            metavar="SECONDS",
+            help="Seconds between refreshes (--watch).",
+        ),
     ] = 2.0,
     count: Annotated[
         int,
-        typer.Option("--count", min=0, help="Stop --watch after this many refreshes (0: never)."),
+        typer.Option(
+            "--count",
+            parser=number(0, MAX_COUNT, integer=True),
+            metavar="N",
+            help="Stop --watch after this many refreshes (0: never).",
+        ),
     ] = 0,
 ) -> None:
     """Running or not, health, uptime, endpoints and the key /metrics figures.
@@ -224,14 +241,28 @@ def _watch(settings: Any, interval: float, count: int, as_json: bool) -> Any:
 
 def logs(
     ctx: typer.Context,
-    lines: Annotated[int, typer.Option("--lines", "-n", min=0, help="Show the last N lines.")] = 50,
+    lines: Annotated[
+        int,
+        typer.Option(
+            "--lines",
+            "-n",
+            parser=number(0, 10_000_000, integer=True),
+            metavar="N",
+            help="Show the last N lines.",
+        ),
+    ] = 50,
     follow: Annotated[
         bool,
         typer.Option("--follow", "-f", help="Keep printing new lines until the server stops."),
     ] = False,
     timeout: Annotated[
         float | None,
-        typer.Option("--timeout", min=0.1, help="Stop following after this many seconds."),
+        typer.Option(
+            "--timeout",
+            parser=number(0.1, MAX_SECONDS),
+            metavar="SECONDS",
+            help="Stop following after this many seconds.",
+        ),
     ] = None,
 ) -> None:
     """Soketi's log: the last lines, or follow it (-f) until it stops or Ctrl-C."""
@@ -277,7 +308,13 @@ def doctor(
     ctx: typer.Context,
     json_: JsonOption = False,
     timeout: Annotated[
-        float, typer.Option("--timeout", min=0.1, help="Seconds per network check.")
+        float,
+        typer.Option(
+            "--timeout",
+            parser=number(0.1, 3600),
+            metavar="SECONDS",
+            help="Seconds per network check.",
+        ),
     ] = 3.0,
     strict: Annotated[bool, typer.Option("--strict", help="Warnings fail too.")] = False,
 ) -> None:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from rtctl.cli import output
-from rtctl.cli.common import JsonOption, json_mode, state
+from rtctl.cli.common import JsonOption, json_mode, number, state
 
 if TYPE_CHECKING:
     from rtctl.ops.smoke import CheckResult, CheckSpec, SmokeReport
@@ -23,7 +23,8 @@ def smoke(
         float,
         typer.Option(
             "--timeout",
-            min=0.1,
+            parser=number(0.1, 3600),
+            metavar="SECONDS",
             help="Seconds each wait may take (handshake, subscription, delivery, cleanup).",
         ),
     ] = 10.0,

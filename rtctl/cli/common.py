@@ -3,6 +3,8 @@ All output goes through rtctl.cli.output."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -70,6 +72,48 @@ def json_object_option(text: str, option: str) -> dict[str, Any]:
             f"{option} must be a JSON object, got {type(value).__name__}", hint=example
         )
     return value
+
+
+# --- numbers in options -------------------------------------------------------------------------
+
+MAX_SECONDS = 30 * 24 * 3600.0  # any wait: beyond this, timers overflow (and nobody waits longer)
+MAX_COUNT = 1_000_000_000
+
+
+def number(
+    low: float, high: float, *, integer: bool = False, above: bool = False
+) -> Callable[[Any], float | int]:
+    """The one parser for numeric options: a finite number (a whole one with ``integer``)
+    from ``low`` (excluded with ``above``) to ``high``. ``inf``, ``nan`` and out-of-range values
+    are usage errors (exit 2) naming the option, before any command runs."""
+    shown_low, shown_high = _shown(low), _shown(high)
+    bounds = f"{'above' if above else 'from'} {shown_low} {'up ' if above else ''}to {shown_high}"
+
+    def parse(text: Any) -> float | int:
+        if isinstance(text, (int, float)) and not isinstance(text, bool):
+            value: float | int = text  # a default, already a number
+        else:
+            try:
+                value = int(str(text).strip()) if integer else float(str(text).strip())
+            except ValueError:
+                kind = "a whole number" if integer else "a number"
+                raise typer.BadParameter(f"{str(text)!r} is not {kind}") from None
+        if not math.isfinite(value):
+            raise typer.BadParameter(f"{text} is not a finite number")
+        if value < low or (above and value == low) or value > high:
+            raise typer.BadParameter(f"{text} is out of range: use a number {bounds}")
+        return value
+
+    return parse
+
+
+def _shown(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+SECONDS = number(0, MAX_SECONDS, above=True)
+PORT = number(1, 65535, integer=True)
+COUNT = number(1, MAX_COUNT, integer=True)
 
 
 # Shared option types, declared once.

@@ -27,9 +27,10 @@ from rtctl.protocol.closecodes import Disconnected, backoff_delay, close_policy,
 from rtctl.protocol.payloads import CHAT_EVENT
 from rtctl.protocol.signing import channel_kind
 from rtctl.protocol.socket import Message, PusherSocket, Subscription
-from rtctl.protocol.validation import validate_channel
+from rtctl.protocol.validation import validate_channel, validate_header, validate_http_url
 
 CONNECT_TIMEOUT = 10.0  # per connect+subscribe attempt, within --timeout if that is shorter
+MAX_TIMEOUT = 30 * 24 * 3600.0  # longer waits overflow the timers
 # pusher-js' public names for the member events (what app code binds to).
 PUBLIC_NAMES = {
     "pusher_internal:member_added": "pusher:member_added",
@@ -67,8 +68,23 @@ def check_options(options: ListenOptions) -> None:
         )
     if options.user_info is not None and not options.user_id:
         raise UsageError("--user-info needs --as-user", hint="e.g. --as-user 123 --user-info '{}'")
+    if options.auth_headers and not options.auth_endpoint:
+        raise UsageError(
+            "--auth-header is only sent to an --auth-endpoint",
+            hint="add --auth-endpoint URL, or drop --auth-header (local signing needs no header)",
+        )
+    if options.auth_endpoint is not None:
+        validate_http_url(options.auth_endpoint, "--auth-endpoint")
+    for name, value in options.auth_headers.items():
+        validate_header(name, value, "--auth-header")
     if options.count is not None and options.count < 1:
         raise UsageError("--count must be at least 1", hint="e.g. --count 1")
+    timeout = options.timeout
+    if timeout is not None and not (0 < timeout <= MAX_TIMEOUT):  # also refuses NaN
+        raise UsageError(
+            f"--timeout must be a number of seconds above 0 up to {MAX_TIMEOUT:.0f}",
+            hint="e.g. --timeout 30",
+        )
 
 
 # --- formatting -----------------------------------------------------------------------------------

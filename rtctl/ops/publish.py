@@ -275,6 +275,6 @@ def emit(
     progress: Progress | None = None,
 ) -> EmitResult:
     """Public entry point (also for the bench): validated events in, a summary out."""
-    if rate is not None and rate <= 0:
-        raise InvalidInput(f"--rate must be above 0, got {rate:g}", hint="e.g. --rate 500")
+    if rate is not None and not (0 < rate < float("inf")):  # NaN fails both comparisons
+        raise InvalidInput(f"--rate must be a number above 0, got {rate:g}", hint="e.g. --rate 500")
     return send(client, events, total, rate, progress)

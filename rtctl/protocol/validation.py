@@ -96,6 +96,41 @@ def validate_user_id(user_id: str) -> str:
     return user_id
 
 
+_HEADER_NAME_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_HEADER_VALUE_BAD_RE = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def validate_http_url(url: str, option: str) -> str:
+    """An http(s) URL with a host and nothing that could split a request (spaces, controls)."""
+    from urllib.parse import urlsplit
+
+    example = f"e.g. {option} http://127.0.0.1:8080/realtime/auth"
+    if UNSENDABLE_RE.search(url) or any(char.isspace() for char in url):
+        raise InvalidInput(f"{option} {url!r} contains spaces or control characters", hint=example)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+    except ValueError as exc:
+        raise InvalidInput(f"{option} {url!r} is not a URL: {exc}", hint=example) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidInput(f"{option} {url!r} is not an http(s) URL", hint=example)
+    return url
+
+
+def validate_header(name: str, value: str, option: str) -> None:
+    """An HTTP header as a server would take it: a token name, a value without line breaks
+    (a CR/LF would let the value smuggle extra headers)."""
+    example = f"e.g. {option} 'Authorization: Bearer eyJ...'"
+    if not _HEADER_NAME_RE.fullmatch(name):
+        raise InvalidInput(
+            f"{option} header name {name!r} is not a valid header name", hint=example
+        )
+    if _HEADER_VALUE_BAD_RE.search(value) or UNSENDABLE_RE.search(value.replace("\t", "")):
+        raise InvalidInput(
+            f"{option} {name!r} value contains a line break or control character", hint=example
+        )
+
+
 def validate_data(data: str, allow_large: bool = False) -> str:
     size = len(data.encode("utf-8"))
     limit = SOKETI_MAX_DATA_BYTES if allow_large else MAX_DATA_BYTES

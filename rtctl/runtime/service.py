@@ -209,7 +209,7 @@ def down(settings: Settings, grace: float = 10.0, progress: Progress = _silent) 
     """Stop what `up` started here; idempotent (stopped=False when nothing was running).
     Waits for an `up` in progress in the same state folder, so it stops what that one starts."""
     folder = native.state_dir(settings)
-    if not folder.is_dir():
+    if not folder.exists():
         return DownResult(False, None)  # nothing was ever started here (and nothing is created)
     with locks.folder_lock(folder, "starting or stopping Soketi", STATE_LOCK_WAIT, progress):
         return _down(settings, folder, grace)
@@ -346,8 +346,8 @@ def log_path(settings: Settings) -> Path:
 def tail_lines(path: Path, lines: int) -> list[str]:
     try:
         text = path.read_text(errors="replace")
-    except OSError:
-        return []
+    except FileNotFoundError:
+        return []  # other failures (a folder in its place, no permission) are for the user
     return text.splitlines()[-lines:] if lines > 0 else []
 
 
@@ -372,7 +372,7 @@ def follow(
                 handle.seek(position)
                 chunk = handle.read()
                 position = handle.tell()
-        except OSError:
+        except FileNotFoundError:
             chunk = ""
         if chunk:
             pending += chunk
