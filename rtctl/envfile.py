@@ -243,13 +243,9 @@ def backup_path(path: Path) -> Path:
     return candidate
 
 
-def atomic_write(path: Path, data: str | bytes, backup: bool = False) -> Path | None:
-    """Replace ``path`` with ``data`` atomically, mode 0600. Returns the backup path, if one was made.
-
-    The new content goes to a temp file in the same folder, is fsynced, then renamed over the old
-    file: readers see the old file or the new one, never a mix, even if we are killed midway.
-    """
-    raw = data.encode("utf-8") if isinstance(data, str) else data
+def replaceable(path: Path) -> Path:
+    """The file an atomic write of ``path`` replaces (through a symlink), or a ConfigError when
+    that is a folder or not a regular file (/dev/null, a pipe: never replace those)."""
     if path.is_symlink():  # write through the link (a .env kept elsewhere stays linked)
         path = path.resolve()
     if path.is_dir():
@@ -257,6 +253,22 @@ def atomic_write(path: Path, data: str | bytes, backup: bool = False) -> Path | 
             f"{path} is a directory, not a file",
             hint="remove it or choose another path",
         )
+    if path.exists() and not path.is_file():
+        raise ConfigError(
+            f"{path} is not a regular file: rtctl only replaces files it can write whole",
+            hint="point --env-file at a regular file (rtctl init writes one)",
+        )
+    return path
+
+
+def atomic_write(path: Path, data: str | bytes, backup: bool = False) -> Path | None:
+    """Replace ``path`` with ``data`` atomically, mode 0600. Returns the backup path, if one was made.
+
+    The new content goes to a temp file in the same folder, is fsynced, then renamed over the old
+    file: readers see the old file or the new one, never a mix, even if we are killed midway.
+    """
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    path = replaceable(path)
     saved: Path | None = None
     if backup and path.exists():
         saved = backup_path(path)

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from rtctl.config import PROVIDERS, SECRET_VARIABLES, mask
-from rtctl.envfile import Entry, EnvDocument, atomic_write, locked, read_text
+from rtctl.envfile import Entry, EnvDocument, atomic_write, locked, read_text, replaceable
 from rtctl.errors import ConfigError, Conflict, RtctlError, UsageError
 from rtctl.ops.clientconfig import ClientConfig, client_config, option_changes
 from rtctl.ops.initialize import (
@@ -356,6 +356,7 @@ def apply_switch(plan: SwitchPlan) -> None:
     """
     if plan.noop:
         return
+    replaceable(plan.env_path)  # before the stash is written next to it
     with locked(plan.env_path):
         if read_text(plan.env_path) != plan.old_text:
             raise Conflict(
