@@ -284,3 +284,36 @@ def test_every_command_has_rows() -> None:
     covered = {case.command for case in BAD_INPUT}
     missing = sorted(set(registered_commands()) - covered)
     assert missing == [], f"commands without bad-input rows in tests/test_bad_input.py: {missing}"
+
+
+def test_a_metrics_port_equal_to_the_main_port_is_refused_everywhere(folder: Path) -> None:
+    """init, doctor and every other command agree: one diagnosis, one message."""
+    message = (
+        "SOKETI_METRICS_SERVER_PORT and REALTIME_PORT are both 7002: Soketi would share the port "
+        "between its API and its metrics and drop connections"
+    )
+    init = run_cli(["init", "--dir", "new", "--port", "7002", "--metrics-port", "7002"])
+    assert init.exit_code == 2
+    assert init.stderr.startswith(f"error: {message}; nothing was written\n")
+    assert not (folder / "new" / ".env").exists()
+
+    env = (folder / ".env").read_text()
+    (folder / ".env").write_text(env + "REALTIME_PORT=7002\nSOKETI_METRICS_SERVER_PORT=7002\n")
+    doctor = run_cli(["doctor", "--json", "--timeout", "0.5"])
+    assert doctor.exit_code == 1
+    check = next(c for c in json.loads(doctor.stdout)["checks"] if c["name"] == "scheme-tls-port")
+    assert (check["status"], check["evidence"]) == ("fail", message)
+    for command in (["status"], ["up"], ["emit", "orders", "e"], ["config"]):
+        result = run_cli(command)
+        assert (result.exit_code, result.stderr.splitlines()[0]) == (3, f"error: {message}")
+
+
+def test_env_file_dev_null_is_an_empty_file(folder: Path) -> None:
+    human = run_cli(["--env-file", "/dev/null", "config"])
+    assert human.exit_code == 0
+    assert "not found" not in human.stderr
+    assert "warning: PUSHER_APP_ID is not set" in human.stderr  # nothing came from the file
+    as_json = run_cli(["--env-file", "/dev/null", "config", "--json"])
+    assert json.loads(as_json.stdout)["env_file_found"] is True
+    emit = run_cli(["--env-file", "/dev/null", "emit", "orders", "e"])
+    assert (emit.exit_code, emit.stderr.splitlines()[0]) == (3, "error: PUSHER_APP_ID is not set")

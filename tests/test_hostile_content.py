@@ -82,3 +82,16 @@ def test_emit_refuses_event_names_with_control_characters(env_file: Path, name: 
     assert (result.exit_code, result.stdout) == (2, "")
     assert result.stderr.startswith(f"error: event name {name!r} contains a control character")
     assert result.stderr.endswith("hint: use printable characters only, e.g. chat_message\n")
+
+
+def test_a_terminal_that_cannot_encode_the_text_gets_escapes(
+    env_file: Path, tmp_path: Path
+) -> None:
+    """Printing never fails on encoding: on an ASCII-only stream "é" is written as its escape."""
+    said = run_rtctl(
+        ["bot", "say", "--to", "1", "h\u00e9llo \u20ac"],
+        cwd=tmp_path,
+        env={"PYTHONIOENCODING": "ascii"},
+    )
+    assert (said.returncode, said.stdout) == (0, "")
+    assert said.stderr == "Coach -> private-1_9000000: h\\xe9llo \\u20ac\n"
