@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs the four benchmarks in one go, side by side on this machine, against one native Soketi that
+# Runs the five benchmarks in one go, side by side on this machine, against one native Soketi that
 # this script starts on free loopback ports (temp state dir) and stops by PID at the end.
-#   1. startup   2. emit throughput   3. listen throughput   4. bench capacity
+#   1. startup   2. emit throughput   3. listen throughput   4. bench capacity   5. pytest plugin
+#   6. console (drives Debian's Chromium: /usr/bin/chromium, /usr/bin/chromedriver)
 # Usage: scripts/benchmarks.sh [--quick] [OUTDIR]     (figures also land as JSON in OUTDIR)
 # Needs: .venv (scripts/test.sh sets it up), Node + `cd tests/js && npm ci` for pusher-js and ws.
 set -euo pipefail
@@ -68,6 +69,14 @@ $PY scripts/bench_listen.py --env-file "$WORK/.env" --json-out "$OUT/listen.json
 echo
 $PY scripts/bench_capacity.py --env-file "$WORK/.env" --soketi-pid "$SOKETI_PID" \
   --json-out "$OUT/capacity.json" "${QUICK[@]}" || status=1
+echo
+PLUGIN_SCALE=()
+if [[ ${#QUICK[@]} -gt 0 ]]; then PLUGIN_SCALE=(--runs 5 --starts 3 --events 50); fi
+# starts its own Soketis: session start is part of what it measures
+$PY scripts/bench_plugin.py --json-out "$OUT/plugin.json" "${PLUGIN_SCALE[@]}" || status=1
+echo
+$PY scripts/bench_console.py --env-file "$WORK/.env" --json-out "$OUT/console.json" \
+  "${QUICK[@]}" || status=1
 echo
 echo "figures as JSON in $OUT"
 exit $status

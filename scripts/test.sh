@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the tests need on a fresh machine (Python deps in .venv, the pinned native
-# Soketi, pusher-js for the end-to-end tests), then runs lint, format check, types and the tests.
+# Soketi, pusher-js for the end-to-end tests, Chromium for the console's browser tests), then runs
+# lint, format check, types and the tests.
 # Extra arguments go to pytest, e.g. ./scripts/test.sh -k listen
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,6 +9,11 @@ cd "$(dirname "$0")/.."
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   echo "installing Node.js and npm from Debian's packages" >&2
   apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null
+fi
+
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  echo "installing Chromium and its driver from Debian's packages (the console's browser tests)" >&2
+  apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
 
 python3 -m venv .venv

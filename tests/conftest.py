@@ -1,5 +1,9 @@
 """Hermetic tests: no user config leaks in, each test runs in its own folder, real Soketi on
-free ports with its own cache folder, every server stopped by PID at the end."""
+free ports with its own cache folder, every server stopped by PID at the end.
+
+The servers come from rtctl's own pytest plugin (rtctl.testing): its fixtures (realtime_server,
+realtime_listener, pusher_client, ...) are available to every test, and the fixtures below are
+thin definitions on its LocalSoketi that also get its log attached to failing tests."""
 
 from __future__ import annotations
 
@@ -11,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from rtctl.testing.plugin import attach_log, detach_log
+from tests.console_support import browser  # noqa: F401  (the session's one Chromium)
 from tests.helpers import (
     TEST_CACHE,
     PusherStandIn,
@@ -18,6 +24,12 @@ from tests.helpers import (
     make_server,
     self_signed_certificate,
 )
+
+pytest_plugins = ["pytester"]  # the plugin's own tests run pytest in a subprocess
+
+# Session servers start before the per-test `hermetic` fixture: they install from and run out of
+# the tests' cache from the first one on.
+os.environ["RTCTL_CACHE_DIR"] = str(TEST_CACHE)
 
 CONFIG_PREFIXES = ("PUSHER_", "REALTIME_", "SOKETI_", "RTCTL_")
 
@@ -54,34 +66,41 @@ def hermetic(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
 
 
 @pytest.fixture(scope="session")
-def soketi(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SoketiServer]:
-    """One healthy real Soketi for the whole session (client messages on)."""
+def soketi(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SoketiServer]:
+    """One healthy real Soketi for the whole session (client messages on, Soketi's own limits:
+    unlike realtime_server's, --allow-large payloads up to 100 KB pass)."""
     server = make_server(tmp_path_factory.mktemp("soketi-state"))
     server.start()
+    attach_log(request.config, "soketi", server)
     try:
         yield server
     finally:
+        detach_log(request.config, server)
         server.stop()
 
 
 @pytest.fixture(scope="session")
 def soketi_factory(
-    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Callable[..., SoketiServer]]:
     """Start extra (often deliberately broken) real Soketis; all are stopped at session end."""
     started: list[SoketiServer] = []
 
     def factory(start: bool = True, **overrides: str) -> SoketiServer:
         server = make_server(tmp_path_factory.mktemp("soketi-extra"), **overrides)
+        started.append(server)
         if start:
             server.start()
-        started.append(server)
+            attach_log(request.config, "soketi_factory", server)
         return server
 
     try:
         yield factory
     finally:
         for server in started:
+            detach_log(request.config, server)
             server.stop()
 
 

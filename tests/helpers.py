@@ -1,45 +1,26 @@
-"""Test helpers: free ports, .env writing, running the real CLI, and real native Soketi servers."""
+"""Test helpers: running the real CLI, and real native Soketi servers (the pytest plugin's
+LocalSoketi; free_port, fresh_credentials and write_env come from it too)."""
 
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
-import socket
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from typer.testing import CliRunner
 
 from rtctl.cli.app import app
-from rtctl.config import load_settings
-from rtctl.runtime import native
+from rtctl.testing.server import LocalSoketi, free_port, fresh_credentials, local_env, write_env
 
 REPO = Path(__file__).resolve().parent.parent
 TEST_CACHE = REPO / ".cache" / "rtctl-test"
 JS_DIR = REPO / "tests" / "js"
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def fresh_credentials() -> dict[str, str]:
-    return {
-        "PUSHER_APP_ID": str(100000 + secrets.randbelow(899999)),
-        "PUSHER_APP_KEY": "key" + secrets.token_hex(8),
-        "PUSHER_APP_SECRET": "sec" + secrets.token_hex(12),
-    }
-
-
-def write_env(path: Path, values: Mapping[str, str]) -> Path:
-    path.write_text("".join(f"{key}={value}\n" for key, value in values.items()))
-    return path
+__all__ = ["free_port", "fresh_credentials", "write_env"]  # imported from here by the tests
 
 
 @dataclass
@@ -125,61 +106,17 @@ def run_unprivileged(
     )
 
 
-@dataclass
-class SoketiServer:
-    """A real native Soketi started for tests, and the .env values that describe it."""
+class SoketiServer(LocalSoketi):
+    """The plugin's LocalSoketi, always installed from and run out of the tests' shared cache."""
 
-    env: dict[str, str]
-    state: Path
-    running: native.Running | None = None
-    extra: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def port(self) -> int:
-        return int(self.env["REALTIME_PORT"])
-
-    @property
-    def metrics_port(self) -> int:
-        return int(self.env["SOKETI_METRICS_SERVER_PORT"])
-
-    @property
-    def key(self) -> str:
-        return self.env["PUSHER_APP_KEY"]
-
-    @property
-    def secret(self) -> str:
-        return self.env["PUSHER_APP_SECRET"]
-
-    @property
-    def app_id(self) -> str:
-        return self.env["PUSHER_APP_ID"]
-
-    def settings(self):  # type: ignore[no-untyped-def]
-        return load_settings(environ={**self.env, **self.extra})
-
-    def write_env(self, path: Path, **changes: str) -> Path:
-        return write_env(path, {**self.env, **changes})
-
-    def start(self) -> None:
+    def start(self, timeout: float = 30) -> SoketiServer:
         os.environ["RTCTL_CACHE_DIR"] = str(TEST_CACHE)
-        self.running, _ = native.start(self.settings(), self.state, timeout=30)
-
-    def stop(self) -> None:
-        native.stop(self.state)
-        self.running = None
+        super().start(timeout)
+        return self
 
 
 def make_server(state: Path, **overrides: str) -> SoketiServer:
-    env = {
-        "REALTIME_PROVIDER": "soketi",
-        "REALTIME_HOST": "127.0.0.1",
-        "REALTIME_PORT": str(free_port()),
-        "SOKETI_METRICS_SERVER_PORT": str(free_port()),
-        "SOKETI_DEFAULT_APP_ENABLE_CLIENT_MESSAGES": "true",
-        **fresh_credentials(),
-    }
-    env.update(overrides)
-    return SoketiServer(env=env, state=state)
+    return SoketiServer(env=local_env(**overrides), state=state)
 
 
 def self_signed_certificate(folder: Path) -> tuple[Path, Path]:

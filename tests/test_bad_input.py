@@ -92,6 +92,9 @@ def pusher_env(folder: Path) -> dict[str, str]:
 
 
 DEEP = "[" * 100_000 + "]" * 100_000
+SIGNED_PATH = (
+    "/apps/1/events?auth_key=k&auth_timestamp=1&auth_version=1.0&auth_signature=" + "a" * 64
+)
 
 
 def C(command: str, *args: str, code: int, error: str, **extra: object) -> Case:
@@ -211,6 +214,21 @@ BAD_INPUT: list[Case] = [
     C("gateway", "gateway", "--host", "192.0.2.1", code=2, error="--host 192.0.2.1 is not an address of this machine"),
     C("gateway", "gateway", "--log-level", "loud", code=2, error="--log-level 'loud' is not one of"),
     C("gateway", "gateway", "--prefix", "x", code=2, error="--prefix 'x' must start with /"),
+    C("console", "console", "--port", "99999", code=2, error="Invalid value for '--port': 99999 is out of range"),
+    C("console", "console", "--host", "256.1.1.1", code=2, error="cannot listen on 256.1.1.1:8090"),
+    C("console", "console", "--host", "192.0.2.1", "--port", "0", code=2, error="cannot listen on 192.0.2.1:0"),
+    C("verify auth", "verify", "auth", "--socket-id", "1.1", "--auth", "x", "--channel", "private-a", code=2,
+      error="--auth 'x' is not KEY:SIGNATURE"),
+    C("verify auth", "verify", "auth", "--socket-id", "x", "--auth", "k:" + "a" * 64, "--channel", "private-a",
+      code=2, error="socket id 'x' is malformed"),
+    C("verify auth", "verify", "auth", "--auth", "k:s", code=2, error="Missing option '--socket-id'"),
+    C("verify api", "verify", "api", "--path", SIGNED_PATH, "--at", "inf", code=2,
+      error="Invalid value for '--at': inf is not a finite number"),
+    C("verify api", "verify", "api", "--path", SIGNED_PATH, "--at", "nan", code=2,
+      error="Invalid value for '--at': nan is not a finite number"),
+    C("verify api", "verify", "api", "--path", SIGNED_PATH, "--method", "PO\nST", code=2,
+      error="--method 'PO\\nST' is not an HTTP method"),
+    C("verify api", "verify", "api", "--path", "not a path", code=2, error="'not a path' has no path"),
     C("bench", "bench", "--rate", "inf", code=2, error="Invalid value for '--rate' / '-r': inf is not a finite number"),
     C("bench", "bench", "--duration", "nan", code=2, error="Invalid value for '--duration' / '-d': nan is not a finite number"),
     C("bench", "bench", "--min-delivery", "2", code=2, error="Invalid value for '--min-delivery': 2 is out of range"),
@@ -317,3 +335,23 @@ def test_env_file_dev_null_is_an_empty_file(folder: Path) -> None:
     assert json.loads(as_json.stdout)["env_file_found"] is True
     emit = run_cli(["--env-file", "/dev/null", "emit", "orders", "e"])
     assert (emit.exit_code, emit.stderr.splitlines()[0]) == (3, "error: PUSHER_APP_ID is not set")
+
+
+def test_every_numeric_option_uses_the_shared_number_parser() -> None:
+    """`rtctl.cli.common.number` refuses inf, nan and out-of-range values for every numeric option
+    (Typer's own float accepts inf, and min= alone lets it through)."""
+    import typing
+
+    from rtctl.cli import common
+
+    commands = {"rtctl": typer.main.get_command(app), **registered_commands()}
+    unchecked = []
+    for path, command in commands.items():
+        for param in command.params:
+            annotation = param.type_descriptor.annotation
+            kinds = set(typing.get_args(annotation)) or {annotation}
+            if kinds & {int, float} and bool not in kinds:
+                parser = param.type_descriptor.parameter_info.parser
+                if parser is None or parser.__qualname__ != common.number(0, 1).__qualname__:
+                    unchecked.append(f"{path} {param.opts[0]}")
+    assert unchecked == []

@@ -14,6 +14,7 @@ import pytest
 from rtctl.protocol import PusherSocket
 from rtctl.protocol.httpapi import ApiClient
 from rtctl.protocol.payloads import bot_message
+from rtctl.protocol.signing import sign
 from rtctl.protocol.validation import Event
 from tests.helpers import SoketiServer, free_port, run_cli, write_env
 from tests.listen_support import (
@@ -225,12 +226,69 @@ def test_wrong_secret_subscription_exits_5(tmp_path: Path, soketi: SoketiServer)
     soketi.write_env(tmp_path / ".env", PUSHER_APP_SECRET="not-the-server-secret")
     result = run_cli(["listen", "private-orders", "--timeout", "20"])
     assert result.exit_code == 5
-    assert result.stderr == (
+    error, hint, end = result.stderr.split("\n")
+    assert error == (
         "error: subscription to 'private-orders' refused: The connection is unauthorized. "
-        "(status 401)\n"
-        "hint: the secret in your config does not match the server's (check PUSHER_APP_SECRET), "
-        "or the auth endpoint signed for another app\n"
+        "(status 401)"
     )
+    assert end == ""
+    # The hint names the likely cause and the command that explains it, with the values sent.
+    match = re.fullmatch(
+        r"hint: the secret in your config does not match the server's \(check PUSHER_APP_SECRET\), "
+        r"or the auth endpoint signed for another app; see why: rtctl verify auth --socket-id "
+        r"(\d+\.\d+) --channel private-orders --auth (\S+)",
+        hint,
+    )
+    assert match, hint
+    socket_id, auth = match.groups()
+    key = soketi.key
+    assert auth == f"{key}:" + sign("not-the-server-secret", f"{socket_id}:private-orders")
+    # Run it: with this config it verifies (so the server holds another secret) ...
+    verify = run_cli(
+        ["verify", "auth", "--socket-id", socket_id, "--channel", "private-orders", "--auth", auth]
+    )
+    assert verify.exit_code == 0, verify.stdout
+    assert "that server's app has another secret or key" in verify.stdout
+    # ... and with the server's own settings it does not verify, and says it is another secret.
+    soketi.write_env(tmp_path / "server.env")
+    verify = run_cli(
+        [
+            "--env-file",
+            str(tmp_path / "server.env"),
+            "verify",
+            "auth",
+            "--socket-id",
+            socket_id,
+            "--channel",
+            "private-orders",
+            "--auth",
+            auth,
+        ]
+    )
+    assert verify.exit_code == 1
+    assert (
+        "✗ secret: the signature matches none of the known mistakes: it was made with another secret"
+        in verify.stdout
+    )
+
+
+def test_presence_refusal_hint_carries_the_channel_data(
+    tmp_path: Path, soketi: SoketiServer
+) -> None:
+    soketi.write_env(tmp_path / ".env", PUSHER_APP_SECRET="not-the-server-secret")
+    args = ["listen", "presence-room", "--as-user", "7", "--user-info", '{"name":"Ann"}']
+    result = run_cli([*args, "--timeout", "20"])
+    assert result.exit_code == 5
+    channel_data = '{"user_id":"7","user_info":{"name":"Ann"}}'
+    match = re.search(
+        r"; see why: rtctl verify auth --socket-id (\d+\.\d+) --channel presence-room "
+        rf"--auth {soketi.key}:([0-9a-f]{{64}}) --channel-data (.*)\n$",
+        result.stderr,
+    )
+    assert match, result.stderr
+    socket_id, signature, quoted = match.groups()
+    assert quoted == f"'{channel_data}'"  # shell-quoted, ready to paste
+    assert signature == sign("not-the-server-secret", f"{socket_id}:presence-room:{channel_data}")
 
 
 def test_unreachable_exits_4(tmp_path: Path, soketi: SoketiServer) -> None:

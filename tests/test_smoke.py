@@ -21,6 +21,7 @@ import pytest
 from rtctl.config import read_layers
 from rtctl.ops.smoke import CHECK_NAMES, CheckResult, SmokeOptions, run_smoke
 from rtctl.protocol.httpapi import ApiClient
+from rtctl.protocol.signing import sign
 from tests.helpers import REPO, SoketiServer, free_port, run_cli, run_rtctl, write_env
 
 pytestmark = pytest.mark.soketi
@@ -124,6 +125,12 @@ def test_wrong_secret_fails_in_subscribe_with_exit_5(soketi: SoketiServer, tmp_p
     )
     assert checks["subscribe"]["failure"] == "auth_rejected"
     assert "PUSHER_APP_SECRET" in checks["subscribe"]["hint"]
+    socket_id = checks["connect"]["details"]["socket_id"]
+    assert checks["subscribe"]["hint"].endswith(
+        f"; see why: rtctl verify auth --socket-id {socket_id} --channel private-smoke-{run_id} "
+        f"--auth {soketi.key}:"
+        + sign("sec" + "0" * 20 + "wrong", f"{socket_id}:private-smoke-{run_id}")
+    )
     for name in ("deliver", "client-event", "api-read"):
         assert (checks[name]["status"], checks[name]["evidence"]) == (
             "skip",
@@ -522,13 +529,13 @@ def user_token(user: str = "123", secret: str = JWT_SECRET) -> str:
     return jwt.encode({"sub": user, "iat": now, "exp": now + 300}, secret, algorithm="HS256")
 
 
-@pytest.fixture(scope="module")
-def gateway(soketi: SoketiServer, tmp_path_factory: pytest.TempPathFactory):
-    """A real `rtctl gateway` process in front of the session Soketi, stopped by PID."""
+@contextlib.contextmanager
+def running_gateway(soketi: SoketiServer, folder: Path, **changes: str):
+    """A real `rtctl gateway` process in front of ``soketi``, stopped by PID."""
     port = free_port()
-    folder = tmp_path_factory.mktemp("gateway")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PUSHER_", "REALTIME_"))}
     env.update(soketi.env, REALTIME_JWT_SECRET=JWT_SECRET, REALTIME_EMIT_TOKEN=EMIT_TOKEN)
+    env.update(changes)
     log = (folder / "gateway.log").open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "rtctl", "gateway", "--host", "127.0.0.1", "--port", str(port)],
@@ -559,6 +566,12 @@ def gateway(soketi: SoketiServer, tmp_path_factory: pytest.TempPathFactory):
             process.kill()
             process.wait(timeout=5)
         log.close()
+
+
+@pytest.fixture(scope="module")
+def gateway(soketi: SoketiServer, tmp_path_factory: pytest.TempPathFactory):
+    with running_gateway(soketi, tmp_path_factory.mktemp("gateway")) as url:
+        yield url
 
 
 def test_gateway_subscribe_and_emit(soketi: SoketiServer, env_file: Path, gateway: str) -> None:
@@ -593,6 +606,26 @@ def test_gateway_refusing_the_users_token_is_exit_5(env_file: Path, gateway: str
     ), check["evidence"]
     assert check["hint"].startswith("the gateway refused --token")
     assert statuses(report)["cleanup"] == "pass"
+
+
+def test_gateway_signing_with_another_secret_points_at_verify_not_the_token(
+    soketi: SoketiServer, env_file: Path, tmp_path: Path
+) -> None:
+    # The gateway accepts the user's token and signs, but with a secret the server does not have:
+    # Soketi refuses the subscription. The token is fine; the hint must say what to check instead.
+    with running_gateway(soketi, tmp_path, PUSHER_APP_SECRET="sec" + "1" * 20) as url:
+        code, report = smoke_json(
+            env_file, "--via-gateway", url, "--token", user_token(), "--emit-token", EMIT_TOKEN
+        )
+    assert (code, report["failed_check"]) == (5, "gateway")
+    check = by_name(report)["gateway"]
+    channel = f"private-123_smoke{report['run_id']}"
+    assert check["evidence"] == (
+        f"subscription to '{channel}' refused: The connection is unauthorized. (status 401)"
+    )
+    assert "--token" not in check["hint"]
+    assert "see why: rtctl verify auth --socket-id " in check["hint"]
+    assert f" --channel {channel} --auth {soketi.key}:" in check["hint"]
 
 
 def test_gateway_refusing_the_emit_token_is_exit_5(env_file: Path, gateway: str) -> None:

@@ -608,3 +608,15 @@ def test_status_watch_on_a_terminal_uses_a_live_view(
     assert "running, healthy" in text
     # cursor up + erase line: the view is redrawn in place (3 reports), not appended
     assert text.count("\x1b[1A\x1b[2K") >= 2 * 8
+
+
+def test_probe_summary_shows_json_without_an_error_field_as_it_came() -> None:
+    # /accept-traffic answers healthy with JSON memory figures (no "error" key): summarising it
+    # (doctor does when /ready fails, the console always) must not raise.
+    from rtctl.runtime.health import Probe
+
+    body = '{"memory":{"free":1,"percentUsage":2.5}}'
+    assert Probe("http://127.0.0.1:1/accept-traffic", 200, body).summary() == f"200 {body[:60]}"
+    assert Probe("u", 500, '{"error":"Memory limit reached","code":500}').summary() == (
+        "500 Memory limit reached"
+    )

@@ -21,11 +21,13 @@ from rtctl import __version__
 from rtctl.cli import (
     cmd_bench,
     cmd_config,
+    cmd_console,
     cmd_events,
     cmd_gateway,
     cmd_listen,
     cmd_runtime,
     cmd_smoke,
+    cmd_verify,
     output,
 )
 from rtctl.cli.common import PORT, CliState
@@ -194,7 +196,17 @@ def root(
     ctx.obj = CliState(env_file=env_file, overrides=overrides)
 
 
-for module in (cmd_config, cmd_runtime, cmd_events, cmd_listen, cmd_smoke, cmd_gateway, cmd_bench):
+for module in (
+    cmd_config,
+    cmd_runtime,
+    cmd_events,
+    cmd_listen,
+    cmd_smoke,
+    cmd_verify,
+    cmd_gateway,
+    cmd_console,
+    cmd_bench,
+):
     module.register(app)
 
 

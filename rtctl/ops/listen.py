@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from rtctl.config import Settings
-from rtctl.errors import TimedOut, Unreachable, UsageError
+from rtctl.errors import AuthRejected, ServerRejected, TimedOut, Unreachable, UsageError
 from rtctl.printable import json_safe, printable
 from rtctl.protocol.closecodes import Disconnected, backoff_delay, close_policy, refusal
+from rtctl.protocol.explain import add_verify_hint
 from rtctl.protocol.payloads import CHAT_EVENT
 from rtctl.protocol.signing import channel_kind
 from rtctl.protocol.socket import Message, PusherSocket, Subscription
@@ -226,7 +227,10 @@ class Listener:
         """Connect and subscribe to every channel; the first attempt's errors are final."""
         self.sock.connect(self._remaining(CONNECT_TIMEOUT))
         for channel in self.options.channels:
-            sub = self.sock.subscribe(channel, max(0.1, self._remaining(CONNECT_TIMEOUT)))
+            try:
+                sub = self.sock.subscribe(channel, max(0.1, self._remaining(CONNECT_TIMEOUT)))
+            except (AuthRejected, ServerRejected) as refused:
+                raise add_verify_hint(refused, self.sock.signed.get(channel)) from None
             if sub.members is not None:
                 self.status(members_line(sub))
         names = ", ".join(self.options.channels)

@@ -33,6 +33,7 @@ from rtctl.errors import (
     UsageError,
     internal_error,
 )
+from rtctl.protocol.explain import add_verify_hint
 
 if TYPE_CHECKING:
     from rtctl.config import ConfigLayers, Settings
@@ -429,7 +430,10 @@ class _SmokeRun:
         for channel in (self.public, self.private, self.presence):
             started = time.monotonic()
             self.attempted.append(channel)
-            subscription = self.main.subscribe(channel, self.timeout)
+            try:
+                subscription = self.main.subscribe(channel, self.timeout)
+            except (AuthRejected, ServerRejected) as refused:
+                raise add_verify_hint(refused, self.main.signed.get(channel)) from None
             elapsed = time.monotonic() - started
             self.subscribed.append(channel)
             result.details[channel] = {"ms": elapsed * 1000}
@@ -598,6 +602,8 @@ class _SmokeRun:
         try:
             socket.subscribe(channel, self.timeout)
         except AuthRejected as error:
+            if channel in socket.signed:  # the server refused what the gateway signed
+                raise add_verify_hint(error, socket.signed[channel]) from None
             raise AuthRejected(
                 error.message,
                 hint="the gateway refused --token: is it signed with the gateway's "

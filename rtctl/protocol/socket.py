@@ -162,6 +162,9 @@ class PusherSocket:
         self.socket_id: str | None = None
         self.activity_timeout: float = self._activity_cap
         self.subscriptions: dict[str, Subscription] = {}
+        # What the last subscribe of each channel sent (socket_id, channel, auth, channel_data),
+        # so a refusal can be explained (`rtctl verify auth`).
+        self.signed: dict[str, dict[str, str]] = {}
         self.pings_sent = 0
         self.pongs_received = 0
         self._ws: Any = None
@@ -371,8 +374,10 @@ class PusherSocket:
         sub = self.subscriptions.get(channel) or Subscription(channel)
         sub.subscribed = False
         payload: dict[str, Any] = {"channel": channel}
+        self.signed.pop(channel, None)
         if sub.kind != "public":
             payload.update(self._authorize(sub))
+            self.signed[channel] = {"socket_id": self.socket_id or "", **payload}
         self.subscriptions[channel] = sub
         self._send("pusher:subscribe", payload)
         held: list[Message] = []

@@ -61,7 +61,9 @@ class Probe:
         if self.status == 0:
             return f"no answer ({self.error})"
         body = self.body.strip()
-        with contextlib.suppress(ValueError, TypeError, AttributeError):
+        # Soketi's error bodies say it in "error"; other JSON (/accept-traffic's memory figures)
+        # is shown as it came.
+        with contextlib.suppress(ValueError, TypeError, AttributeError, KeyError):
             body = str(json.loads(body)["error"])
         return f"{self.status} {body[:60]}".strip()
 

@@ -23,7 +23,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
@@ -341,8 +341,12 @@ def start(
     wait: bool = True,
     timeout: float = 20.0,
     progress: Progress = _silent,
+    extra_env: Mapping[str, str] | None = None,
 ) -> tuple[Running, bool]:
-    """Start Soketi detached, or find the one already running. Returns (running, started_now)."""
+    """Start Soketi detached, or find the one already running. Returns (running, started_now).
+
+    ``extra_env`` adds Soketi variables that rtctl's settings do not carry (limits such as
+    ``SOKETI_EVENT_MAX_SIZE_IN_KB``, per-app options such as ``SOKETI_DEFAULT_APP_WEBHOOKS``)."""
     if settings.provider != "soketi":
         raise ConfigError(
             "the provider is pusher: there is no local server to start",
@@ -378,7 +382,7 @@ def start(
         process = subprocess.Popen(
             [node, str(root / SERVER_JS), "start", f"--config={config}"],
             cwd=work,
-            env=soketi_environment(settings),
+            env={**soketi_environment(settings), **(extra_env or {})},
             stdin=subprocess.DEVNULL,
             stdout=log_handle,
             stderr=subprocess.STDOUT,

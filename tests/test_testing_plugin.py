@@ -1,0 +1,549 @@
+"""The pytest plugin (rtctl.testing): its fixtures used directly by these tests, and real pytest
+runs in a subprocess (pytester) for what only a whole session shows: start-up errors, options,
+the log on failures, Ctrl-C, a crashing test, pytest-xdist workers."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+import pusher.errors
+import pytest
+
+from rtctl.errors import InvalidInput
+from rtctl.runtime import docker, native
+from rtctl.testing.client import pusher_client as make_pusher_client
+from rtctl.testing.listener import Listener
+from rtctl.testing.server import LocalSoketi, RealtimeServer
+from tests.helpers import REPO, PusherStandIn, free_port, write_env
+
+# --- the fixtures, used here directly -----------------------------------------------------------
+
+
+def test_an_event_arrives_on_a_private_channel_with_its_data(
+    realtime_listener: Callable[..., Listener], pusher_client: Any, unique_channel: Any
+) -> None:
+    channel = unique_channel("private-orders")
+    listener = realtime_listener(channel)
+
+    pusher_client.trigger(channel, "order.created", {"id": 7})
+
+    message = listener.wait_for(event="order.created", channel=channel, data={"id": 7})
+    assert (message.channel, message.event, message.data) == (channel, "order.created", {"id": 7})
+    assert [m.event for m in listener.received] == ["order.created"]
+
+
+def test_wait_for_returns_each_matching_event_once_in_order(
+    realtime_listener: Callable[..., Listener], pusher_client: Any, unique_channel: Any
+) -> None:
+    channel = unique_channel("private-counter")
+    listener = realtime_listener(channel)
+    for number in (1, 2, 3):
+        pusher_client.trigger(channel, "tick", {"n": number})
+
+    first = listener.wait_for(event="tick")
+    odd = listener.wait_for(event="tick", data=lambda data: data["n"] % 2 == 1)
+    last = listener.wait_for(event="tick")
+
+    assert [first.data, odd.data, last.data] == [{"n": 1}, {"n": 3}, {"n": 2}]
+    assert [m.data for m in listener.events("tick", data=lambda d: d["n"] > 1)] == [
+        {"n": 2},
+        {"n": 3},
+    ]
+
+
+def test_wait_for_fails_listing_what_did_arrive(
+    realtime_listener: Callable[..., Listener], pusher_client: Any, unique_channel: Any
+) -> None:
+    channel = unique_channel("private-orders")
+    listener = realtime_listener(channel)
+    pusher_client.trigger(channel, "order.created", {"id": 2})
+    listener.wait_for(event="order.created")  # it is there before the failing wait starts
+
+    with pytest.raises(AssertionError) as failure:
+        listener.wait_for(event="order.created", data={"id": 1}, timeout=0.3)
+
+    lines = str(failure.value).splitlines()
+    assert lines[0] == "no event matching event='order.created', data={'id': 1} arrived within 0.3s"
+    assert lines[1] == f"1 event(s) arrived on this listener ({channel}):"
+    assert lines[2].endswith(f"{channel} order.created {{'id': 2}}")
+
+
+def test_wait_for_on_a_quiet_listener_says_nothing_arrived(
+    realtime_listener: Callable[..., Listener], unique_channel: Any
+) -> None:
+    channel = unique_channel("quiet")
+    listener = realtime_listener(channel)
+
+    with pytest.raises(
+        AssertionError, match=rf"nothing arrived on this listener \(subscribed to {channel}\)"
+    ):
+        listener.wait_for(event="anything", timeout=0.2)
+
+
+def test_assert_nothing_fails_on_an_unexpected_event_and_passes_once_it_was_waited_for(
+    realtime_listener: Callable[..., Listener], pusher_client: Any, unique_channel: Any
+) -> None:
+    channel = unique_channel("private-orders")
+    listener = realtime_listener(channel)
+    pusher_client.trigger(channel, "order.deleted", {"id": 3})
+
+    with pytest.raises(AssertionError) as failure:
+        listener.assert_nothing(event="order.deleted", within=0.5)
+    assert str(failure.value).startswith(
+        "expected no event matching event='order.deleted' within 0.5s, but 1 arrived:"
+    )
+    listener.assert_nothing(event="order.created", within=0.1)  # other events: fine
+
+    listener.wait_for(event="order.deleted")
+    listener.assert_nothing(within=0.1)  # everything that arrived was expected
+
+
+def test_an_encrypted_channel_is_signed_and_decrypted(
+    realtime_listener: Callable[..., Listener], pusher_client: Any, unique_channel: Any
+) -> None:
+    channel = unique_channel("private-encrypted-inbox")
+    listener = realtime_listener(channel)
+
+    pusher_client.trigger(channel, "secret", {"pin": "0000"})
+
+    message = listener.wait_for(event="secret")
+    assert message.data == {"pin": "0000"}
+    assert message.error is None
+    assert "0000" not in message.raw  # it travelled sealed
+
+
+def test_a_client_event_goes_from_one_listener_to_another(
+    realtime_listener: Callable[..., Listener], unique_channel: Any
+) -> None:
+    channel = unique_channel("presence-chat")
+    ann = realtime_listener(channel, user_id="ann", user_info={"name": "Ann"})
+    bob = realtime_listener(channel, user_id="bob")
+
+    ann.send(channel, "client-typing", {"typing": True})
+
+    message = bob.wait_for(event="client-typing", channel=channel)
+    assert (message.data, message.user_id) == ({"typing": True}, "ann")
+    assert bob.members(channel) == {"ann": {"name": "Ann"}, "bob": None}
+
+
+def test_zero_and_negative_bounds_are_refused(
+    realtime_listener: Callable[..., Listener], realtime_settings: Any, unique_channel: Any
+) -> None:
+    listener = realtime_listener(unique_channel())
+    with pytest.raises(InvalidInput, match=r"timeout must be a number of seconds above 0, not 0$"):
+        listener.wait_for(event="x", timeout=0)
+    with pytest.raises(InvalidInput, match=r"within must be a number of seconds above 0, not -1$"):
+        listener.assert_nothing(within=-1)
+    with pytest.raises(InvalidInput, match=r"timeout must be .* not 0$"):
+        Listener(realtime_settings, timeout=0)
+
+
+def test_unique_channel_gives_new_valid_names_of_the_asked_kind(unique_channel: Any) -> None:
+    names = [unique_channel("private-orders") for _ in range(3)] + [unique_channel()]
+    assert len(set(names)) == 4
+    assert all(name.startswith("private-orders-") for name in names[:3])
+    assert names[3].startswith("test-")
+
+
+def test_unique_channel_refuses_a_prefix_pusher_would_refuse(unique_channel: Any) -> None:
+    with pytest.raises(pytest.fail.Exception) as failure:
+        unique_channel("private orders")
+    assert str(failure.value).startswith("unique_channel('private orders') gives 'private orders-")
+    assert "contains characters Pusher refuses: ' '" in str(failure.value)
+    assert "hint: use only letters, digits and - _ = @ , . ;" in str(failure.value)
+
+
+def test_the_listener_refuses_a_channel_name_pusher_refuses_even_where_soketi_would_not(
+    realtime_listener: Callable[..., Listener],
+) -> None:
+    with pytest.raises(pytest.fail.Exception) as failure:
+        realtime_listener("private-" + "a" * 170)  # Soketi allows 200 characters, Pusher 164
+    assert str(failure.value) == (
+        "realtime_listener: channel name is 178 characters; Pusher allows 164\n"
+        "hint: shorten the channel name"
+    )
+
+
+def test_realtime_env_describes_the_session_server(
+    realtime_env: dict[str, str], realtime_server: RealtimeServer
+) -> None:
+    settings = realtime_server.settings
+    assert realtime_env == {
+        "PUSHER_APP_ID": settings.app_id,
+        "PUSHER_APP_KEY": settings.key,
+        "PUSHER_APP_SECRET": settings.secret,
+        "PUSHER_APP_CLUSTER": "mt1",
+        "PUSHER_HOST": "127.0.0.1",
+        "PUSHER_PORT": str(settings.port),
+        "PUSHER_SCHEME": "http",
+        "PUSHER_ENCRYPTION_MASTER_KEY_BASE64": settings.encryption_master_key_base64,
+        "REALTIME_PROVIDER": "soketi",
+        "REALTIME_HOST": "127.0.0.1",
+        "REALTIME_PORT": str(settings.port),
+        "REALTIME_SCHEME": "http",
+    }
+    assert realtime_server.soketi is not None and realtime_server.soketi.alive()
+    assert realtime_server.env_file.read_text().count("\n") >= 7  # what `rtctl --env-file` reads
+
+
+def test_the_pusher_client_raises_on_a_payload_over_pushers_limit_as_against_pusher(
+    pusher_client: Any, unique_channel: Any
+) -> None:
+    channel = unique_channel()
+    assert pusher_client.trigger(channel, "fits", "x" * 9_000) == {"ok": True}
+    with pytest.raises(pusher.errors.PusherBadStatus, match=r"^413: .*less than 10 KB"):
+        pusher_client.trigger(channel, "too-big", "x" * 11_000)
+
+
+def test_the_pusher_client_raises_on_a_wrong_secret(realtime_settings: Any) -> None:
+    wrong = dataclasses.replace(realtime_settings, secret="wrong" + realtime_settings.secret)
+    with pytest.raises(pusher.errors.PusherBadAuth, match="secret authentication failed"):
+        make_pusher_client(wrong).trigger("somewhere", "x", {})
+
+
+def test_the_docs_show_the_example_app_and_its_tests_as_they_run() -> None:
+    docs = (REPO / "docs" / "testing.md").read_text()
+    shown = {}
+    for block in re.findall(r"```python\n# (tests/example_app/\S+)\n(.*?)```", docs, re.DOTALL):
+        shown[block[0]] = block[1]
+    assert sorted(shown) == ["tests/example_app/app.py", "tests/example_app/test_example_app.py"]
+    for path, code in shown.items():
+        assert code in (REPO / path).read_text(), f"docs/testing.md shows an outdated {path}"
+
+
+# --- whole pytest runs in a subprocess ----------------------------------------------------------
+
+RECORD_TEST = """
+import json, os
+
+def test_record(realtime_server):
+    soketi = realtime_server.soketi
+    with open(os.environ["RECORD"], "a") as out:
+        out.write(json.dumps({"pid": soketi.running.pid, "ticks": soketi.running.start_ticks,
+                              "port": soketi.port,
+                              "worker": os.environ.get("PYTEST_XDIST_WORKER", "main")}) + "\\n")
+"""
+
+
+def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return pytester.runpytest_subprocess("-p", "no:cacheprovider", *args, timeout=180)
+
+
+def records(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def stops_soon(pid: int, ticks: int, timeout: float = 20) -> bool:
+    """The recorded Soketi is gone (PID exited, or reused by another process)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if native._start_ticks(pid) != ticks:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_the_entry_point_registers_the_plugin() -> None:
+    found = [ep for ep in entry_points(group="pytest11") if ep.name == "rtctl"]
+    assert [ep.value for ep in found] == ["rtctl.testing.plugin"]
+
+
+def test_importing_the_plugin_imports_nothing_heavy() -> None:
+    code = (
+        "import sys; import rtctl.testing.plugin;"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('rtctl', 'pusher', 'websocket', 'requests', 'nacl', 'typer', 'rich')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "['rtctl', 'rtctl.testing', 'rtctl.testing.plugin']"
+
+
+def test_options_are_in_the_help_and_no_rtctl_disables_the_fixtures(
+    pytester: pytest.Pytester,
+) -> None:
+    help_text = run(pytester, "--help").stdout.str()
+    for option in ("--rtctl-runtime", "--rtctl-env-file=PATH", "--rtctl-timeout=SECONDS"):
+        assert option in help_text
+    pytester.makepyfile("def test_x(realtime_server):\n    pass\n")
+    result = run(pytester, "-p", "no:rtctl")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*fixture 'realtime_server' not found*"])
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "soon"])
+def test_a_timeout_option_that_is_not_above_zero_is_a_usage_error(
+    pytester: pytest.Pytester, value: str
+) -> None:
+    pytester.makepyfile("def test_x():\n    pass\n")
+    result = run(pytester, f"--rtctl-timeout={value}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            f"ERROR: --rtctl-timeout (or the rtctl_timeout ini option) must be a number of seconds "
+            f"above 0, not '{value}'"
+        ]
+    )
+
+
+def test_a_failing_test_gets_the_soketi_log_of_its_own_run(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SOKETI_DEBUG", "1")  # Soketi logs every connection
+    pytester.makepyfile(
+        """
+        def test_passes(realtime_server):
+            pass
+
+        def test_fails(realtime_listener, unique_channel):
+            realtime_listener(unique_channel("private-logged"))
+            assert False, "the app did not publish"
+        """
+    )
+    result = run(pytester)
+    result.assert_outcomes(passed=1, failed=1)
+    output = result.stdout.str()
+    assert output.count("rtctl: realtime_server Soketi log (") == 1, output  # the failing test's
+    section = output.split("rtctl: realtime_server Soketi log (", 1)[1]
+    assert "Sent message to client" in section, section
+    assert "private-logged-" in section, section
+
+
+def test_an_existing_deployment_is_used_and_nothing_is_started(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, soketi: Any, tmp_path: Path
+) -> None:
+    env_file = soketi.write_env(tmp_path / "deployment.env")
+    monkeypatch.setenv("RTCTL_ENV_FILE", str(env_file))
+    pytester.makepyfile(
+        f"""
+        def test_round_trip(realtime_server, realtime_listener, pusher_client, unique_channel):
+            assert realtime_server.soketi is None
+            assert realtime_server.settings.port == {soketi.port}
+            channel = unique_channel("private-deployed")
+            listener = realtime_listener(channel)
+            pusher_client.trigger(channel, "hello", {{"to": "deployment"}})
+            assert listener.wait_for(event="hello").data == {{"to": "deployment"}}
+        """
+    )
+    run(pytester).assert_outcomes(passed=1)
+
+
+def test_an_existing_tls_pusher_configuration_works_through_its_ca_bundle(
+    pytester: pytest.Pytester, pusher_standin: PusherStandIn, tmp_path: Path
+) -> None:
+    env_file = write_env(tmp_path / "pusher.env", pusher_standin.env())
+    pytester.makepyfile(
+        """
+        def test_round_trip(realtime_settings, realtime_env, realtime_listener, pusher_client,
+                            unique_channel):
+            assert (realtime_settings.provider, realtime_settings.tls) == ("pusher", True)
+            assert realtime_env["PUSHER_SCHEME"] == "https"
+            assert realtime_env["RTCTL_PUSHER_ENDPOINT"].startswith("127.0.0.1:")
+            channel = unique_channel("private-tls")
+            listener = realtime_listener(channel)
+            pusher_client.trigger(channel, "hello", {"over": "tls"})
+            assert listener.wait_for(event="hello").data == {"over": "tls"}
+        """
+    )
+    run(pytester, f"--rtctl-env-file={env_file}").assert_outcomes(passed=1)
+
+
+def test_a_missing_env_file_is_an_error_naming_it(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        "def test_a(realtime_server):\n    pass\n\ndef test_b(pusher_client):\n    pass\n"
+    )
+    result = run(pytester, "--rtctl-env-file=nowhere.env")
+    result.assert_outcomes(errors=2)  # the first use and every later one, never a skip
+    result.stdout.fnmatch_lines(
+        [
+            f"rtctl could not provide a server for the tests: the env file "
+            f"{pytester.path / 'nowhere.env'} does not exist",
+            "hint: pass --rtctl-env-file (or RTCTL_ENV_FILE) with the .env of a running "
+            "deployment, or leave both unset to start a Soketi for the session",
+        ]
+    )
+
+
+def test_a_wrong_env_file_is_an_error_naming_the_problem(
+    pytester: pytest.Pytester, soketi: Any, tmp_path: Path
+) -> None:
+    env_file = soketi.write_env(tmp_path / "wrong.env", PUSHER_APP_ID="app-one")
+    pytester.makepyfile("def test_a(realtime_server):\n    pass\n")
+    result = run(pytester, f"--rtctl-env-file={env_file}")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        ["rtctl could not provide a server for the tests: PUSHER_APP_ID='app-one' is not numeric*"]
+    )
+
+
+def test_an_unreachable_deployment_is_an_error_naming_where(
+    pytester: pytest.Pytester, soketi: Any, tmp_path: Path
+) -> None:
+    port = free_port()
+    env_file = soketi.write_env(tmp_path / "down.env", REALTIME_PORT=str(port))
+    pytester.makepyfile("def test_a(realtime_server):\n    pass\n")
+    result = run(pytester, f"--rtctl-env-file={env_file}")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            f"rtctl could not provide a server for the tests: the deployment in "
+            f"{env_file} does not answer at ws://127.0.0.1:{port}/app/{soketi.key}: cannot "
+            f"connect to *",
+            "hint: is the server running? *",
+        ]
+    )
+
+
+def test_no_node_is_an_error_at_first_use_naming_the_fix(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RTCTL_NODE", "/nonexistent/node")
+    pytester.makepyfile(
+        "def test_plain():\n    pass\n\ndef test_uses_it(realtime_listener):\n    pass\n"
+    )
+    result = run(pytester)
+    result.assert_outcomes(passed=1, errors=1)  # a test without the fixture is untouched
+    result.stdout.fnmatch_lines(
+        [
+            "rtctl could not provide a server for the tests: Node.js "
+            "(/nonexistent/node) was not found on PATH",
+            "hint: install Node 16, 18 or 20 *",
+        ]
+    )
+
+
+def test_a_failing_soketi_install_is_an_error_naming_the_fix(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    only_node = tmp_path / "bin"
+    only_node.mkdir()
+    (only_node / "node").symlink_to(native.find_node()[0])
+    monkeypatch.setenv("PATH", str(only_node))  # Node, but no npm to install Soketi with
+    monkeypatch.setenv("RTCTL_CACHE_DIR", str(tmp_path / "empty-cache"))
+    pytester.makepyfile("def test_a(realtime_server):\n    pass\n")
+    result = run(pytester)
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "rtctl could not provide a server for the tests: npm was not found on PATH",
+            "hint: install npm (it ships with Node.js)",
+        ]
+    )
+
+
+def test_the_docker_runtime_without_an_engine_is_an_error_naming_the_fix(
+    pytester: pytest.Pytester,
+) -> None:
+    if docker.engine_answers():
+        pytest.skip("a Docker engine answers here: this checks the error without one")
+    pytester.makepyfile("def test_a(realtime_server):\n    pass\n")
+    result = run(pytester, "--rtctl-runtime=docker")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        ["rtctl could not provide a server for the tests: *docker*", "hint: *native*"]
+    )
+
+
+def test_each_xdist_worker_starts_one_server_and_stops_it(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    record = tmp_path / "record.jsonl"
+    monkeypatch.setenv("RECORD", str(record))
+    pytester.makepyfile(
+        RECORD_TEST
+        + "\n".join(
+            f"\ndef test_record_{n}(realtime_server):\n    test_record(realtime_server)\n"
+            "    __import__('time').sleep(0.3)\n"
+            for n in range(6)
+        )
+    )
+    result = run(pytester, "-n", "2")
+    result.assert_outcomes(passed=7)
+    seen = records(record)
+    by_worker: dict[str, set[tuple[int, int]]] = {}
+    for line in seen:
+        by_worker.setdefault(line["worker"], set()).add((line["pid"], line["port"]))
+    assert sorted(by_worker) == ["gw0", "gw1"]
+    assert all(len(servers) == 1 for servers in by_worker.values())  # once per worker
+    assert len({line["pid"] for line in seen}) == 2  # and not shared between them
+    for line in {(line["pid"], line["ticks"]) for line in seen}:
+        assert stops_soon(*line)
+
+
+def test_a_crashing_session_leaves_no_server_behind(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    record = tmp_path / "record.jsonl"
+    monkeypatch.setenv("RECORD", str(record))
+    pytester.makepyfile(
+        RECORD_TEST
+        + "\n\ndef test_crash(realtime_server):\n    os._exit(3)  # no teardown at all\n"
+    )
+    result = run(pytester)
+    assert result.ret == 3
+    [line] = records(record)
+    assert stops_soon(line["pid"], line["ticks"])
+
+
+def test_ctrl_c_leaves_no_server_behind(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    record = tmp_path / "record.jsonl"
+    monkeypatch.setenv("RECORD", str(record))
+    pytester.makepyfile(
+        RECORD_TEST + "\n\ndef test_wait(realtime_server):\n    __import__('time').sleep(120)\n"
+    )
+    session = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q"],
+        cwd=pytester.path,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not record.exists() and time.monotonic() < deadline and session.poll() is None:
+            time.sleep(0.1)
+        assert record.exists(), session.communicate(timeout=30)[0]
+        time.sleep(0.5)  # into the sleeping test
+        session.send_signal(signal.SIGINT)
+        output, _ = session.communicate(timeout=60)
+    finally:
+        if session.poll() is None:
+            session.kill()
+            session.wait(timeout=10)
+    assert session.returncode == pytest.ExitCode.INTERRUPTED, output
+    assert "KeyboardInterrupt" in output
+    [line] = records(record)
+    assert stops_soon(line["pid"], line["ticks"])
+
+
+def test_a_stopped_local_soketi_has_no_watchdog_left(tmp_path: Path) -> None:
+    server = LocalSoketi(
+        env={
+            "REALTIME_HOST": "127.0.0.1",
+            "REALTIME_PORT": str(free_port()),
+            "SOKETI_METRICS_SERVER_PORT": str(free_port()),
+            "PUSHER_APP_ID": "123456",
+            "PUSHER_APP_KEY": "watchkey",
+            "PUSHER_APP_SECRET": "watchsecret",
+        },
+        state=tmp_path,
+    ).start()
+    watchdog = server._watchdog
+    assert watchdog is not None and watchdog.poll() is None
+    running = server.running
+    assert running is not None
+    server.stop()
+    assert watchdog.returncode == 0
+    assert native._start_ticks(running.pid) != running.start_ticks
