@@ -14,11 +14,13 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from rtctl import __version__
+from rtctl import __version__, webhook_settings
 from rtctl.errors import ConfigError
+from rtctl.webhook_settings import WebhookSettings
 
 PROVIDERS = ("soketi", "pusher")
 SCHEMES = ("http", "https")
@@ -35,9 +37,9 @@ DEFAULTS: dict[str, str] = {
     "REALTIME_EMIT_TOKEN": "",
     "REALTIME_JWT_SECRET": "",
     "REALTIME_JWT_PUBLIC_KEY": "",
-    "REALTIME_JWT_ALGORITHMS": "",
+    "REALTIME_JWT_ALGORITHMS": "",  # default: HS256 with a secret, by key type with a public key
     "REALTIME_JWT_AUDIENCE": "",  # gateway: required 'aud' claim
-    "REALTIME_JWT_ISSUER": "",  # gateway: required 'iss' claim  # default: HS256 with a secret, RS256,ES256 with a public key
+    "REALTIME_JWT_ISSUER": "",  # gateway: required 'iss' claim
     "REALTIME_CORS_ORIGINS": "",
     "REALTIME_AUTH_HOOK": "",
     "REALTIME_BOT_ID": "9000000",
@@ -57,6 +59,7 @@ DEFAULTS: dict[str, str] = {
     "SOKETI_METRICS_SERVER_PORT": "9601",
     "SOKETI_SSL_CERT": "",
     "SOKETI_SSL_KEY": "",
+    **webhook_settings.DEFAULTS,  # REALTIME_WEBHOOK_* and SOKETI_DEFAULT_APP_WEBHOOKS
 }
 
 # Soketi variables that must equal a PUSHER_* credential when they are set at all.
@@ -81,6 +84,40 @@ PREFIXES = ("REALTIME_", "PUSHER_", "SOKETI_", "RTCTL_")
 Source = Literal["flag", "env", ".env", "default", "derived"]
 
 
+class ProblemKind(str, Enum):
+    """What is wrong, as a stable code: code that reacts to a problem (the doctor's grouping,
+    `rtctl config` tolerating missing credentials) reads the kind, never the message, so messages
+    can be reworded freely. Shown as ``kind`` in `rtctl config --json`."""
+
+    ENV_FILE_UNPARSABLE = "env-file-unparsable"
+    ENV_FILE_MISSING = "env-file-missing"
+    CREDENTIAL_MISSING = "credential-missing"
+    APP_ID_NOT_NUMERIC = "app-id-not-numeric"
+    KEY_OR_SECRET_ALL_DIGITS = "key-or-secret-all-digits"
+    KEY_OR_SECRET_CHARACTERS = "key-or-secret-characters"
+    CREDENTIAL_MIRROR_DIFFERS = "credential-mirror-differs"
+    UNKNOWN_APP_MANAGER_DRIVER = "unknown-app-manager-driver"
+    UNKNOWN_PROVIDER = "unknown-provider"
+    PUSHER_WITHOUT_CLUSTER = "pusher-without-cluster"
+    PUSHER_WITH_HOST = "pusher-with-host"
+    PUSHER_WITHOUT_TLS = "pusher-without-tls"
+    SOKETI_WITHOUT_HOST = "soketi-without-host"
+    NOT_A_HOST = "not-a-host"
+    PORTS_COLLIDE = "ports-collide"
+    BAD_BOT_ID = "bad-bot-id"
+    UNKNOWN_SCHEME = "unknown-scheme"
+    NOT_A_PORT = "not-a-port"
+    PORT_SCHEME_MISMATCH = "port-scheme-mismatch"
+    TLS_HALF_CONFIGURED = "tls-half-configured"
+    TLS_FILE_MISSING = "tls-file-missing"
+    TLS_WITHOUT_HTTPS = "tls-without-https"
+    NOT_A_BOOLEAN = "not-a-boolean"
+    BAD_MASTER_KEY = "bad-master-key"
+    CA_BUNDLE_MISSING = "ca-bundle-missing"
+    WEBHOOK = "webhook"  # a REALTIME_WEBHOOK_* or SOKETI_DEFAULT_APP_WEBHOOKS problem
+    OTHER = "other"
+
+
 @dataclass(frozen=True)
 class Problem:
     """One thing wrong with the configuration: what, which variable, and how to fix it."""
@@ -89,6 +126,7 @@ class Problem:
     message: str
     hint: str
     severity: Literal["error", "warning"] = "error"
+    kind: ProblemKind = ProblemKind.OTHER
 
 
 @dataclass(frozen=True)
@@ -143,6 +181,31 @@ class Settings:
     sources: Mapping[str, Source] = field(default_factory=dict, compare=False)
     jwt_audience: str | None = None
     jwt_issuer: str | None = None
+    webhook_urls: tuple[str, ...] = ()
+    webhook_events: tuple[str, ...] = WebhookSettings.events
+    webhook_channel_prefix: str | None = None
+    webhook_channel_suffix: str | None = None
+    webhook_batching: bool = False
+    webhook_batching_ms: int = WebhookSettings.batching_ms
+    webhook_max_age: float = WebhookSettings.max_age
+    webhook_hook: str | None = None
+    webhook_dedup_window: float = WebhookSettings.dedup_window
+    soketi_webhooks: str | None = None  # what Soketi gets: composed from webhook_*, or hand-written
+
+    @property
+    def webhooks(self) -> WebhookSettings:
+        return WebhookSettings(
+            urls=self.webhook_urls,
+            events=self.webhook_events,
+            channel_prefix=self.webhook_channel_prefix,
+            channel_suffix=self.webhook_channel_suffix,
+            batching=self.webhook_batching,
+            batching_ms=self.webhook_batching_ms,
+            max_age=self.webhook_max_age,
+            hook=self.webhook_hook,
+            dedup_window=self.webhook_dedup_window,
+            soketi_json=self.soketi_webhooks,
+        )
 
     @property
     def tls(self) -> bool:
@@ -158,7 +221,7 @@ class Settings:
 
     @property
     def ws_url(self) -> str:
-        """The socket URL a client connects to (the seed's ``/app/<key>?protocol=7&...``)."""
+        """The socket URL a client connects to (``/app/<key>?protocol=7&...``, as pusher-js builds it)."""
         scheme = "wss" if self.tls else "ws"
         return (
             f"{scheme}://{_hostport(self.ws_host, self.port, self.tls)}/app/{self.key}"
@@ -247,6 +310,16 @@ FIELD_VARIABLES: dict[str, str] = {
     "ca_bundle": "RTCTL_CA_BUNDLE",
     "ssl_cert": "SOKETI_SSL_CERT",
     "ssl_key": "SOKETI_SSL_KEY",
+    "webhook_urls": webhook_settings.URL,
+    "webhook_events": webhook_settings.EVENTS,
+    "webhook_channel_prefix": webhook_settings.CHANNEL_PREFIX,
+    "webhook_channel_suffix": webhook_settings.CHANNEL_SUFFIX,
+    "webhook_batching": webhook_settings.BATCHING,
+    "webhook_batching_ms": webhook_settings.BATCHING_MS,
+    "webhook_max_age": webhook_settings.MAX_AGE,
+    "webhook_hook": webhook_settings.HOOK,
+    "webhook_dedup_window": webhook_settings.DEDUP_WINDOW,
+    "soketi_webhooks": webhook_settings.SOKETI_WEBHOOKS,
 }
 
 
@@ -264,8 +337,8 @@ def _hostport(host: str, port: int, tls: bool) -> str:
 
 
 def _pusher_host(kind: str, settings: Settings) -> str:
-    # An endpoint override (RTCTL_PUSHER_ENDPOINT) is folded into host at build time; the
-    # provider-derived host is only used when the host field holds the cluster default.
+    # On Pusher the host field is empty unless RTCTL_PUSHER_ENDPOINT named one (folded in at build
+    # time); empty means the cluster's own host, ws-<cluster>.pusher.com / api-<cluster>.pusher.com.
     return settings.host if settings.host else f"{kind}-{settings.cluster}.pusher.com"
 
 
@@ -284,6 +357,7 @@ def read_env_file(path: Path) -> tuple[dict[str, str], tuple[Problem, ...], bool
             variable=str(path),
             message=f"{path} line {entry.line} cannot be parsed: {entry.statement.strip()[:60]!r}",
             hint="write it as KEY=value (quote values with spaces or #)",
+            kind=ProblemKind.ENV_FILE_UNPARSABLE,
         )
         for entry in document.errors()
     )
@@ -332,7 +406,12 @@ def _parse_bool(layers: ConfigLayers, name: str, problems: list[Problem]) -> boo
         return True
     if raw not in _FALSE:
         problems.append(
-            Problem(name, f"{name}={raw!r} is not a boolean", f"set {name}=true or false")
+            Problem(
+                name,
+                f"{name}={raw!r} is not a boolean",
+                f"set {name}=true or false",
+                kind=ProblemKind.NOT_A_BOOLEAN,
+            )
         )
     return False
 
@@ -343,7 +422,12 @@ def _parse_port(layers: ConfigLayers, name: str, default: int, problems: list[Pr
         return default
     if not raw.isdigit() or not 0 < int(raw) < 65536:
         problems.append(
-            Problem(name, f"{name}={raw!r} is not a port number", f"set {name} to 1-65535")
+            Problem(
+                name,
+                f"{name}={raw!r} is not a port number",
+                f"set {name} to 1-65535",
+                kind=ProblemKind.NOT_A_PORT,
+            )
         )
         return default
     return int(raw)
@@ -359,7 +443,12 @@ def credential_problems(app_id: str, key: str, secret: str) -> list[Problem]:
     ):
         if not value:
             problems.append(
-                Problem(name, f"{name} is not set", "run `rtctl init` to write fresh credentials")
+                Problem(
+                    name,
+                    f"{name} is not set",
+                    "run `rtctl init` to write fresh credentials",
+                    kind=ProblemKind.CREDENTIAL_MISSING,
+                )
             )
     if app_id and not re.fullmatch(r"[0-9]+", app_id):
         problems.append(
@@ -367,6 +456,7 @@ def credential_problems(app_id: str, key: str, secret: str) -> list[Problem]:
                 "PUSHER_APP_ID",
                 f"PUSHER_APP_ID={app_id!r} is not numeric",
                 "use digits only: the pusher Python SDK refuses other app ids",
+                kind=ProblemKind.APP_ID_NOT_NUMERIC,
             )
         )
     for name, value in (("PUSHER_APP_KEY", key), ("PUSHER_APP_SECRET", secret)):
@@ -376,6 +466,7 @@ def credential_problems(app_id: str, key: str, secret: str) -> list[Problem]:
                     name,
                     f"{name} is all digits",
                     "add letters: Soketi JSON-parses env values and crashes on a numeric secret",
+                    kind=ProblemKind.KEY_OR_SECRET_ALL_DIGITS,
                 )
             )
         if value and not re.fullmatch(r"[A-Za-z0-9_\-.]+", value):
@@ -384,6 +475,7 @@ def credential_problems(app_id: str, key: str, secret: str) -> list[Problem]:
                     name,
                     f"{name} contains characters other than letters, digits, - _ .",
                     "regenerate it with `rtctl init --force`",
+                    kind=ProblemKind.KEY_OR_SECRET_CHARACTERS,
                 )
             )
     return problems
@@ -399,6 +491,7 @@ def diagnose(layers: ConfigLayers) -> list[Problem]:
                 "REALTIME_PROVIDER",
                 f"REALTIME_PROVIDER={provider!r} is not a known provider",
                 "set REALTIME_PROVIDER=soketi or pusher (or run `rtctl switch`)",
+                kind=ProblemKind.UNKNOWN_PROVIDER,
             )
         )
     problems += credential_problems(
@@ -413,6 +506,7 @@ def diagnose(layers: ConfigLayers) -> list[Problem]:
                     f"{soketi_name} differs from {pusher_name}: Soketi and clients would use "
                     "different credentials",
                     f"delete {soketi_name} (rtctl passes {pusher_name} to Soketi) or make them equal",
+                    kind=ProblemKind.CREDENTIAL_MIRROR_DIFFERS,
                 )
             )
     driver = layers.get("SOKETI_APP_MANAGER_DRIVER").strip()
@@ -423,6 +517,7 @@ def diagnose(layers: ConfigLayers) -> list[Problem]:
                 f"SOKETI_APP_MANAGER_DRIVER={driver!r} is not an app manager driver "
                 "(Soketi starts, then dies at the first connection)",
                 "set SOKETI_APP_MANAGER_DRIVER=array ('local'/'redis' are adapter names)",
+                kind=ProblemKind.UNKNOWN_APP_MANAGER_DRIVER,
             )
         )
     scheme = layers.get("REALTIME_SCHEME").strip().lower()
@@ -432,6 +527,7 @@ def diagnose(layers: ConfigLayers) -> list[Problem]:
                 "REALTIME_SCHEME",
                 f"REALTIME_SCHEME={scheme!r} is not http or https",
                 "set REALTIME_SCHEME=http or https",
+                kind=ProblemKind.UNKNOWN_SCHEME,
             )
         )
     _parse_port(layers, "REALTIME_PORT", 0, problems)
@@ -449,6 +545,7 @@ def diagnose(layers: ConfigLayers) -> list[Problem]:
                     "PUSHER_APP_CLUSTER",
                     "provider is pusher but PUSHER_APP_CLUSTER is empty",
                     "set PUSHER_APP_CLUSTER (e.g. eu, mt1, us2)",
+                    kind=ProblemKind.PUSHER_WITHOUT_CLUSTER,
                 )
             )
         if layers.values.get("REALTIME_HOST"):
@@ -457,6 +554,7 @@ def diagnose(layers: ConfigLayers) -> list[Problem]:
                     "REALTIME_HOST",
                     "provider is pusher but REALTIME_HOST is set (Pusher hosts come from the cluster)",
                     "remove REALTIME_HOST/REALTIME_PORT, or run `rtctl switch pusher`",
+                    kind=ProblemKind.PUSHER_WITH_HOST,
                 )
             )
         if scheme == "http":
@@ -465,6 +563,7 @@ def diagnose(layers: ConfigLayers) -> list[Problem]:
                     "REALTIME_SCHEME",
                     "provider is pusher but REALTIME_SCHEME=http",
                     "Pusher needs TLS: remove REALTIME_SCHEME or set https",
+                    kind=ProblemKind.PUSHER_WITHOUT_TLS,
                 )
             )
     host = layers.get("REALTIME_HOST").strip()
@@ -474,6 +573,7 @@ def diagnose(layers: ConfigLayers) -> list[Problem]:
                 "REALTIME_HOST",
                 "provider is soketi but REALTIME_HOST is empty",
                 "set REALTIME_HOST (127.0.0.1 for a local Soketi)",
+                kind=ProblemKind.SOKETI_WITHOUT_HOST,
             )
         )
     elif provider == "soketi" and (problem := host_problem(host)) is not None:
@@ -482,6 +582,7 @@ def diagnose(layers: ConfigLayers) -> list[Problem]:
                 "REALTIME_HOST",
                 f"REALTIME_HOST={host!r} {problem}",
                 "set REALTIME_HOST to a host name or an IP address, e.g. 127.0.0.1",
+                kind=ProblemKind.NOT_A_HOST,
             )
         )
     if provider == "soketi" and _parse_bool(layers, "SOKETI_METRICS_ENABLED", []):
@@ -494,6 +595,7 @@ def diagnose(layers: ConfigLayers) -> list[Problem]:
                     f"SOKETI_METRICS_SERVER_PORT and REALTIME_PORT are both {port}: Soketi would "
                     "share the port between its API and its metrics and drop connections",
                     "give the metrics their own port, e.g. SOKETI_METRICS_SERVER_PORT=9601",
+                    kind=ProblemKind.PORTS_COLLIDE,
                 )
             )
     port_raw = layers.get("REALTIME_PORT").strip()
@@ -505,6 +607,7 @@ def diagnose(layers: ConfigLayers) -> list[Problem]:
                     "REALTIME_PORT=443 with REALTIME_SCHEME=http",
                     "443 is the TLS port: set REALTIME_SCHEME=https or another port",
                     "warning",
+                    kind=ProblemKind.PORT_SCHEME_MISMATCH,
                 )
             )
         if scheme == "https" and port_raw == "80":
@@ -514,6 +617,7 @@ def diagnose(layers: ConfigLayers) -> list[Problem]:
                     "REALTIME_PORT=80 with REALTIME_SCHEME=https",
                     "80 is the plain-HTTP port: set REALTIME_SCHEME=http or another port",
                     "warning",
+                    kind=ProblemKind.PORT_SCHEME_MISMATCH,
                 )
             )
     if scheme == "https" and provider == "soketi":
@@ -524,6 +628,7 @@ def diagnose(layers: ConfigLayers) -> list[Problem]:
                     "SOKETI_SSL_CERT",
                     "only one of SOKETI_SSL_CERT / SOKETI_SSL_KEY is set",
                     "set both (a certificate and its key) for TLS",
+                    kind=ProblemKind.TLS_HALF_CONFIGURED,
                 )
             )
     master = layers.get("PUSHER_ENCRYPTION_MASTER_KEY_BASE64").strip()
@@ -537,6 +642,7 @@ def diagnose(layers: ConfigLayers) -> list[Problem]:
                     "PUSHER_ENCRYPTION_MASTER_KEY_BASE64",
                     "PUSHER_ENCRYPTION_MASTER_KEY_BASE64 is not base64 of exactly 32 bytes",
                     "generate one with `openssl rand -base64 32`",
+                    kind=ProblemKind.BAD_MASTER_KEY,
                 )
             )
     bot_id = layers.get("REALTIME_BOT_ID").strip()
@@ -549,6 +655,7 @@ def diagnose(layers: ConfigLayers) -> list[Problem]:
                 else f"REALTIME_BOT_ID={bot_id!r} cannot be part of a channel name",
                 "set REALTIME_BOT_ID to the bot's user id (letters, digits, - = @ , . ; but no _: "
                 "the bot channel is private-<user>_<bot>), e.g. REALTIME_BOT_ID=9000000",
+                kind=ProblemKind.BAD_BOT_ID,
             )
         )
     ca = layers.get("RTCTL_CA_BUNDLE").strip()
@@ -558,8 +665,10 @@ def diagnose(layers: ConfigLayers) -> list[Problem]:
                 "RTCTL_CA_BUNDLE",
                 f"RTCTL_CA_BUNDLE={ca} is not a file",
                 "point it at a PEM CA certificate",
+                kind=ProblemKind.CA_BUNDLE_MISSING,
             )
         )
+    problems += webhook_settings.problems(layers.get, provider, layers.values.__contains__)
     return problems
 
 
@@ -595,7 +704,7 @@ def build_settings(layers: ConfigLayers, require_credentials: bool = True) -> Se
     """Validate the layers and freeze them into Settings. Raises ConfigError on the first error."""
     problems = errors_only(diagnose(layers))
     if not require_credentials:
-        problems = [p for p in problems if not p.message.endswith(" is not set")]
+        problems = [p for p in problems if p.kind is not ProblemKind.CREDENTIAL_MISSING]
     if problems:
         first = problems[0]
         where = "" if layers.env_file_found else f" (no {layers.env_file} found)"
@@ -655,7 +764,26 @@ def build_settings(layers: ConfigLayers, require_credentials: bool = True) -> Se
         ssl_key=optional("SOKETI_SSL_KEY"),
         env_file=layers.env_file,
         sources=sources,
+        **_webhook_fields(layers, sources),
     )
+
+
+def _webhook_fields(layers: ConfigLayers, sources: dict[str, Source]) -> dict[str, Any]:
+    webhooks = webhook_settings.from_layers(layers.get)
+    if webhooks.urls:
+        sources["soketi_webhooks"] = "derived"  # composed from REALTIME_WEBHOOK_*
+    return {
+        "webhook_urls": webhooks.urls,
+        "webhook_events": webhooks.events,
+        "webhook_channel_prefix": webhooks.channel_prefix,
+        "webhook_channel_suffix": webhooks.channel_suffix,
+        "webhook_batching": webhooks.batching,
+        "webhook_batching_ms": webhooks.batching_ms,
+        "webhook_max_age": webhooks.max_age,
+        "webhook_hook": webhooks.hook,
+        "webhook_dedup_window": webhooks.dedup_window,
+        "soketi_webhooks": webhooks.soketi_json,
+    }
 
 
 def load_settings(
@@ -664,5 +792,6 @@ def load_settings(
     environ: Mapping[str, str] | None = None,
     require_credentials: bool = True,
 ) -> Settings:
-    """The entry point every command uses."""
+    """Read the layers and build Settings in one call: the entry point for library users and
+    tests. The CLI reads the layers once per run (``CliState``) and calls ``build_settings``."""
     return build_settings(read_layers(env_file, overrides, environ), require_credentials)

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Runs the five benchmarks in one go, side by side on this machine, against one native Soketi that
+# Runs the seven benchmarks in one go, side by side on this machine, against one native Soketi that
 # this script starts on free loopback ports (temp state dir) and stops by PID at the end.
 #   1. startup   2. emit throughput   3. listen throughput   4. bench capacity   5. pytest plugin
 #   6. console (drives Debian's Chromium: /usr/bin/chromium, /usr/bin/chromedriver)
+#   7. webhooks (starts its own Soketi, with webhook settings, and stops it)
 # Usage: scripts/benchmarks.sh [--quick] [OUTDIR]     (figures also land as JSON in OUTDIR)
 # Needs: .venv (scripts/test.sh sets it up), Node + `cd tests/js && npm ci` for pusher-js and ws.
 set -euo pipefail
@@ -77,6 +78,8 @@ $PY scripts/bench_plugin.py --json-out "$OUT/plugin.json" "${PLUGIN_SCALE[@]}" |
 echo
 $PY scripts/bench_console.py --env-file "$WORK/.env" --json-out "$OUT/console.json" \
   "${QUICK[@]}" || status=1
+echo
+$PY scripts/bench_webhooks.py --json-out "$OUT/webhooks.json" "${QUICK[@]}" || status=1
 echo
 echo "figures as JSON in $OUT"
 exit $status

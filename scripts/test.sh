@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the tests need on a fresh machine (Python deps in .venv, the pinned native
 # Soketi, pusher-js for the end-to-end tests, Chromium for the console's browser tests), then runs
-# lint, format check, types and the tests.
+# lint, format check, types, the check that the generated docs match the CLI, and the tests.
 # Extra arguments go to pytest, e.g. ./scripts/test.sh -k listen
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,4 +25,5 @@ export RTCTL_CACHE_DIR="$PWD/.cache/rtctl-test"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
+.venv/bin/python scripts/gen_docs.py --check  # usage lines and option tables match the CLI
 .venv/bin/python -m pytest "$@"

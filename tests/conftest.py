@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from rtctl.runtime import native
 from rtctl.testing.plugin import attach_log, detach_log
 from tests.console_support import browser  # noqa: F401  (the session's one Chromium)
 from tests.helpers import (
@@ -32,6 +33,22 @@ pytest_plugins = ["pytester"]  # the plugin's own tests run pytest in a subproce
 os.environ["RTCTL_CACHE_DIR"] = str(TEST_CACHE)
 
 CONFIG_PREFIXES = ("PUSHER_", "REALTIME_", "SOKETI_", "RTCTL_")
+# A test that uses one of these runs a real Soketi; it is marked `soketi` by that alone
+# (native_soketi: for tests that start their own, directly or in a pytest they run).
+SOKETI_FIXTURES = {
+    "soketi",
+    "soketi_factory",
+    "pusher_standin",
+    "env_file",
+    "realtime_server",
+    "native_soketi",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SOKETI_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.soketi)
 
 
 LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
@@ -117,6 +134,12 @@ def pusher_standin(
         RTCTL_CA_BUNDLE=str(cert),
     )
     return PusherStandIn(server, cert)
+
+
+@pytest.fixture
+def native_soketi(hermetic: Path) -> Path:
+    """The pinned native Soketi, installed: for tests that start a server of their own."""
+    return native.ensure_installed()
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import websocket
 
 from rtctl.protocol.signing import authenticate_user, authorize_channel, presence_channel_data, sign
 from tests.helpers import JS_DIR, SoketiServer
+from tests.waiting import wait_until
 
 
 @dataclass
@@ -43,15 +43,16 @@ class RawSocket:
 
     # synchronous set-up, before the reader thread starts
     def _await(self, event: str, channel: str | None = None) -> dict[str, Any]:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
+        def next_is_it() -> dict[str, Any] | None:
             frame = json.loads(self.ws.recv())
             if frame["event"] == event and (channel is None or frame.get("channel") == channel):
                 return frame
             if frame["event"] in ("pusher:subscription_error", "pusher:error"):
                 raise AssertionError(f"server refused: {frame}")
             self.frames.append(json.dumps(frame))
-        raise AssertionError(f"no {event} within 10 s")
+            return None
+
+        return wait_until(next_is_it, 10, f"no {event} within 10 s", interval=0)
 
     def subscribe(
         self, channel: str, user_id: str | None = None, user_info: dict[str, Any] | None = None
@@ -73,15 +74,17 @@ class RawSocket:
     def subscribe_with(self, data: dict[str, Any]) -> dict[str, Any]:
         """Send a subscribe frame as given; return the server's answer (success or error)."""
         self.ws.send(json.dumps({"event": "pusher:subscribe", "data": data}))
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
+
+        def next_is_the_answer() -> dict[str, Any] | None:
             frame = json.loads(self.ws.recv())
-            if frame.get("channel") == data["channel"] and frame["event"] in (
-                "pusher_internal:subscription_succeeded",
-                "pusher:subscription_error",
-            ):
-                return frame
-        raise AssertionError("no answer to the subscribe within 10 s")
+            answers = ("pusher_internal:subscription_succeeded", "pusher:subscription_error")
+            if frame.get("channel") == data["channel"] and frame["event"] in answers:
+                return dict(frame)
+            return None
+
+        return wait_until(
+            next_is_the_answer, 10, "no answer to the subscribe within 10 s", interval=0
+        )
 
     def signin(self, user_id: str) -> dict[str, Any]:
         data = authenticate_user(
@@ -125,25 +128,22 @@ class RawSocket:
         return found
 
     def wait_events(self, count: int, name: str | None = None, timeout: float = 10) -> list[dict]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = self.events(name)
-            if len(found) >= count:
-                return found
-            time.sleep(0.02)
+        """The events once ``count`` arrived; after ``timeout``, whatever did (the caller's
+        assertion then shows what is missing)."""
+        with contextlib.suppress(AssertionError):
+            wait_until(lambda: len(self.events(name)) >= count, timeout, "", interval=0.02)
         return self.events(name)
 
     def count_frames(self, marker: str, count: int, timeout: float = 20) -> int:
         """Count raw frames containing ``marker`` until ``count`` arrived or time ran out
         (cheap: no JSON decoding, for thousands of events)."""
-        deadline = time.monotonic() + timeout
-        seen = 0
-        while time.monotonic() < deadline:
-            seen = sum(1 for text in list(self.frames) if marker in text)
-            if seen >= count:
-                return seen
-            time.sleep(0.05)
-        return seen
+
+        def seen() -> int:
+            return sum(1 for text in list(self.frames) if marker in text)
+
+        with contextlib.suppress(AssertionError):
+            wait_until(lambda: seen() >= count, timeout, "")
+        return seen()
 
     def wait_closed(self, timeout: float = 10) -> int | None:
         if self._thread is not None:
@@ -206,20 +206,27 @@ class JsReceiver:
         for line in self.proc.stdout:
             self.lines.put(json.loads(line))
 
-    def _next(self, deadline: float) -> dict[str, Any]:
-        line = self.lines.get(timeout=max(0.01, deadline - time.monotonic()))
-        self.seen.append(line)
-        return line
-
     def wait_subscribed(self, timeout: float = 20) -> None:
-        deadline = time.monotonic() + timeout
         pending = set(self.channels)
-        while pending:
-            line = self._next(deadline)
+
+        def all_subscribed() -> bool:
+            try:
+                line = self.lines.get(timeout=0.1)
+            except queue.Empty:
+                return False
+            self.seen.append(line)
+            if line["type"] in ("error", "timeout"):
+                raise AssertionError(f"pusher-js could not subscribe: {line}")
             if line["type"] == "subscribed":
                 pending.discard(line["channel"])
-            elif line["type"] in ("error", "timeout"):
-                raise AssertionError(f"pusher-js could not subscribe: {line}")
+            return not pending
+
+        wait_until(
+            all_subscribed,
+            timeout,
+            lambda: f"pusher-js did not subscribe to {sorted(pending)}; saw {self.seen}",
+            interval=0,
+        )
 
     def finish(self, timeout: float = 40) -> tuple[int, list[dict[str, Any]], dict[str, Any]]:
         """Wait for the script's end: (exit code, event lines, last line)."""

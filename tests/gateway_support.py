@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import queue
@@ -22,6 +23,7 @@ import jwt
 
 from rtctl.config import load_settings
 from tests.helpers import JS_DIR, REPO, SoketiServer, free_port
+from tests.waiting import wait_until
 
 JWT_SECRET = secrets.token_hex(32)
 EMIT_TOKEN = "emit-" + secrets.token_hex(16)
@@ -116,17 +118,21 @@ class GatewayProcess:
                 stderr=log,
                 text=True,
             )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
+
+        def answers() -> bool:
+            if self.process is not None and self.process.poll() is not None:
                 raise AssertionError(f"gateway exited early:\n{self.log()}")
             try:
-                if httpx.get(f"{self.base}/health", timeout=1).status_code == 200:
-                    return self
+                return httpx.get(f"{self.base}/health", timeout=1).status_code == 200
             except httpx.HTTPError:
-                time.sleep(0.1)
-        self.stop()
-        raise AssertionError(f"gateway did not answer within {timeout}s:\n{self.log()}")
+                return False
+
+        try:
+            wait_until(answers, timeout, lambda: f"gateway did not answer within {timeout}s")
+        except AssertionError as failure:
+            self.stop()
+            raise AssertionError(f"{failure}:\n{self.log()}") from None
+        return self
 
     def stop(self) -> int | None:
         if self.process is None:
@@ -171,18 +177,16 @@ class NodeClient:
                 self.lines.put({"type": "noise", "line": line})
 
     def wait_for(self, predicate: Any, timeout: float = 20) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            for item in self.seen:
-                if predicate(item):
-                    return item
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(f"pusher-js never reported it; saw {self.seen}")
-            try:
-                self.seen.append(self.lines.get(timeout=remaining))
-            except queue.Empty:
-                continue
+        def reported() -> dict[str, Any] | None:
+            found = next((item for item in self.seen if predicate(item)), None)
+            if found is None:
+                with contextlib.suppress(queue.Empty):
+                    self.seen.append(self.lines.get(timeout=0.1))
+            return found
+
+        return wait_until(
+            reported, timeout, lambda: f"pusher-js never reported it; saw {self.seen}", interval=0
+        )
 
     def stop(self, grace: float = 0.0) -> int:
         """Give the script ``grace`` seconds to exit on its own, then terminate it."""

@@ -9,7 +9,6 @@ import queue
 import subprocess
 import sys
 import threading
-import time
 import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +22,7 @@ from rtctl.protocol.httpapi import ApiClient
 from rtctl.protocol.signing import authorize_channel, presence_channel_data
 from rtctl.protocol.validation import Event
 from tests.helpers import JS_DIR, SoketiServer
+from tests.waiting import wait_until
 
 MASTER_KEY = "5Ha5bT4Tf1XgWA5lJSVwHmeeBzWDzqI1FBmlbAQvsmY="  # 32 random bytes, base64
 
@@ -143,19 +143,20 @@ class ListenProcess:
         return line
 
     def wait_stderr(self, fragment: str, timeout: float = 20) -> str:
-        deadline = time.monotonic() + timeout
-        while True:
+        def next_has_it() -> str | None:
             try:
-                line = self._err.get(timeout=max(0.0, deadline - time.monotonic()))
+                line: str = self._err.get(timeout=0.1)
             except queue.Empty:
-                line = None
-            if line is None:
-                raise AssertionError(
-                    f"{fragment!r} not on stderr within {timeout}s: {self.stderr_lines}"
-                )
+                return None
             self.stderr_lines.append(line)
-            if fragment in line:
-                return line
+            return line if fragment in line else None
+
+        return wait_until(
+            next_has_it,
+            timeout,
+            lambda: f"{fragment!r} not on stderr within {timeout}s: {self.stderr_lines}",
+            interval=0,
+        )
 
     def finish(self, timeout: float = 30) -> tuple[int, str, str]:
         """Wait for the exit; return (code, rest of stdout, all of stderr)."""

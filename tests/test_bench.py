@@ -16,8 +16,6 @@ import pytest
 from rtctl.bench import event_data, percentiles
 from tests.helpers import free_port, run_cli, write_env
 
-pytestmark = pytest.mark.soketi
-
 DYING_RUN = ["-n", "30", "-c", "3", "-r", "50", "-d", "6", "--drain", "2", "--json"]
 SMALL = ["-n", "20", "-c", "4", "-r", "20", "-d", "1", "--drain", "5"]
 

@@ -1,4 +1,4 @@
-"""`rtctl bot say`: the seed's chat_message, exactly as a subscriber receives it."""
+"""`rtctl bot say`: the bot-user pattern's chat_message, exactly as a subscriber receives it."""
 
 from __future__ import annotations
 
@@ -11,8 +11,6 @@ import pytest
 
 from tests.events_support import JsReceiver, RawSocket
 from tests.helpers import SoketiServer, run_cli
-
-pytestmark = pytest.mark.soketi
 
 
 def received_chat(sock: RawSocket) -> tuple[dict, dict]:

@@ -3,6 +3,8 @@ exact message, hint and exit code a user sees."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import shutil
 import subprocess
@@ -293,3 +295,87 @@ def test_unreadable_dotenv_permission_denied() -> None:
         assert env_path.read_text() == "PUSHER_APP_ID=123456\n"
     finally:
         shutil.rmtree(folder)
+
+
+# --- problem kinds ---------------------------------------------------------------------------------
+
+
+def test_every_problem_carries_a_kind_that_names_it(tmp_path: Path) -> None:
+    """Code reacts to the kind, never to the message: each problem the loader and the doctor can
+    see has a kind of its own, and the doctor files it under its check by that kind."""
+    from rtctl.config import ProblemKind
+    from rtctl.ops.doctor import check_of, config_checks
+
+    (tmp_path / ".env").write_text(
+        "PUSHER_APP_ID=app-1\nPUSHER_APP_KEY=123\nPUSHER_APP_SECRET=s e\n"
+        "SOKETI_DEFAULT_APP_ID=9\nSOKETI_APP_MANAGER_DRIVER=redis\nREALTIME_PORT=x\n"
+        "SOKETI_METRICS_ENABLED=maybe\nPUSHER_ENCRYPTION_MASTER_KEY_BASE64=abc\n"
+        "RTCTL_CA_BUNDLE=/nowhere.pem\nREALTIME_SCHEME=gopher\nbroken line\n"
+    )
+    layers = read_layers(Path(".env"), environ={})
+    found = [(p.variable, p.kind) for p in diagnose(layers)]
+    assert found == [
+        (".env", ProblemKind.ENV_FILE_UNPARSABLE),
+        ("PUSHER_APP_ID", ProblemKind.APP_ID_NOT_NUMERIC),
+        ("PUSHER_APP_KEY", ProblemKind.KEY_OR_SECRET_ALL_DIGITS),
+        ("PUSHER_APP_SECRET", ProblemKind.KEY_OR_SECRET_CHARACTERS),
+        ("SOKETI_DEFAULT_APP_ID", ProblemKind.CREDENTIAL_MIRROR_DIFFERS),
+        ("SOKETI_APP_MANAGER_DRIVER", ProblemKind.UNKNOWN_APP_MANAGER_DRIVER),
+        ("REALTIME_SCHEME", ProblemKind.UNKNOWN_SCHEME),
+        ("REALTIME_PORT", ProblemKind.NOT_A_PORT),
+        ("SOKETI_METRICS_ENABLED", ProblemKind.NOT_A_BOOLEAN),
+        ("PUSHER_ENCRYPTION_MASTER_KEY_BASE64", ProblemKind.BAD_MASTER_KEY),
+        ("RTCTL_CA_BUNDLE", ProblemKind.CA_BUNDLE_MISSING),
+    ]
+    assert [check_of(p) for p in diagnose(layers)] == [
+        "env-file",
+        "app-id",
+        "key-secret",
+        "key-secret",
+        "soketi-matches-pusher",
+        "app-manager-driver",
+        "scheme-tls-port",
+        "scheme-tls-port",
+        "other-settings",
+        "other-settings",
+        "other-settings",
+    ]
+    failing = [check.name for check in config_checks(layers) if check.status == "fail"]
+    assert failing == [
+        "env-file",
+        "app-id",
+        "key-secret",
+        "soketi-matches-pusher",
+        "app-manager-driver",
+        "scheme-tls-port",
+        "other-settings",
+    ]
+
+
+def test_missing_credentials_are_tolerated_by_kind_whatever_their_wording(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`rtctl config` works before `rtctl init`: it skips missing credentials by their kind, so a
+    reworded message changes nothing."""
+    import rtctl.config as config
+
+    real = config.credential_problems
+
+    def reworded(app_id: str, key: str, secret: str) -> list[config.Problem]:
+        return [
+            dataclasses.replace(p, message=f"please set {p.variable}")
+            for p in real(app_id, key, secret)
+        ]
+
+    monkeypatch.setattr(config, "credential_problems", reworded)
+    settings = config.build_settings(read_layers(environ={}), require_credentials=False)
+    assert settings.key == ""
+    with pytest.raises(ConfigError) as caught:
+        config.build_settings(read_layers(environ={}))
+    assert caught.value.message == "please set PUSHER_APP_ID (no .env found)"
+    result = run_cli(["config", "--json"])
+    assert [(p["variable"], p["kind"]) for p in json.loads(result.stdout)["problems"]] == [
+        ("PUSHER_APP_ID", "credential-missing"),
+        ("PUSHER_APP_KEY", "credential-missing"),
+        ("PUSHER_APP_SECRET", "credential-missing"),
+    ]

@@ -35,6 +35,23 @@ def test_every_command_is_in_the_readme() -> None:
     assert missing == []
 
 
+def test_every_command_has_generated_usage_and_options() -> None:
+    """Usage lines (README) and option tables (docs/) are generated from the CLI: every command
+    needs its blocks, which `python scripts/gen_docs.py` then fills."""
+    readme = (REPO / "README.md").read_text()
+    docs = "".join(path.read_text() for path in sorted((REPO / "docs").glob("*.md")))
+    used = {m for block in re.findall(r"\[\[\[cog usage\((.*?)\)", readme) for m in _names(block)}
+    tabled = set(re.findall(r'\[\[\[cog options\("(.*?)"\)', docs))
+    paths = command_paths(app)
+    hint = "add a cog block for it, then run: python scripts/gen_docs.py"
+    assert [path for path in paths if path not in used] == [], f"usage in README.md: {hint}"
+    assert [path for path in paths if path not in tabled] == [], f"options in docs/*.md: {hint}"
+
+
+def _names(arguments: str) -> list[str]:
+    return re.findall(r'"(.*?)"', arguments)
+
+
 def test_every_exit_code_is_in_the_readme() -> None:
     readme = (REPO / "README.md").read_text()
     rows = {int(m.group(1)) for m in re.finditer(r"^\|\s*`?(\d+)`?\s*\|", readme, re.MULTILINE)}
@@ -55,3 +72,17 @@ def test_readme_shows_the_ci_test_command() -> None:
         if line.strip() and not line.startswith(("#", "set ", "cd ")) and "cd " not in line
     )
     assert command in (REPO / "README.md").read_text()
+
+
+def test_every_option_value_is_named_in_the_generated_docs() -> None:
+    """A value option without a metavar shows Typer's type (`<str>`, `<int range>`) in --help
+    and in the generated docs; give it a name a reader understands (`--port PORT`)."""
+    import re
+
+    placeholder = re.compile(r"<(?:str|text|int|integer|float|path|file|uuid|[a-z]+ range)>")
+    found = [
+        f"{path.name}: {match.group(0)}"
+        for path in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+        for match in placeholder.finditer(path.read_text())
+    ]
+    assert found == []

@@ -16,6 +16,7 @@ from rtctl.ops.doctor import (
     CONFIG_CHECKS,
     RUNTIME_CHECKS,
     SERVER_CHECKS,
+    WEBHOOK_CHECKS,
     CheckResult,
     clock_skew_result,
     config_checks,
@@ -24,8 +25,11 @@ from rtctl.ops.doctor import (
 )
 from rtctl.runtime import health, native
 from tests.helpers import SoketiServer, free_port, make_server, run_cli, write_env
+from tests.waiting import wait_until
 
-ALL_CHECKS = [*CONFIG_CHECKS, *RUNTIME_CHECKS, *SERVER_CHECKS]
+ALL_CHECKS = [*CONFIG_CHECKS, *RUNTIME_CHECKS, *SERVER_CHECKS, *WEBHOOK_CHECKS]
+# Without webhooks configured there is no URL to reach (tests/test_webhooks_config.py has both).
+HEALTHY = {**dict.fromkeys(ALL_CHECKS, "✓"), "webhooks-reachable": "-"}
 
 
 @pytest.fixture
@@ -56,8 +60,8 @@ def test_healthy_setup_passes_every_check(ours: SoketiServer, tmp_path: Path) ->
     ours.write_env(tmp_path / ".env")
     result = run_cli(["doctor"])
     assert result.exit_code == 0, result.stdout
-    assert statuses(result.stdout) == dict.fromkeys(ALL_CHECKS, "✓")
-    assert result.stderr == f"{len(ALL_CHECKS)} passed, 0 failed, 0 warnings, 0 skipped\n"
+    assert statuses(result.stdout) == HEALTHY
+    assert result.stderr == f"{len(ALL_CHECKS) - 1} passed, 0 failed, 0 warnings, 1 skipped\n"
     lines = lines_by_check(result.stdout)
     pid = native.read_running(ours.state).pid  # type: ignore[union-attr]
     assert lines["ports"].endswith(
@@ -77,7 +81,7 @@ def test_json_report(ours: SoketiServer, tmp_path: Path) -> None:
     assert result.exit_code == 0
     data = json.loads(result.stdout)
     assert data["ok"] is True
-    assert data["summary"] == {"pass": len(ALL_CHECKS), "fail": 0, "warn": 0, "skip": 0}
+    assert data["summary"] == {"pass": len(ALL_CHECKS) - 1, "fail": 0, "warn": 0, "skip": 1}
     assert [check["name"] for check in data["checks"]] == ALL_CHECKS
     assert set(data["checks"][0]) == {"name", "status", "evidence", "fix"}
 
@@ -138,7 +142,9 @@ def test_wrong_app_manager_driver_in_config(ours: SoketiServer, tmp_path: Path) 
     assert all(statuses(result.stdout)[name] == "-" for name in SERVER_CHECKS)
 
 
-def test_a_real_server_with_a_wrong_driver_dies_at_first_use(tmp_path: Path) -> None:
+def test_a_real_server_with_a_wrong_driver_dies_at_first_use(
+    tmp_path: Path, native_soketi: Path
+) -> None:
     """What the driver check prevents, shown for real: rtctl's loader refuses 'local', so the
     settings are replaced after loading; the server boots, answers the signed call with an
     empty 200, and exits. The doctor's server checks say so."""
@@ -157,10 +163,9 @@ def test_a_real_server_with_a_wrong_driver_dies_at_first_use(tmp_path: Path) -> 
             "the server's app manager failed: check SOKETI_APP_MANAGER_DRIVER=array and "
             "`rtctl logs`",
         )
-        deadline = time.monotonic() + 10
-        while native.read_running(server.state) is not None and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert native.read_running(server.state) is None  # it died at first use
+        wait_until(  # it died at first use
+            lambda: native.read_running(server.state) is None, 10, "the server kept running"
+        )
     finally:
         native.stop(server.state)
 
@@ -361,7 +366,9 @@ def test_api_for_smoke_names_and_order(ours: SoketiServer, tmp_path: Path) -> No
     ours.write_env(tmp_path / ".env")
     results = run_doctor(read_layers(tmp_path / ".env", environ={}))
     assert [r.name for r in results] == ALL_CHECKS
-    assert {r.status for r in results} == {"pass"}
+    assert {r.name: r.status for r in results if r.status != "pass"} == {
+        "webhooks-reachable": "skip"
+    }
 
 
 def test_pusher_provider_against_a_local_endpoint(
@@ -395,7 +402,7 @@ def test_config_errors_skip_the_network_checks_with_a_reason(tmp_path: Path) -> 
     env = make_server(tmp_path / "state").env
     write_env(tmp_path / ".env", {**env, "PUSHER_APP_SECRET": "12345678"})
     found = by_name(run_doctor(read_layers(tmp_path / ".env", environ={})))
-    for name in (*RUNTIME_CHECKS, *SERVER_CHECKS):
+    for name in (*RUNTIME_CHECKS, *SERVER_CHECKS, *WEBHOOK_CHECKS):
         assert found[name] == CheckResult(
             name, "skip", "not run until the configuration errors above are fixed"
         )

@@ -149,7 +149,8 @@ def test_encrypted_channel_events_are_encrypted_for_the_subscriber(client, subsc
             "invalid_body",
             "give exactly one of 'channel' or 'channels'",
         ),
-        ({"channel": DM, "data": "1"}, "invalid_body", "'event' must be a string"),
+        ({"channel": DM, "data": "1"}, "invalid_body", "'event' is missing"),
+        ({"channel": DM, "event": 7, "data": "1"}, "invalid_body", "'event' must be a string"),
         (
             {"channel": DM, "event": "e", "data": "1", "name": "x"},
             "invalid_body",

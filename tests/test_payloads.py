@@ -1,4 +1,4 @@
-"""The seed's chat_message model: built by `bot say`, checked by `emit`."""
+"""The bot-user pattern's chat_message model: built by `bot say`, checked by `emit`."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def test_empty_text_is_refused() -> None:
     assert caught.value.message == "the message text is empty"
 
 
-def test_parse_accepts_the_seed_shape() -> None:
+def test_parse_accepts_the_bot_user_pattern_shape() -> None:
     parsed = parse_chat_message(GOOD, "private-42_9000000")
     assert parsed.to_dict() == GOOD
 

@@ -11,8 +11,6 @@ import pytest
 from tests.events_support import RawSocket
 from tests.helpers import SoketiServer, free_port, run_cli, write_env
 
-pytestmark = pytest.mark.soketi
-
 
 @pytest.fixture
 def sockets(soketi: SoketiServer):

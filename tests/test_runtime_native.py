@@ -17,6 +17,7 @@ import websocket
 from rtctl.errors import EnvironmentProblem, TimedOut
 from rtctl.runtime import health, native
 from tests.helpers import SoketiServer, free_port, make_server
+from tests.waiting import wait_until
 
 
 def test_find_node_accepts_this_machines_node() -> None:
@@ -132,7 +133,7 @@ def test_stop_escalates_to_sigkill(tmp_path: Path) -> None:
             process.wait()
 
 
-def test_readiness_timeout_stops_what_it_started(tmp_path: Path) -> None:
+def test_readiness_timeout_stops_what_it_started(tmp_path: Path, native_soketi: Path) -> None:
     server = make_server(tmp_path / "state")
     with pytest.raises(TimedOut) as caught:
         native.start(server.settings(), server.state, timeout=0.05)
@@ -141,10 +142,7 @@ def test_readiness_timeout_stops_what_it_started(tmp_path: Path) -> None:
     )
     assert native.read_running(server.state) is None
     assert not native.pid_file(server.state).exists()
-    deadline = time.monotonic() + 5
-    while not native.port_is_free("127.0.0.1", server.port) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert native.port_is_free("127.0.0.1", server.port)
+    wait_until(lambda: native.port_is_free("127.0.0.1", server.port), 5, "the port was never freed")
 
 
 def test_missing_npm_after_node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

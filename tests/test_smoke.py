@@ -23,8 +23,7 @@ from rtctl.ops.smoke import CHECK_NAMES, CheckResult, SmokeOptions, run_smoke
 from rtctl.protocol.httpapi import ApiClient
 from rtctl.protocol.signing import sign
 from tests.helpers import REPO, SoketiServer, free_port, run_cli, run_rtctl, write_env
-
-pytestmark = pytest.mark.soketi
+from tests.waiting import wait_until
 
 GATEWAY_SKIP = "not requested (--via-gateway URL --token JWT)"
 
@@ -64,6 +63,7 @@ def test_healthy_soketi_passes_every_check(soketi: SoketiServer, env_file: Path)
         "client-event": "pass",
         "api-read": "pass",
         "gateway": "skip",
+        "webhooks": "skip",  # no REALTIME_WEBHOOK_URL (tests/test_webhooks_smoke.py)
         "cleanup": "pass",
     }
     assert (report["verdict"], report["exit_code"], report["failed_check"]) == ("pass", 0, None)
@@ -98,7 +98,7 @@ def test_table_for_people_on_stdout(soketi: SoketiServer, env_file: Path) -> Non
         assert any(line.startswith(f"│ {name} ") for line in lines), name
     assert any("│ gateway " in line and "│ skip " in line for line in lines)
     assert lines[-1].startswith(
-        f"PASS: 8 passed, 0 failed, 1 skipped against http://127.0.0.1:{soketi.port} in "
+        f"PASS: 8 passed, 0 failed, 2 skipped against http://127.0.0.1:{soketi.port} in "
     )
 
 
@@ -187,7 +187,7 @@ def test_nothing_listening_exits_4(tmp_path: Path) -> None:
     assert checks["health"]["failure"] == "unreachable"
     assert checks["connect"]["status"] == "fail"
     assert checks["connect"]["evidence"].startswith(f"cannot connect to ws://127.0.0.1:{port}/app/")
-    assert [c["status"] for c in report["checks"][3:]] == ["skip"] * 6
+    assert [c["status"] for c in report["checks"][3:]] == ["skip"] * 7
     assert by_name(report)["gateway"]["evidence"] == GATEWAY_SKIP  # not "depends on connect"
     assert by_name(report)["cleanup"]["evidence"] == "depends on connect (fail)"
 
@@ -321,7 +321,7 @@ def test_missing_env_file_is_the_config_checks_failure() -> None:
         "error: smoke check config failed: nope.env does not exist\n"
         "hint: create it with `rtctl init`, or pass --env-file with an existing file\n"
     )
-    assert result.stdout.splitlines()[-1].startswith("FAIL: 0 passed, 1 failed, 8 skipped in ")
+    assert result.stdout.splitlines()[-1].startswith("FAIL: 0 passed, 1 failed, 9 skipped in ")
 
 
 def _stop_after(server: SoketiServer, check_name: str):
@@ -419,7 +419,7 @@ def test_junit_report_parses_with_one_testcase_per_check(
     assert suite is not None
     cases = suite.findall("testcase")
     assert [case.get("name") for case in cases] == [c["name"] for c in report["checks"]]
-    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("9", "2", "4")
+    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("10", "2", "5")
     checks = by_name(report)
     for case in cases:
         check = checks[case.get("name")]
@@ -467,7 +467,7 @@ def test_unknown_check_is_a_usage_error(env_file: Path) -> None:
     assert result.stderr == (
         "error: unknown check 'bogus' in --checks\n"
         "hint: choose from: config, health, connect, subscribe, deliver, client-event, api-read, "
-        "gateway, cleanup\n"
+        "gateway, webhooks, cleanup\n"
     )
 
 
@@ -488,7 +488,7 @@ def test_failure_summary_goes_to_stderr(soketi: SoketiServer, tmp_path: Path) ->
         "(App key keywrong123 does not exist.)\n"
         "hint: check PUSHER_APP_KEY matches the server's app key\n"
     )
-    assert result.stdout.splitlines()[-1].startswith("FAIL: 2 passed, 1 failed, 6 skipped")
+    assert result.stdout.splitlines()[-1].startswith("FAIL: 2 passed, 1 failed, 7 skipped")
 
 
 # --- Pusher: the same smoke, only the provider differs ------------------------------------------
@@ -547,16 +547,15 @@ def running_gateway(soketi: SoketiServer, folder: Path, **changes: str):
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
+
+        def answers() -> bool:
             assert process.poll() is None, (folder / "gateway.log").read_text()
             try:
-                if httpx.get(f"{url}/realtime/health", timeout=1).status_code == 200:
-                    break
+                return httpx.get(f"{url}/realtime/health", timeout=1).status_code == 200
             except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "the gateway never answered"
-            time.sleep(0.1)
+                return False
+
+        wait_until(answers, 30, "the gateway never answered", interval=0.1)
         yield url
     finally:
         process.send_signal(signal.SIGTERM)

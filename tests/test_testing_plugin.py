@@ -4,13 +4,13 @@ the log on failures, Ctrl-C, a crashing test, pytest-xdist workers."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import re
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -25,6 +25,7 @@ from rtctl.testing.client import pusher_client as make_pusher_client
 from rtctl.testing.listener import Listener
 from rtctl.testing.server import LocalSoketi, RealtimeServer
 from tests.helpers import REPO, PusherStandIn, free_port, write_env
+from tests.waiting import wait_until
 
 # --- the fixtures, used here directly -----------------------------------------------------------
 
@@ -245,11 +246,8 @@ def records(path: Path) -> list[dict[str, Any]]:
 
 def stops_soon(pid: int, ticks: int, timeout: float = 20) -> bool:
     """The recorded Soketi is gone (PID exited, or reused by another process)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if native._start_ticks(pid) != ticks:
-            return True
-        time.sleep(0.1)
+    with contextlib.suppress(AssertionError):
+        return wait_until(lambda: native._start_ticks(pid) != ticks, timeout, "", interval=0.1)
     return False
 
 
@@ -296,7 +294,7 @@ def test_a_timeout_option_that_is_not_above_zero_is_a_usage_error(
 
 
 def test_a_failing_test_gets_the_soketi_log_of_its_own_run(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, native_soketi: Path
 ) -> None:
     monkeypatch.setenv("SOKETI_DEBUG", "1")  # Soketi logs every connection
     pytester.makepyfile(
@@ -454,7 +452,7 @@ def test_the_docker_runtime_without_an_engine_is_an_error_naming_the_fix(
 
 
 def test_each_xdist_worker_starts_one_server_and_stops_it(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, native_soketi: Path, tmp_path: Path
 ) -> None:
     record = tmp_path / "record.jsonl"
     monkeypatch.setenv("RECORD", str(record))
@@ -480,7 +478,7 @@ def test_each_xdist_worker_starts_one_server_and_stops_it(
 
 
 def test_a_crashing_session_leaves_no_server_behind(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, native_soketi: Path, tmp_path: Path
 ) -> None:
     record = tmp_path / "record.jsonl"
     monkeypatch.setenv("RECORD", str(record))
@@ -495,12 +493,14 @@ def test_a_crashing_session_leaves_no_server_behind(
 
 
 def test_ctrl_c_leaves_no_server_behind(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, native_soketi: Path, tmp_path: Path
 ) -> None:
     record = tmp_path / "record.jsonl"
     monkeypatch.setenv("RECORD", str(record))
     pytester.makepyfile(
-        RECORD_TEST + "\n\ndef test_wait(realtime_server):\n    __import__('time').sleep(120)\n"
+        RECORD_TEST + "\n\ndef test_wait(realtime_server):\n"
+        "    open(os.environ['RECORD'] + '.waiting', 'w').close()\n"
+        "    __import__('time').sleep(120)\n"
     )
     session = subprocess.Popen(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q"],
@@ -511,11 +511,14 @@ def test_ctrl_c_leaves_no_server_behind(
         text=True,
     )
     try:
-        deadline = time.monotonic() + 120
-        while not record.exists() and time.monotonic() < deadline and session.poll() is None:
-            time.sleep(0.1)
-        assert record.exists(), session.communicate(timeout=30)[0]
-        time.sleep(0.5)  # into the sleeping test
+        waiting = Path(f"{record}.waiting")  # written by test_wait as it starts to sleep
+        wait_until(
+            lambda: waiting.exists() or session.poll() is not None,
+            120,
+            "the inner pytest never reached its sleeping test",
+            interval=0.1,
+        )
+        assert waiting.exists(), session.communicate(timeout=30)[0]
         session.send_signal(signal.SIGINT)
         output, _ = session.communicate(timeout=60)
     finally:
@@ -528,7 +531,7 @@ def test_ctrl_c_leaves_no_server_behind(
     assert stops_soon(line["pid"], line["ticks"])
 
 
-def test_a_stopped_local_soketi_has_no_watchdog_left(tmp_path: Path) -> None:
+def test_a_stopped_local_soketi_has_no_watchdog_left(tmp_path: Path, native_soketi: Path) -> None:
     server = LocalSoketi(
         env={
             "REALTIME_HOST": "127.0.0.1",

@@ -28,9 +28,10 @@ from rtctl.cli import (
     cmd_runtime,
     cmd_smoke,
     cmd_verify,
+    cmd_webhooks,
     output,
 )
-from rtctl.cli.common import PORT, CliState
+from rtctl.cli.common import PORT, CliState, number_option
 from rtctl.errors import (
     ExitCode,
     Interrupted,
@@ -163,6 +164,7 @@ def root(
         Path | None,
         typer.Option(
             "--env-file",
+            metavar="PATH",
             help="The .env file to read (default ./.env).",
             envvar="RTCTL_ENV_FILE",
             show_default=False,
@@ -171,15 +173,26 @@ def root(
         ),
     ] = None,
     provider: Annotated[
-        str | None, typer.Option("--provider", help="Override REALTIME_PROVIDER (soketi|pusher).")
+        str | None,
+        typer.Option(
+            "--provider", metavar="soketi|pusher", help="Override REALTIME_PROVIDER for this run."
+        ),
     ] = None,
-    host: Annotated[str | None, typer.Option("--host", help="Override REALTIME_HOST.")] = None,
+    host: Annotated[
+        str | None,
+        typer.Option("--host", metavar="HOST", help="Override REALTIME_HOST for this run."),
+    ] = None,
     port: Annotated[
         int | None,
-        typer.Option("--port", parser=PORT, metavar="PORT", help="Override REALTIME_PORT."),
+        number_option(
+            "--port", parser=PORT, metavar="PORT", help="Override REALTIME_PORT for this run."
+        ),
     ] = None,
     scheme: Annotated[
-        str | None, typer.Option("--scheme", help="Override REALTIME_SCHEME (http|https).")
+        str | None,
+        typer.Option(
+            "--scheme", metavar="http|https", help="Override REALTIME_SCHEME for this run."
+        ),
     ] = None,
     version: Annotated[
         bool,
@@ -201,6 +214,7 @@ for module in (
     cmd_runtime,
     cmd_events,
     cmd_listen,
+    cmd_webhooks,
     cmd_smoke,
     cmd_verify,
     cmd_gateway,

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from rtctl.cli import output
-from rtctl.cli.common import JsonOption, json_mode, number, state
+from rtctl.cli.common import JsonOption, json_mode, number, number_option, state
 from rtctl.errors import ReportPrinted
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ def bench(
     ctx: typer.Context,
     connections: Annotated[
         int,
-        typer.Option(
+        number_option(
             "--connections",
             "-n",
             parser=number(1, 50_000, integer=True),
@@ -37,31 +37,37 @@ def bench(
     ] = 100,
     channels: Annotated[
         int,
-        typer.Option(
+        number_option(
             "--channels",
             "-c",
             parser=number(1, 50_000, integer=True),
-            metavar="C",
-            help="Channels the subscribers spread over.",
+            metavar="N",
+            help="Channels the subscribers spread over: subscriber i joins channel i mod N "
+            "(N ≤ --connections).",
         ),
     ] = 10,
     channel_type: Annotated[
         str,
-        typer.Option("--channel-type", help="public | private | presence (signed locally)."),
+        typer.Option(
+            "--channel-type",
+            metavar="public|private|presence",
+            help="Channel kind; private and presence are signed locally (presence user id "
+            "bench-user-<i>).",
+        ),
     ] = "public",
     rate: Annotated[
         float,
-        typer.Option(
+        number_option(
             "--rate",
             "-r",
             parser=number(0.1, 1_000_000),
-            metavar="PER_SECOND",
-            help="Events per second, all channels together.",
+            metavar="RATE",
+            help="Events per second, all channels together, round-robin over the channels.",
         ),
     ] = 100.0,
     duration: Annotated[
         float,
-        typer.Option(
+        number_option(
             "--duration",
             "-d",
             parser=number(0.1, 3600),
@@ -71,38 +77,44 @@ def bench(
     ] = 10.0,
     payload_size: Annotated[
         int,
-        typer.Option(
+        number_option(
             "--payload-size",
             parser=number(0, 100 * 1024, integer=True),
             metavar="BYTES",
-            help="Bytes of each event's data.",
+            help="Bytes of each event's data string (Soketi's limit is the maximum; Pusher's is "
+            "10 KB).",
         ),
     ] = 100,
     publish: Annotated[
         str,
-        typer.Option("--publish", help="http (REST API, batched) | client (client-* events)."),
+        typer.Option(
+            "--publish",
+            metavar="http|client",
+            help="http: the REST API, batches of up to 10 when more than one event is due; "
+            "client: one publisher socket per channel sending client-rtctl-bench events.",
+        ),
     ] = "http",
     ramp: Annotated[
         float,
-        typer.Option(
+        number_option(
             "--ramp",
             parser=number(1, 1_000_000),
-            metavar="PER_SECOND",
-            help="New connections per second while ramping.",
+            metavar="RATE",
+            help="New connections per second while ramping (at most 200 handshakes in flight).",
         ),
     ] = 500.0,
     drain: Annotated[
         float,
-        typer.Option(
+        number_option(
             "--drain",
             parser=number(0, 600),
             metavar="SECONDS",
-            help="Seconds to wait for late deliveries.",
+            help="Seconds to wait after the last publish for late deliveries.",
         ),
     ] = 5.0,
     timeout: Annotated[
         float,
-        typer.Option(
+        number_option(
             "--timeout",
             parser=number(0.1, 3600),
             metavar="SECONDS",
@@ -111,7 +123,7 @@ def bench(
     ] = 10.0,
     min_delivery: Annotated[
         float,
-        typer.Option(
+        number_option(
             "--min-delivery",
             parser=number(0, 1),
             metavar="FRACTION",
@@ -120,11 +132,11 @@ def bench(
     ] = 1.0,
     max_p99: Annotated[
         float | None,
-        typer.Option(
+        number_option(
             "--max-p99",
             parser=number(0, 3_600_000),
             metavar="MS",
-            help="Fail (exit 1) when delivery p99 exceeds this (ms).",
+            help="Fail (exit 1) when delivery p99 exceeds this many milliseconds.",
         ),
     ] = None,
     as_json: JsonOption = False,

@@ -2,24 +2,37 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 
 from rtctl.cli import output
-from rtctl.cli.common import PORT, JsonOption, json_mode, state
+from rtctl.cli.common import PORT, JsonOption, json_mode, number_option, state
 from rtctl.cli.output import is_interactive
 
 ShowSecrets = Annotated[
     bool, typer.Option("--show-secrets", help="Print secrets in full instead of masked.")
 ]
 Cluster = Annotated[
-    str | None, typer.Option("--cluster", help="Pusher cluster (PUSHER_APP_CLUSTER), e.g. eu.")
+    str | None,
+    typer.Option(
+        "--cluster", metavar="CLUSTER", help="Pusher cluster (PUSHER_APP_CLUSTER), e.g. eu."
+    ),
 ]
-AppId = Annotated[str | None, typer.Option("--app-id", help="App id (PUSHER_APP_ID), digits.")]
-Key = Annotated[str | None, typer.Option("--key", help="App key (PUSHER_APP_KEY).")]
-Secret = Annotated[str | None, typer.Option("--secret", help="App secret (PUSHER_APP_SECRET).")]
+AppId = Annotated[
+    str | None, typer.Option("--app-id", metavar="ID", help="App id (PUSHER_APP_ID), digits.")
+]
+Key = Annotated[str | None, typer.Option("--key", metavar="KEY", help="App key (PUSHER_APP_KEY).")]
+Secret = Annotated[
+    str | None,
+    typer.Option(
+        "--secret",
+        metavar="SECRET",
+        help="App secret (PUSHER_APP_SECRET); prompted without echo on a terminal.",
+    ),
+]
 
 _PROMPTS = {
     "PUSHER_APP_CLUSTER": "Pusher cluster (e.g. mt1, eu, us2)",
@@ -27,15 +40,35 @@ _PROMPTS = {
     "PUSHER_APP_KEY": "Pusher app key",
     "PUSHER_APP_SECRET": "Pusher app secret",
 }
+T = TypeVar("T")
 
 
-def _prompt_missing(values: dict[str, str | None], fields: list[str]) -> None:
-    """Ask on a terminal for what flags did not give (the secret without echo)."""
-    for name in fields:
-        if not values.get(name):
-            values[name] = typer.prompt(
+def _credentials(
+    cluster: str | None, app_id: str | None, key: str | None, secret: str | None
+) -> dict[str, str | None]:
+    return {
+        "PUSHER_APP_CLUSTER": cluster,
+        "PUSHER_APP_ID": app_id,
+        "PUSHER_APP_KEY": key,
+        "PUSHER_APP_SECRET": secret,
+    }
+
+
+def _asking_for_missing(given: dict[str, str | None], as_json: bool, attempt: Callable[[], T]) -> T:
+    """Run ``attempt``; when it needs Pusher credentials no flag gave, ask for them on a terminal
+    (the secret without echo) and run it again. Off a terminal, or with --json, the error stands."""
+    from rtctl.ops.initialize import MissingCredentials
+
+    try:
+        return attempt()
+    except MissingCredentials as missing:
+        if as_json or not is_interactive():
+            raise
+        for name in missing.variables:
+            given[name] = typer.prompt(
                 _PROMPTS[name], hide_input=name == "PUSHER_APP_SECRET", err=True
             ).strip()
+        return attempt()
 
 
 def init(
@@ -43,31 +76,68 @@ def init(
     provider: Annotated[
         str | None,
         typer.Option(
-            "--provider", help="soketi (self-hosted, default) or pusher.", show_default=False
+            "--provider",
+            metavar="soketi|pusher",
+            help="soketi (self-hosted, the default) or pusher; asked on a terminal. "
+            "The global --provider works too.",
+            show_default=False,
         ),
     ] = None,
     directory: Annotated[
-        Path, typer.Option("--dir", help="Folder to write .env and compose.yaml into.")
+        Path,
+        typer.Option(
+            "--dir",
+            metavar="DIR",
+            help="Folder to write .env and compose.yaml into (created if missing).",
+        ),
     ] = Path("."),
     force: Annotated[
-        bool, typer.Option("--force", help="Replace existing files (a backup is kept).")
+        bool,
+        typer.Option(
+            "--force",
+            help="Replace existing files; each old one is first copied to "
+            "NAME.bak-<UTC time> (mode 0600).",
+        ),
     ] = False,
     port: Annotated[
         int | None,
-        typer.Option("--port", parser=PORT, metavar="PORT", help="Soketi port (default 6001)."),
+        number_option(
+            "--port",
+            parser=PORT,
+            metavar="PORT",
+            help="Soketi port written to REALTIME_PORT (default 6001, or the global --port).",
+        ),
     ] = None,
     metrics_port: Annotated[
         int,
-        typer.Option("--metrics-port", parser=PORT, metavar="PORT", help="Soketi metrics port."),
+        number_option(
+            "--metrics-port",
+            parser=PORT,
+            metavar="PORT",
+            help="Soketi metrics port written to SOKETI_METRICS_SERVER_PORT.",
+        ),
     ] = 9601,
     cluster: Cluster = None,
     app_id: AppId = None,
     key: Key = None,
     secret: Secret = None,
+    webhooks: Annotated[
+        bool,
+        typer.Option(
+            "--webhooks",
+            help="Send webhooks to `rtctl webhooks listen` (REALTIME_WEBHOOK_URL="
+            "http://127.0.0.1:6080/webhooks).",
+        ),
+    ] = False,
+    webhook_url: Annotated[
+        str | None,
+        typer.Option("--webhook-url", metavar="URL", help="Send webhooks to this URL instead."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Write a working .env with fresh credentials (and compose.yaml for Soketi)."""
     from rtctl.ops.initialize import initialize
+    from rtctl.webhook_settings import DEFAULT_LISTEN_URL
 
     json_mode(ctx, as_json)
     root = state(ctx)
@@ -75,22 +145,20 @@ def init(
     if chosen is None and is_interactive() and not as_json:
         chosen = typer.prompt("Provider (soketi or pusher)", default="soketi", err=True)
     chosen = (chosen or "soketi").strip().lower()
-    credentials: dict[str, str | None] = {
-        "PUSHER_APP_CLUSTER": cluster,
-        "PUSHER_APP_ID": app_id,
-        "PUSHER_APP_KEY": key,
-        "PUSHER_APP_SECRET": secret,
-    }
-    if chosen == "pusher":
-        _require(credentials, "init --provider pusher", as_json)
+    given = _credentials(cluster, app_id, key, secret)
     root_port = root.overrides.get("REALTIME_PORT")
-    result = initialize(
-        directory,
-        provider=chosen,
-        force=force,
-        pusher_credentials={k: v for k, v in credentials.items() if v is not None},
-        port=port or (int(root_port) if root_port else 6001),
-        metrics_port=metrics_port,
+    result = _asking_for_missing(
+        given,
+        as_json,
+        lambda: initialize(
+            directory,
+            provider=chosen,
+            force=force,
+            pusher_credentials={k: v for k, v in given.items() if v is not None},
+            port=port or (int(root_port) if root_port else 6001),
+            metrics_port=metrics_port,
+            webhook_url=webhook_url or (DEFAULT_LISTEN_URL if webhooks else None),
+        ),
     )
     if as_json:
         output.data_json(
@@ -112,33 +180,22 @@ def init(
         output.say("wrote your Pusher credentials; next: `rtctl doctor` checks they work")
 
 
-def _require(values: dict[str, str | None], command: str, as_json: bool) -> None:
-    """Prompt for missing Pusher credentials on a terminal; off one, name the missing flags."""
-    from rtctl.errors import UsageError
-    from rtctl.ops.initialize import CREDENTIAL_FLAGS
-
-    missing = [name for name in _PROMPTS if not values.get(name)]
-    if not missing:
-        return
-    if is_interactive() and not as_json:
-        _prompt_missing(values, missing)
-        return
-    flags = ", ".join(CREDENTIAL_FLAGS[name] for name in missing)
-    raise UsageError(
-        f"{command} needs {flags} (Pusher credentials)",
-        hint="pass them from the Pusher dashboard (App Keys), or run on a terminal to be prompted",
-    )
-
-
 def switch(
     ctx: typer.Context,
-    provider: Annotated[str, typer.Argument(help="pusher or soketi", show_default=False)],
+    provider: Annotated[
+        str,
+        typer.Argument(help="The provider to switch to: pusher or soketi.", show_default=False),
+    ],
     cluster: Cluster = None,
     app_id: AppId = None,
     key: Key = None,
     secret: Secret = None,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Show the .env diff; write nothing.")
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Print the unified diff of .env (secrets masked); write nothing, no stash either.",
+        ),
     ] = False,
     show_secrets: ShowSecrets = False,
     as_json: JsonOption = False,
@@ -147,24 +204,16 @@ def switch(
     import os
 
     from rtctl.ops.clientconfig import render_changes, render_js
-    from rtctl.ops.switch import MissingCredentials, stash_path
+    from rtctl.ops.switch import stash_path
     from rtctl.ops.switch import switch as run_switch
 
     json_mode(ctx, as_json)
     env_path = state(ctx).env_path()
-    given: dict[str, str | None] = {
-        "PUSHER_APP_CLUSTER": cluster,
-        "PUSHER_APP_ID": app_id,
-        "PUSHER_APP_KEY": key,
-        "PUSHER_APP_SECRET": secret,
-    }
-    try:
-        plan = run_switch(env_path, provider, given, os.environ, dry_run)
-    except MissingCredentials as missing:
-        if as_json or not is_interactive():
-            raise
-        _prompt_missing(given, missing.variables)
-        plan = run_switch(env_path, provider, given, os.environ, dry_run)
+    given = _credentials(cluster, app_id, key, secret)
+    # planned and written in one step under the .env's lock (see rtctl.ops.switch.switch)
+    plan = _asking_for_missing(
+        given, as_json, lambda: run_switch(env_path, provider, given, os.environ, dry_run)
+    )
     for warning in plan.warnings:
         output.say(f"warning: {warning}")
     if plan.noop:
@@ -203,7 +252,7 @@ def config(
     ctx: typer.Context, show_secrets: ShowSecrets = False, as_json: JsonOption = False
 ) -> None:
     """Show the resolved settings and where each value came from."""
-    from rtctl.config import FIELD_VARIABLES, diagnose
+    from rtctl.config import FIELD_VARIABLES, ProblemKind, diagnose
 
     json_mode(ctx, as_json)
     root = state(ctx)
@@ -217,7 +266,11 @@ def config(
             source = "flag" if root.env_file is not None else "default"
         rows[name] = {"value": value, "variable": variable, "source": source}
     layers = root.layers()  # found: any readable file, /dev/null (no settings) included
-    warnings = [p for p in diagnose(layers) if p.severity == "warning" or _unset(p)]
+    warnings = [
+        p
+        for p in diagnose(layers)
+        if p.severity == "warning" or p.kind is ProblemKind.CREDENTIAL_MISSING
+    ]
     if as_json:
         output.data_json(
             {
@@ -225,7 +278,13 @@ def config(
                 "env_file_found": layers.env_file_found,
                 "settings": rows,
                 "problems": [
-                    {"variable": p.variable, "message": p.message, "hint": p.hint} for p in warnings
+                    {
+                        "variable": p.variable,
+                        "kind": p.kind.value,
+                        "message": p.message,
+                        "hint": p.hint,
+                    }
+                    for p in warnings
                 ],
             }
         )
@@ -242,10 +301,6 @@ def config(
         output.say(f"note: {settings.env_file} not found; showing defaults and environment")
     for problem in warnings:
         output.say(f"warning: {problem.message} ({problem.hint})")
-
-
-def _unset(problem: object) -> bool:
-    return str(getattr(problem, "message", "")).endswith(" is not set")
 
 
 def _plain(value: object) -> str:

@@ -12,7 +12,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from rtctl.cli import output
-from rtctl.cli.common import COUNT, JsonOption, json_mode, json_object_option, number, state
+from rtctl.cli.common import (
+    COUNT,
+    JsonOption,
+    json_mode,
+    json_object_option,
+    number,
+    number_option,
+    state,
+)
 from rtctl.errors import UsageError
 
 if TYPE_CHECKING:
@@ -23,7 +31,7 @@ HTTP_TIMEOUT = 10.0
 
 bot_app = typer.Typer(
     name="bot",
-    help="Speak as the bot user (the seed's chat_message pattern).",
+    help="Speak as the bot user (the bot-user pattern's chat_message).",
     no_args_is_help=True,
 )
 
@@ -42,17 +50,24 @@ def auth(
     channel: Annotated[
         str | None,
         typer.Argument(
-            help="private-*, presence-* or private-encrypted-* channel.", show_default=False
+            metavar="CHANNEL",
+            help="private-*, presence-* or private-encrypted-* channel.",
+            show_default=False,
         ),
     ] = None,
     socket_id: Annotated[
-        str, typer.Option("--socket-id", help="The connection's socket id (e.g. 1234.5678).")
+        str,
+        typer.Option(
+            "--socket-id", metavar="ID", help="The connection's socket id (e.g. 1234.5678)."
+        ),
     ] = "",
     user_id: Annotated[
-        str | None, typer.Option("--user-id", help="User id (presence channels, --user).")
+        str | None,
+        typer.Option("--user-id", metavar="ID", help="User id (presence channels, --user)."),
     ] = None,
     user_info: Annotated[
-        str | None, typer.Option("--user-info", help="User info as a JSON object.")
+        str | None,
+        typer.Option("--user-info", metavar="JSON", help="User info as a JSON object."),
     ] = None,
     user: Annotated[
         bool, typer.Option("--user", help="Sign a user sign-in (pusher:signin) instead.")
@@ -132,30 +147,40 @@ def emit(
     ] = None,
     data: Annotated[
         str | None,
-        typer.Option("--data", "-d", help="JSON data: inline, @file, or - for stdin (default {})."),
+        typer.Option(
+            "--data",
+            "-d",
+            metavar="JSON|@FILE|-",
+            help="JSON data: inline, @file, or - for stdin (default {}); sent verbatim.",
+        ),
     ] = None,
     raw: Annotated[
         bool, typer.Option("--raw", help="Send --data as is, without checking it is JSON.")
     ] = False,
     socket_id: Annotated[
-        str | None, typer.Option("--socket-id", help="Exclude this connection from delivery.")
+        str | None,
+        typer.Option("--socket-id", metavar="ID", help="Exclude this connection from delivery."),
     ] = None,
     batch: Annotated[
         str | None,
-        typer.Option("--batch", help="NDJSON file of {channel, event, data} lines (- for stdin)."),
+        typer.Option(
+            "--batch",
+            metavar="FILE",
+            help="NDJSON file of {channel, event, data, socket_id} lines (- for stdin).",
+        ),
     ] = None,
     count: Annotated[
         int,
-        typer.Option(
+        number_option(
             "--count", "-n", parser=COUNT, metavar="N", help="Send the event this many times."
         ),
     ] = 1,
     rate: Annotated[
         float | None,
-        typer.Option(
+        number_option(
             "--rate",
             parser=number(0, 1_000_000, above=True),
-            metavar="PER_SECOND",
+            metavar="RATE",
             help="Pace sending to this many events per second.",
         ),
     ] = None,
@@ -235,10 +260,15 @@ def emit(
 @bot_app.command("say")
 def bot_say(
     ctx: typer.Context,
-    text: Annotated[str, typer.Argument(help="What the bot says.", show_default=False)],
-    to: Annotated[str, typer.Option("--to", help="User id to message (required).")] = "",
+    text: Annotated[
+        str, typer.Argument(metavar="TEXT", help="What the bot says.", show_default=False)
+    ],
+    to: Annotated[
+        str, typer.Option("--to", metavar="USER_ID", help="User id to message (required).")
+    ] = "",
     audio_url: Annotated[
-        str | None, typer.Option("--audio-url", help="Audio for the message.")
+        str | None,
+        typer.Option("--audio-url", metavar="URL", help="Audio for the message (audio_url)."),
     ] = None,
     allow_large: Annotated[
         bool,
@@ -292,16 +322,20 @@ def _table(columns: list[str], rows: list[list[str]]) -> None:
 def channels_cmd(
     ctx: typer.Context,
     prefix: Annotated[
-        str | None, typer.Option("--prefix", help="Only channels whose name starts with this.")
+        str | None,
+        typer.Option(
+            "--prefix",
+            metavar="PREFIX",
+            help="Only channels whose name starts with this (presence-: with user counts).",
+        ),
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """List occupied channels."""
     json_mode(ctx, as_json)
     settings = state(ctx).settings()
-    info_attr = "user_count" if prefix and prefix.startswith("presence-") else None
     with _client(settings) as client:
-        found = client.channels(prefix, info_attr)
+        found = client.channels(prefix)
     if as_json:
         output.data_json({"channels": found})
         return
@@ -321,7 +355,9 @@ def channels_cmd(
 
 def channel_cmd(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Channel name.", show_default=False)],
+    name: Annotated[
+        str, typer.Argument(metavar="CHANNEL", help="Channel name.", show_default=False)
+    ],
     as_json: JsonOption = False,
 ) -> None:
     """Show one channel: occupied, subscription count, user count (presence)."""
@@ -341,7 +377,10 @@ def channel_cmd(
 
 def users_cmd(
     ctx: typer.Context,
-    channel: Annotated[str, typer.Argument(help="presence-* channel.", show_default=False)],
+    channel: Annotated[
+        str,
+        typer.Argument(metavar="PRESENCE_CHANNEL", help="presence-* channel.", show_default=False),
+    ],
     as_json: JsonOption = False,
 ) -> None:
     """List the users on a presence channel."""
@@ -360,7 +399,9 @@ def users_cmd(
 
 def terminate_cmd(
     ctx: typer.Context,
-    user_id: Annotated[str, typer.Argument(help="User id whose connections to close.")],
+    user_id: Annotated[
+        str, typer.Argument(metavar="USER_ID", help="User id whose connections to close.")
+    ],
     as_json: JsonOption = False,
 ) -> None:
     """Close every signed-in connection of USER_ID (the user may reconnect)."""

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from rtctl.cli.common import PORT, state
+from rtctl.cli.common import PORT, number_option, state
 from rtctl.errors import Conflict, UsageError
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -56,13 +56,17 @@ def _quiet_signal_server(uvicorn: Any) -> Any:
 def gateway(
     ctx: typer.Context,
     host: Annotated[
-        str, typer.Option("--host", help="Address to listen on (loopback by default).")
+        str,
+        typer.Option("--host", metavar="HOST", help="Address to listen on (loopback by default)."),
     ] = "127.0.0.1",
     port: Annotated[
-        int, typer.Option("--port", parser=PORT, metavar="PORT", help="Port to listen on.")
+        int, number_option("--port", parser=PORT, metavar="PORT", help="Port to listen on.")
     ] = 8080,
     prefix: Annotated[
-        str, typer.Option("--prefix", help="Path prefix of the routes (e.g. /realtime/auth).")
+        str,
+        typer.Option(
+            "--prefix", metavar="PATH", help="Path prefix of the routes (e.g. /realtime/auth)."
+        ),
     ] = "/realtime",
     dev_user_header: Annotated[
         bool,
@@ -73,13 +77,16 @@ def gateway(
         ),
     ] = False,
     jwt_audience: Annotated[
-        str | None, typer.Option("--jwt-audience", help="Require this 'aud' claim in tokens.")
+        str | None,
+        typer.Option("--jwt-audience", metavar="AUD", help="Require this 'aud' claim in tokens."),
     ] = None,
     jwt_issuer: Annotated[
-        str | None, typer.Option("--jwt-issuer", help="Require this 'iss' claim in tokens.")
+        str | None,
+        typer.Option("--jwt-issuer", metavar="ISS", help="Require this 'iss' claim in tokens."),
     ] = None,
     log_level: Annotated[
-        str, typer.Option("--log-level", help="debug, info, warning or error.")
+        str,
+        typer.Option("--log-level", metavar="LEVEL", help="debug, info, warning or error."),
     ] = "info",
 ) -> None:
     """Serve POST /realtime/auth, /realtime/user-auth, /realtime/emit and GET /realtime/channels.

@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from rtctl.cli.common import COUNT, MAX_SECONDS, json_mode, json_object_option, number, state
+from rtctl.cli.common import (
+    COUNT,
+    MAX_SECONDS,
+    json_mode,
+    json_object_option,
+    number,
+    number_option,
+    state,
+)
 from rtctl.cli.output import say
 
 CHANNELS_HELP = "Channels to listen on: public, private-*, private-encrypted-*, presence-*."
@@ -23,16 +31,21 @@ def listen_command(
     ] = False,
     count: Annotated[
         int | None,
-        typer.Option("--count", parser=COUNT, metavar="N", help="Exit 0 after this many events."),
+        number_option(
+            "--count",
+            parser=COUNT,
+            metavar="N",
+            help="Exit 0 after this many events were printed (after --event filtering).",
+        ),
     ] = None,
     timeout: Annotated[
         float | None,
-        typer.Option(
+        number_option(
             "--timeout",
             parser=number(0.1, MAX_SECONDS),
             metavar="SECONDS",
-            help="Give up after this many seconds (exit 6 if --count events, or none at all, "
-            "arrived by then).",
+            help="Give up after this many seconds: exit 6 if fewer than --count events arrived "
+            "(without --count: if none did), else exit 0. Also bounds reconnect attempts.",
         ),
     ] = None,
     events: Annotated[
@@ -40,27 +53,34 @@ def listen_command(
         typer.Option(
             "--event",
             metavar="NAME",
-            help="Only show this event name (repeatable).",
+            help="Print only this event name; repeatable. Filtered events do not count.",
             show_default=False,
         ),
     ] = None,
     as_user: Annotated[
         str | None,
         typer.Option(
-            "--as-user", metavar="ID", help="Presence user id to sign for (needed for presence-*)."
+            "--as-user",
+            metavar="ID",
+            help="The presence user to sign for (channel_data user_id); needed for presence-* "
+            "unless --auth-endpoint picks the user.",
         ),
     ] = None,
     user_info: Annotated[
         str | None,
-        typer.Option("--user-info", metavar="JSON", help="Presence user_info as a JSON object."),
+        typer.Option(
+            "--user-info",
+            metavar="JSON",
+            help="The presence user_info, a JSON object (needs --as-user).",
+        ),
     ] = None,
     auth_endpoint: Annotated[
         str | None,
         typer.Option(
             "--auth-endpoint",
             metavar="URL",
-            help="Authorize through this URL like pusher-js (form POST socket_id, channel_name) "
-            "instead of signing with the local secret.",
+            help="Authorize through this endpoint as pusher-js does (form POST of socket_id and "
+            "channel_name) instead of signing with the local secret.",
         ),
     ] = None,
     auth_headers: Annotated[
@@ -68,7 +88,7 @@ def listen_command(
         typer.Option(
             "--auth-header",
             metavar="'NAME: VALUE'",
-            help="Header for the auth endpoint, 'Name: value' (repeatable).",
+            help="Extra header for the auth endpoint, e.g. 'Authorization: Bearer …'; repeatable.",
             show_default=False,
         ),
     ] = None,

@@ -14,7 +14,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from rtctl.cli import output
-from rtctl.cli.common import MAX_COUNT, MAX_SECONDS, JsonOption, json_mode, number, state
+from rtctl.cli.common import (
+    MAX_COUNT,
+    MAX_SECONDS,
+    JsonOption,
+    json_mode,
+    number,
+    number_option,
+    state,
+)
 from rtctl.cli.output import say
 
 if TYPE_CHECKING:
@@ -38,6 +46,7 @@ def up(
         RuntimeChoice,
         typer.Option(
             "--runtime",
+            metavar="auto|docker|native",
             help="auto: Docker when an engine answers, else native (Node 16/18/20).",
         ),
     ] = RuntimeChoice.auto,
@@ -46,11 +55,11 @@ def up(
     ] = True,
     timeout: Annotated[
         float,
-        typer.Option(
+        number_option(
             "--timeout",
             parser=number(0.1, MAX_SECONDS),
             metavar="SECONDS",
-            help="Seconds to wait for readiness.",
+            help="Seconds to wait for readiness (a server not ready by then is stopped).",
         ),
     ] = 30.0,
     json_: JsonOption = False,
@@ -68,6 +77,9 @@ def up(
         output.data_json(result.to_dict())
         return
     pid = f", pid {result.pid}" if result.pid else ""
+    targets = [str(e.get("url") or e.get("lambda_function")) for e in settings.webhooks.entries()]
+    if result.started and targets:
+        say(f"webhooks go to {', '.join(targets)} (`rtctl webhooks listen` receives them)")
     if result.started:
         if wait:
             say(f"Soketi is ready ({result.runtime}{pid})")
@@ -166,7 +178,7 @@ def status(
     ] = False,
     interval: Annotated[
         float,
-        typer.Option(
+        number_option(
             "--interval",
             parser=number(0.2, 3600),
             metavar="SECONDS",
@@ -175,11 +187,11 @@ def status(
     ] = 2.0,
     count: Annotated[
         int,
-        typer.Option(
+        number_option(
             "--count",
             parser=number(0, MAX_COUNT, integer=True),
             metavar="N",
-            help="Stop --watch after this many refreshes (0: never).",
+            help="Stop --watch after this many reports (0: never).",
         ),
     ] = 0,
 ) -> None:
@@ -243,7 +255,7 @@ def logs(
     ctx: typer.Context,
     lines: Annotated[
         int,
-        typer.Option(
+        number_option(
             "--lines",
             "-n",
             parser=number(0, 10_000_000, integer=True),
@@ -257,7 +269,7 @@ def logs(
     ] = False,
     timeout: Annotated[
         float | None,
-        typer.Option(
+        number_option(
             "--timeout",
             parser=number(0.1, MAX_SECONDS),
             metavar="SECONDS",
@@ -309,14 +321,16 @@ def doctor(
     json_: JsonOption = False,
     timeout: Annotated[
         float,
-        typer.Option(
+        number_option(
             "--timeout",
             parser=number(0.1, 3600),
             metavar="SECONDS",
-            help="Seconds per network check.",
+            help="Seconds each network check may take.",
         ),
     ] = 3.0,
-    strict: Annotated[bool, typer.Option("--strict", help="Warnings fail too.")] = False,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Warnings fail too (exit 1 on any warning).")
+    ] = False,
 ) -> None:
     """Check the configuration, this machine and the server; each check with evidence and fix.
 
@@ -326,6 +340,7 @@ def doctor(
     from rtctl.ops.doctor import (
         RUNTIME_CHECKS,
         SERVER_CHECKS,
+        WEBHOOK_CHECKS,
         CheckResult,
         run_doctor,
         summary,
@@ -337,7 +352,7 @@ def doctor(
     except ConfigError as error:
         results = [CheckResult("env-file", "fail", error.message, error.hint)] + [
             CheckResult(name, "skip", "the configuration cannot be read")
-            for name in (*RUNTIME_CHECKS, *SERVER_CHECKS)
+            for name in (*RUNTIME_CHECKS, *SERVER_CHECKS, *WEBHOOK_CHECKS)
         ]
     else:
         results = run_doctor(layers, timeout=timeout)

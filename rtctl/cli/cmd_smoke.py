@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from rtctl.cli import output
-from rtctl.cli.common import JsonOption, json_mode, number, state
+from rtctl.cli.common import JsonOption, json_mode, number, number_option, state
 
 if TYPE_CHECKING:
     from rtctl.ops.smoke import CheckResult, CheckSpec, SmokeReport
@@ -21,7 +21,7 @@ def smoke(
     ctx: typer.Context,
     timeout: Annotated[
         float,
-        typer.Option(
+        number_option(
             "--timeout",
             parser=number(0.1, 3600),
             metavar="SECONDS",
@@ -31,12 +31,17 @@ def smoke(
     as_json: JsonOption = False,
     junit: Annotated[
         Path | None,
-        typer.Option("--junit", help="Also write a JUnit XML report to this file (for CI)."),
+        typer.Option(
+            "--junit",
+            metavar="FILE",
+            help="Also write a JUnit XML report to this file (its folder must exist).",
+        ),
     ] = None,
     via_gateway: Annotated[
         str | None,
         typer.Option(
             "--via-gateway",
+            metavar="URL",
             help="Gateway base URL: also subscribe through its /realtime/auth and emit through "
             "its /realtime/emit.",
         ),
@@ -45,6 +50,7 @@ def smoke(
         str | None,
         typer.Option(
             "--token",
+            metavar="JWT",
             envvar="RTCTL_SMOKE_TOKEN",
             help="A user's JWT for the gateway's /realtime/auth.",
             show_default=False,
@@ -54,6 +60,7 @@ def smoke(
         str | None,
         typer.Option(
             "--emit-token",
+            metavar="TOKEN",
             help="Service token for the gateway's /realtime/emit (default REALTIME_EMIT_TOKEN).",
             show_default=False,
         ),
@@ -62,8 +69,9 @@ def smoke(
         str | None,
         typer.Option(
             "--checks",
+            metavar="LIST",
             help="Comma-separated subset to run (their prerequisites run too): config, health, "
-            "connect, subscribe, deliver, client-event, api-read, gateway, cleanup.",
+            "connect, subscribe, deliver, client-event, api-read, gateway, webhooks, cleanup.",
         ),
     ] = None,
 ) -> None:

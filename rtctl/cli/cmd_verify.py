@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from rtctl.cli import output
-from rtctl.cli.common import JsonOption, json_mode, number, state
+from rtctl.cli.common import JsonOption, json_mode, number, number_option, state
 
 if TYPE_CHECKING:
     from rtctl.protocol.explain import Explanation
@@ -155,7 +155,7 @@ def verify_api(
     ] = None,
     at: Annotated[
         float | None,
-        typer.Option(
+        number_option(
             "--at",
             parser=number(0, 100_000_000_000),
             metavar="UNIX_SECONDS",

@@ -4,7 +4,6 @@ All output goes through rtctl.cli.output."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -80,31 +79,50 @@ MAX_SECONDS = 30 * 24 * 3600.0  # any wait: beyond this, timers overflow (and no
 MAX_COUNT = 1_000_000_000
 
 
-def number(
-    low: float, high: float, *, integer: bool = False, above: bool = False
-) -> Callable[[Any], float | int]:
-    """The one parser for numeric options: a finite number (a whole one with ``integer``)
-    from ``low`` (excluded with ``above``) to ``high``. ``inf``, ``nan`` and out-of-range values
-    are usage errors (exit 2) naming the option, before any command runs."""
-    shown_low, shown_high = _shown(low), _shown(high)
-    bounds = f"{'above' if above else 'from'} {shown_low} {'up ' if above else ''}to {shown_high}"
+@dataclass(frozen=True)
+class Number:
+    """The one parser for numeric options: a finite number (a whole one with ``integer``) from
+    ``low`` (excluded with ``above``) to ``high``. ``inf``, ``nan`` and out-of-range values are
+    usage errors (exit 2) naming the option, before any command runs. Declare such options with
+    ``number_option``, which also shows the range in --help."""
 
-    def parse(text: Any) -> float | int:
+    low: float
+    high: float
+    integer: bool = False
+    above: bool = False
+
+    def __call__(self, text: Any) -> float | int:
         if isinstance(text, (int, float)) and not isinstance(text, bool):
             value: float | int = text  # a default, already a number
         else:
             try:
-                value = int(str(text).strip()) if integer else float(str(text).strip())
+                value = int(str(text).strip()) if self.integer else float(str(text).strip())
             except ValueError:
-                kind = "a whole number" if integer else "a number"
+                kind = "a whole number" if self.integer else "a number"
                 raise typer.BadParameter(f"{str(text)!r} is not {kind}") from None
         if not math.isfinite(value):
             raise typer.BadParameter(f"{text} is not a finite number")
-        if value < low or (above and value == low) or value > high:
-            raise typer.BadParameter(f"{text} is out of range: use a number {bounds}")
+        if value < self.low or (self.above and value == self.low) or value > self.high:
+            low = f"above {_shown(self.low)} up" if self.above else f"from {_shown(self.low)}"
+            raise typer.BadParameter(
+                f"{text} is out of range: use a number {low} to {_shown(self.high)}"
+            )
         return value
 
-    return parse
+
+def number(low: float, high: float, *, integer: bool = False, above: bool = False) -> Number:
+    return Number(low, high, integer, above)
+
+
+def number_option(*names: str, parser: Number, **options: Any) -> Any:
+    """``typer.Option`` for a number: parsed by ``parser``, its range shown in --help."""
+    return typer.Option(
+        *names,
+        parser=parser,
+        min=None if parser.above else parser.low,
+        max=parser.high,
+        **options,
+    )
 
 
 def _shown(value: float) -> str:

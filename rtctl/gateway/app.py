@@ -36,6 +36,7 @@ from rtctl.errors import AuthRejected, ConfigError, InvalidInput, RtctlError, Se
 from rtctl.gateway.errors import GatewayError, bad_request, forbidden, unauthorized
 from rtctl.gateway.identity import DEV_USER_HEADER, Identity, Verifier
 from rtctl.gateway.rules import Authorizer, HookFailed, load_hook
+from rtctl.gateway.webhooks import SeenStore, WebhookEndpoint
 from rtctl.protocol import signing, strictjson
 
 log = logging.getLogger("rtctl.gateway")
@@ -46,7 +47,6 @@ EMIT_BODY_LIMIT = 128 * 1024  # 10 KB of data, JSON-escaped, plus up to 100 chan
 REQUEST_TIMEOUT = 15.0  # whole request, body read included
 PROVIDER_TIMEOUT = 5.0  # each call to the provider's HTTP API (below REQUEST_TIMEOUT)
 READY_CACHE_SECONDS = 2.0  # readiness probes must not turn into a flood of signed calls
-EMIT_FIELDS = {"channel", "channels", "event", "data", "socket_id"}
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -149,11 +149,15 @@ async def read_fields(request: Request, names: tuple[str, ...]) -> dict[str, str
     return fields
 
 
+def invalid_socket_id() -> GatewayError:
+    return bad_request(
+        "invalid_socket_id", "socket_id must be two numbers joined by a dot, e.g. 1234.5678"
+    )
+
+
 def checked_socket_id(socket_id: str) -> str:
     if len(socket_id) > 64 or not signing.SOCKET_ID_RE.fullmatch(socket_id):
-        raise bad_request(
-            "invalid_socket_id", "socket_id must be two numbers joined by a dot, e.g. 1234.5678"
-        )
+        raise invalid_socket_id()
     return socket_id
 
 
@@ -371,8 +375,7 @@ class Gateway:
         prefix = request.query_params.get("prefix") or None
         if prefix is not None:
             checked_channel(prefix)
-        info = "user_count" if prefix and prefix.startswith("presence-") else None
-        found: dict[str, Any] = await self.call_provider("channels", prefix, info)
+        found: dict[str, Any] = await self.call_provider("channels", prefix)
         listed = {
             name: {
                 key: value
@@ -403,43 +406,26 @@ class Gateway:
 
 
 def build_event(body: Mapping[str, Any], master_key: bytes | None) -> Any:
-    """``{channel | channels, event, data?, socket_id?}`` -> an Event checked exactly as
-    `rtctl emit` checks it (rtctl.ops.publish.check_event: Pusher's limits, chat_message shape,
-    master key for encrypted channels)."""
-    from rtctl.ops.publish import check_event, wire_data
-    from rtctl.protocol.payloads import CHAT_EVENT
-    from rtctl.protocol.validation import Event
+    """``{channel | channels, event, data?, socket_id?}`` -> an Event, parsed and checked by the
+    function `rtctl emit --batch` uses (rtctl.ops.publish.event_from_object: Pusher's limits, the
+    chat_message shape, the master key for encrypted channels); each kind of problem has its code."""
+    from rtctl.ops.publish import MalformedEvent, event_from_object
+    from rtctl.protocol.payloads import InvalidChatMessage
+    from rtctl.protocol.signing import InvalidSocketId
 
-    unknown = sorted(set(body) - EMIT_FIELDS)
-    if unknown:
-        raise bad_request("invalid_body", f"unknown field(s): {', '.join(unknown)[:200]}")
-    if ("channel" in body) == ("channels" in body):
-        raise bad_request("invalid_body", "give exactly one of 'channel' or 'channels'")
-    if "channel" in body:
-        if not isinstance(body["channel"], str):
-            raise bad_request("invalid_body", "'channel' must be a string")
-        channels: tuple[str, ...] = (body["channel"],)
-    else:
-        listed = body["channels"]
-        if not isinstance(listed, list) or not all(isinstance(c, str) for c in listed):
-            raise bad_request("invalid_body", "'channels' must be a list of strings")
-        channels = tuple(listed)
-    name = body.get("event")
-    if not isinstance(name, str):
-        raise bad_request("invalid_body", "'event' must be a string")
-    socket_id = body.get("socket_id")
-    if socket_id is not None and not isinstance(socket_id, str):
-        raise bad_request("invalid_body", "'socket_id' must be a string")
-    if socket_id is not None:
-        checked_socket_id(socket_id)
-    event = Event(channels, name, wire_data(body.get("data", {})), socket_id)
     try:
-        return check_event(event, master_key=master_key)
+        event = event_from_object(body, many_channels=True, master_key=master_key)
+    except MalformedEvent as error:
+        raise bad_request("invalid_body", error.message) from None
+    except InvalidSocketId:
+        raise invalid_socket_id() from None
+    except InvalidChatMessage as error:
+        raise bad_request("invalid_chat_message", error.message) from None
     except InvalidInput as error:
-        chat = name == CHAT_EVENT and error.message.startswith("chat_message")
-        raise bad_request(
-            "invalid_chat_message" if chat else "invalid_event", error.message
-        ) from None
+        raise bad_request("invalid_event", error.message) from None
+    if event.socket_id is not None:
+        checked_socket_id(event.socket_id)
+    return event
 
 
 def guarded(handler: Handler) -> Handler:
@@ -500,8 +486,12 @@ def create_app(
     dev_user_header: bool = False,
     audience: str | None = None,
     issuer: str | None = None,
+    webhook_seen: SeenStore | None = None,
 ) -> Starlette:
-    """The gateway app. Raises ConfigError when the settings cannot make a safe gateway."""
+    """The gateway app. Raises ConfigError when the settings cannot make a safe gateway.
+
+    ``webhook_seen``: where /webhooks remembers events for de-duplication (default in-process).
+    """
     if not settings.key or not settings.secret or not settings.app_id:
         raise ConfigError(
             "the gateway needs PUSHER_APP_ID, PUSHER_APP_KEY and PUSHER_APP_SECRET",
@@ -515,6 +505,11 @@ def create_app(
         Route(f"{base}/user-auth", guarded(gateway.user_auth), methods=["POST"]),
         Route(f"{base}/health", guarded(gateway.health), methods=["GET"]),
         Route(f"{base}/ready", guarded(gateway.ready), methods=["GET"]),
+        Route(
+            f"{base}/webhooks",
+            guarded(WebhookEndpoint(settings, webhook_seen).handle),
+            methods=["POST"],
+        ),
     ]
     if settings.emit_token:
         routes.append(Route(f"{base}/emit", guarded(gateway.emit), methods=["POST"]))

@@ -1,4 +1,4 @@
-"""Who may join which channel: deny by default, with rules that fit the seed's chat.
+"""Who may join which channel: deny by default, with rules that fit the bot-user pattern's chat.
 
 - ``private-{a}_{b}`` and ``private-encrypted-{a}_{b}``: only users ``a`` and ``b`` (user 123 and the
   bot 9000000 share ``private-123_9000000``). Exactly one ``_`` separates the two ids, so ids used
@@ -21,8 +21,9 @@ from typing import Any
 
 from rtctl.errors import ConfigError
 from rtctl.gateway.identity import Identity
+from rtctl.protocol.signing import channel_kind
 
-PAIR_PREFIXES = ("private-encrypted-", "private-")
+# Cache channels keep their last event for new subscribers; the pair rule does not cover them.
 REFUSED_PREFIXES = ("private-encrypted-cache-", "private-cache-")
 
 # Returns True / False / None, or an awaitable of one of them.
@@ -36,80 +37,72 @@ class Decision:
     reason: str
 
 
-def channel_type(channel: str) -> str:
-    """presence | private-encrypted | private | refused | public (anchored prefixes)."""
-    if channel.startswith("presence-"):
-        return "presence"
-    if channel.startswith(REFUSED_PREFIXES):
-        return "refused"
-    if channel.startswith("private-encrypted-"):
-        return "private-encrypted"
-    if channel.startswith("private-"):
-        return "private"
-    return "public"
-
-
 def pair_members(channel: str) -> tuple[str, str] | None:
     """``private-{a}_{b}`` -> (a, b); None when the name is not exactly that shape."""
-    for prefix in PAIR_PREFIXES:
-        if channel.startswith(prefix):
-            rest = channel[len(prefix) :]
-            parts = rest.split("_")
-            if len(parts) == 2 and all(parts):
-                return parts[0], parts[1]
-            return None
+    kind = channel_kind(channel)
+    if kind not in ("private", "private-encrypted"):
+        return None
+    parts = channel[len(kind) + 1 :].split("_")  # after "private-" / "private-encrypted-"
+    if len(parts) == 2 and all(parts):
+        return parts[0], parts[1]
     return None
 
 
 def decide(identity: Identity, channel: str) -> Decision:
     """The built-in rules (the hook, if any, is applied by ``Authorizer``)."""
-    kind = channel_type(channel)
+    kind = channel_kind(channel)
     if kind == "presence":
         return Decision(True, "", "presence channels are open to every signed-in user")
-    if kind in ("private", "private-encrypted"):
-        members = pair_members(channel)
-        if members is None:
-            return Decision(
-                False,
-                "forbidden_channel",
-                f"{channel} is not a private-{{a}}_{{b}} channel between two users",
-            )
-        if identity.user_id in members:
-            return Decision(True, "", f"user {identity.user_id} is a member of {channel}")
-        return Decision(
-            False, "forbidden_channel", f"user {identity.user_id} is not a member of {channel}"
-        )
     if kind == "public":
         return Decision(
             False,
             "channel_type_refused",
             f"{channel} is a public channel: it needs no authorization",
         )
+    if channel.startswith(REFUSED_PREFIXES):
+        return Decision(
+            False, "channel_type_refused", f"channels like {channel} are not authorized here"
+        )
+    members = pair_members(channel)
+    if members is None:
+        return Decision(
+            False,
+            "forbidden_channel",
+            f"{channel} is not a private-{{a}}_{{b}} channel between two users",
+        )
+    if identity.user_id in members:
+        return Decision(True, "", f"user {identity.user_id} is a member of {channel}")
     return Decision(
-        False, "channel_type_refused", f"channels like {channel} are not authorized here"
+        False, "forbidden_channel", f"user {identity.user_id} is not a member of {channel}"
     )
 
 
-def load_hook(spec: str) -> Hook:
-    """Import ``module:function`` once, at start; a broken spec is a configuration error."""
+def load_hook(
+    spec: str,
+    variable: str = "REALTIME_AUTH_HOOK",
+    signature: str = "hook(identity, channel_name, allowed) -> bool | None",
+    example: str = "myapp.realtime:authorize",
+) -> Callable[..., Any]:
+    """Import ``module:function`` once, at start; a broken spec is a configuration error naming
+    ``variable`` (also used for REALTIME_WEBHOOK_HOOK)."""
     module_name, sep, attribute = spec.partition(":")
     if not sep or not module_name or not attribute:
         raise ConfigError(
-            f"REALTIME_AUTH_HOOK={spec!r} is not module:function",
-            hint="name a function, e.g. REALTIME_AUTH_HOOK=myapp.realtime:authorize",
+            f"{variable}={spec!r} is not module:function",
+            hint=f"name a function, e.g. {variable}={example}",
         )
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:  # any import-time failure of user code is a config problem
         raise ConfigError(
-            f"REALTIME_AUTH_HOOK module {module_name!r} cannot be imported: {exc}"[:300],
+            f"{variable} module {module_name!r} cannot be imported: {exc}"[:300],
             hint="check the module is on PYTHONPATH and imports cleanly",
         ) from exc
     hook = getattr(module, attribute, None)
     if not callable(hook):
         raise ConfigError(
-            f"REALTIME_AUTH_HOOK names {spec!r}, which is not a function",
-            hint="the hook is hook(identity, channel_name, allowed) -> bool | None",
+            f"{variable} names {spec!r}, which is not a function",
+            hint=f"the hook is {signature}",
         )
     return hook
 
@@ -128,7 +121,7 @@ class Authorizer:
         from starlette.concurrency import run_in_threadpool
 
         decision = decide(identity, channel)
-        if self.hook is None or channel_type(channel) == "public":
+        if self.hook is None or channel_kind(channel) == "public":
             return decision
         try:
             if inspect.iscoroutinefunction(self.hook):

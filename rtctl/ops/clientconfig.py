@@ -1,6 +1,6 @@
 """The pusher-js options a browser client needs for the current provider.
 
-The two shapes are the seed's snippets: Soketi needs its host and ports, plain `ws` unless it
+The two shapes are the pusher-js snippets of the Realtime setup guide: Soketi needs its host and ports, plain `ws` unless it
 serves TLS, and only the WebSocket transports; Pusher needs only the cluster, with TLS forced.
 Both keep `cluster` (pusher-js 8 refuses to start without one) and the app's auth endpoint.
 """

@@ -7,7 +7,7 @@ A reusable API (``rtctl smoke`` runs it as its first step):
 - ``server_checks(settings)``: network, against the configured server;
 - ``run_doctor(layers)``: all of them; server checks are skipped when the configuration has errors
   (they would only test a guess).
-``failed(results)`` tells whether the run should exit non-zero (a fail; warnings do not count).
+``summary(results)`` counts the results by status.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from rtctl.config import (
     MIRRORED_CREDENTIALS,
     ConfigLayers,
     Problem,
+    ProblemKind,
     Settings,
     build_settings,
     diagnose,
@@ -48,9 +49,11 @@ CONFIG_CHECKS = (
     "provider",
     "scheme-tls-port",
     "other-settings",
+    "webhooks",
 )
 RUNTIME_CHECKS = ("runtime",)
 # SERVER_CHECKS (the server checks' names, in order) follows the functions that run them, below.
+WEBHOOK_CHECKS = ("webhooks-reachable",)  # rtctl.ops.doctor_webhooks
 
 
 @dataclass(frozen=True)
@@ -64,10 +67,6 @@ class CheckResult:
         return asdict(self)
 
 
-def failed(results: Iterable[CheckResult]) -> bool:
-    return any(result.status == "fail" for result in results)
-
-
 def summary(results: Iterable[CheckResult]) -> dict[str, int]:
     counts = {"pass": 0, "fail": 0, "warn": 0, "skip": 0}
     for result in results:
@@ -78,34 +77,36 @@ def summary(results: Iterable[CheckResult]) -> dict[str, int]:
 # --- configuration (no network) -----------------------------------------------------------------
 
 
-def _classify(problem: Problem, layers: ConfigLayers) -> str:
-    """Which check a config.diagnose problem belongs to."""
-    variable = problem.variable
-    if variable == str(layers.env_file):
-        return "env-file"
-    if problem.message.endswith(" is not set"):
-        return "credentials"
-    if variable == "PUSHER_APP_ID":
-        return "app-id"
-    if variable in ("PUSHER_APP_KEY", "PUSHER_APP_SECRET"):
-        return "key-secret"
-    if variable in MIRRORED_CREDENTIALS:
-        return "soketi-matches-pusher"
-    if variable == "SOKETI_APP_MANAGER_DRIVER":
-        return "app-manager-driver"
-    if variable in ("REALTIME_PROVIDER", "PUSHER_APP_CLUSTER", "REALTIME_HOST"):
-        return "provider"
-    if variable == "REALTIME_SCHEME" and "provider is pusher" in problem.message:
-        return "provider"
-    if variable in (
-        "REALTIME_SCHEME",
-        "REALTIME_PORT",
-        "SOKETI_METRICS_SERVER_PORT",
-        "SOKETI_SSL_CERT",
-        "SOKETI_SSL_KEY",
-    ):
-        return "scheme-tls-port"
-    return "other-settings"
+# Which check reports each kind of configuration problem.
+CHECK_OF_KIND: dict[ProblemKind, str] = {
+    ProblemKind.ENV_FILE_UNPARSABLE: "env-file",
+    ProblemKind.ENV_FILE_MISSING: "env-file",
+    ProblemKind.CREDENTIAL_MISSING: "credentials",
+    ProblemKind.APP_ID_NOT_NUMERIC: "app-id",
+    ProblemKind.KEY_OR_SECRET_ALL_DIGITS: "key-secret",
+    ProblemKind.KEY_OR_SECRET_CHARACTERS: "key-secret",
+    ProblemKind.CREDENTIAL_MIRROR_DIFFERS: "soketi-matches-pusher",
+    ProblemKind.UNKNOWN_APP_MANAGER_DRIVER: "app-manager-driver",
+    ProblemKind.UNKNOWN_PROVIDER: "provider",
+    ProblemKind.PUSHER_WITHOUT_CLUSTER: "provider",
+    ProblemKind.PUSHER_WITH_HOST: "provider",
+    ProblemKind.PUSHER_WITHOUT_TLS: "provider",
+    ProblemKind.SOKETI_WITHOUT_HOST: "provider",
+    ProblemKind.NOT_A_HOST: "provider",
+    ProblemKind.UNKNOWN_SCHEME: "scheme-tls-port",
+    ProblemKind.NOT_A_PORT: "scheme-tls-port",
+    ProblemKind.PORTS_COLLIDE: "scheme-tls-port",
+    ProblemKind.PORT_SCHEME_MISMATCH: "scheme-tls-port",
+    ProblemKind.TLS_HALF_CONFIGURED: "scheme-tls-port",
+    ProblemKind.TLS_FILE_MISSING: "scheme-tls-port",
+    ProblemKind.TLS_WITHOUT_HTTPS: "scheme-tls-port",
+    ProblemKind.WEBHOOK: "webhooks",
+}
+
+
+def check_of(problem: Problem) -> str:
+    """The check a configuration problem belongs to (anything unlisted: other-settings)."""
+    return CHECK_OF_KIND.get(problem.kind, "other-settings")
 
 
 def _tls_file_problems(layers: ConfigLayers) -> list[Problem]:
@@ -120,6 +121,7 @@ def _tls_file_problems(layers: ConfigLayers) -> list[Problem]:
                     name,
                     f"{name}={value} is not a file (Soketi exits at start without it)",
                     f"point {name} at a PEM file, or remove it and REALTIME_SCHEME=https",
+                    kind=ProblemKind.TLS_FILE_MISSING,
                 )
             )
     if provider == "soketi" and scheme != "https" and layers.get("SOKETI_SSL_CERT").strip():
@@ -128,6 +130,7 @@ def _tls_file_problems(layers: ConfigLayers) -> list[Problem]:
                 "REALTIME_SCHEME",
                 "SOKETI_SSL_CERT is set, so Soketi serves TLS, but REALTIME_SCHEME is not https",
                 "set REALTIME_SCHEME=https",
+                kind=ProblemKind.TLS_WITHOUT_HTTPS,
             )
         )
     return problems
@@ -170,15 +173,21 @@ def _pass_evidence(name: str, layers: ConfigLayers) -> str:
         scheme = get("REALTIME_SCHEME").strip().lower() or "http"
         tls = " with SOKETI_SSL_CERT/KEY" if get("SOKETI_SSL_CERT") else ""
         return f"{scheme} on port {get('REALTIME_PORT') or '6001'}{tls}"
+    if name == "webhooks":
+        from rtctl.ops import doctor_webhooks
+
+        return doctor_webhooks.evidence(layers)
     return "booleans, encryption master key and CA bundle are valid"
 
 
 def config_checks(layers: ConfigLayers) -> list[CheckResult]:
     """Every configuration check, without touching the network (built on config.diagnose)."""
-    problems = diagnose(layers) + _tls_file_problems(layers)
+    from rtctl.ops import doctor_webhooks
+
+    problems = diagnose(layers) + _tls_file_problems(layers) + doctor_webhooks.problems(layers)
     grouped: dict[str, list[Problem]] = {name: [] for name in CONFIG_CHECKS}
     for problem in problems:
-        grouped[_classify(problem, layers)].append(problem)
+        grouped[check_of(problem)].append(problem)
     if not layers.env_file_found:
         creds_from_env = all(
             layers.source(var) == "env"
@@ -190,6 +199,7 @@ def config_checks(layers: ConfigLayers) -> list[CheckResult]:
                 f"{layers.env_file} does not exist",
                 "create it with `rtctl init` (or pass --env-file)",
                 "warning" if creds_from_env else "error",
+                kind=ProblemKind.ENV_FILE_MISSING,
             )
         )
     results = []
@@ -578,9 +588,12 @@ def run_doctor(layers: ConfigLayers, timeout: float = 3.0) -> list[CheckResult]:
     except ConfigError:
         results += [
             CheckResult(name, "skip", "not run until the configuration errors above are fixed")
-            for name in (*RUNTIME_CHECKS, *SERVER_CHECKS)
+            for name in (*RUNTIME_CHECKS, *SERVER_CHECKS, *WEBHOOK_CHECKS)
         ]
         return results
     results += runtime_checks(settings)
     results += server_checks(settings, timeout)
+    from rtctl.ops import doctor_webhooks
+
+    results += doctor_webhooks.network_checks(settings, timeout)
     return results

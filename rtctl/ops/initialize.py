@@ -13,7 +13,6 @@ import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from importlib import resources
 from pathlib import Path
 
 from rtctl.config import (
@@ -27,9 +26,9 @@ from rtctl.config import (
 )
 from rtctl.envfile import EnvDocument, atomic_write, locked
 from rtctl.errors import ConfigError, Conflict, UsageError, filesystem_problem
+from rtctl.runtime.docker import COMPOSE_FILE, compose_template
 
 ENV_NAME = ".env"
-COMPOSE_NAME = "compose.yaml"
 _LOWER = string.ascii_lowercase
 _ALNUM = string.ascii_lowercase + string.digits
 
@@ -40,6 +39,28 @@ CREDENTIAL_FLAGS = {
     "PUSHER_APP_SECRET": "--secret",
     "PUSHER_APP_CLUSTER": "--cluster",
 }
+# What a Pusher set-up needs from the dashboard, in the order people are asked for it.
+PUSHER_CREDENTIALS = ("PUSHER_APP_CLUSTER", "PUSHER_APP_ID", "PUSHER_APP_KEY", "PUSHER_APP_SECRET")
+
+
+class MissingCredentials(UsageError):
+    """Pusher credentials that no flag (or stash) provides; the CLI asks for ``variables`` on a
+    terminal and tries again, and off a terminal this is the error."""
+
+    def __init__(self, command: str, variables: list[str]) -> None:
+        self.variables = variables
+        flags = ", ".join(CREDENTIAL_FLAGS[name] for name in variables)
+        super().__init__(
+            f"{command} needs {flags} (Pusher credentials)",
+            hint="pass them from the Pusher dashboard (App Keys), or run on a terminal to be "
+            "prompted",
+        )
+
+
+def require_pusher_credentials(values: Mapping[str, str | None], command: str) -> None:
+    missing = [name for name in PUSHER_CREDENTIALS if not values.get(name)]
+    if missing:
+        raise MissingCredentials(command, missing)
 
 
 def random_token(length: int) -> str:
@@ -80,10 +101,24 @@ def check_credentials(values: Mapping[str, str]) -> None:
         raise UsageError(f"{flag}: {first.message}", hint=first.hint)
 
 
+def webhook_section(url: str) -> str:
+    return f"""
+# Webhooks: Soketi posts them here (`rtctl webhooks listen` receives at this URL by default);
+# rtctl composes Soketi's SOKETI_DEFAULT_APP_WEBHOOKS from it. Every event type unless
+# REALTIME_WEBHOOK_EVENTS lists some.
+REALTIME_WEBHOOK_URL={url}
+"""
+
+
 def soketi_env(
-    credentials: Mapping[str, str], port: int, metrics_port: int, cluster: str = "mt1"
+    credentials: Mapping[str, str],
+    port: int,
+    metrics_port: int,
+    cluster: str = "mt1",
+    webhook_url: str | None = None,
 ) -> str:
     now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    webhooks = webhook_section(webhook_url) if webhook_url else ""
     return f"""\
 # Written by `rtctl init` ({now}). Every variable is explained in .env.example.
 # Keep this file private (mode 0600): it holds the app secret.
@@ -108,7 +143,7 @@ SOKETI_DEFAULT_APP_ENABLE_CLIENT_MESSAGES=true
 SOKETI_DEFAULT_APP_USER_AUTHENTICATION=false
 SOKETI_METRICS_ENABLED=true
 SOKETI_METRICS_SERVER_PORT={metrics_port}
-
+{webhooks}
 # The bot user that answers in DM channels (private-<user>_<bot>).
 REALTIME_BOT_ID=9000000
 REALTIME_BOT_NAME=Coach
@@ -136,11 +171,6 @@ REALTIME_BOT_ID=9000000
 REALTIME_BOT_NAME=Coach
 REALTIME_BOT_AVATAR=/assets/bot.png
 """
-
-
-def compose_template() -> str:
-    """The packaged compose.yaml (credentials interpolated from .env's PUSHER_*)."""
-    return resources.files("rtctl.runtime").joinpath("assets", COMPOSE_NAME).read_text("utf-8")
 
 
 def settings_of(text: str, path: Path, fallback: Mapping[str, str] | None = None) -> Settings:
@@ -173,23 +203,43 @@ def initialize(
     pusher_credentials: Mapping[str, str] | None = None,
     port: int = 6001,
     metrics_port: int = 9601,
+    webhook_url: str | None = None,
 ) -> InitResult:
-    """Write .env (and compose.yaml for soketi) into ``directory``. Nothing is written on error."""
+    """Write .env (and compose.yaml for soketi) into ``directory``. Nothing is written on error.
+
+    ``webhook_url``: where Soketi posts webhooks (REALTIME_WEBHOOK_URL); Soketi only.
+    """
     provider = provider.strip().lower()
     if provider not in PROVIDERS:
         raise UsageError(
             f"--provider {provider!r} is not a known provider",
             hint="use --provider soketi (self-hosted, the default) or --provider pusher",
         )
+    if webhook_url is not None:
+        if provider == "pusher":
+            raise UsageError(
+                "with Pusher, webhooks are set in its dashboard (your app > Webhooks), not in .env",
+                hint="add the URL there; `rtctl webhooks listen` verifies what arrives",
+            )
+        from rtctl.webhook_settings import URL, url_problem
+
+        problem = url_problem(webhook_url, "--webhook-url")
+        if problem:
+            raise UsageError(
+                problem, hint=f"e.g. --webhook-url http://127.0.0.1:6080/webhooks ({URL})"
+            )
     if directory.exists() and not directory.is_dir():
         raise Conflict(f"{directory} is not a folder", hint="pass --dir with a folder path")
-    env_path, compose_path = directory / ENV_NAME, directory / COMPOSE_NAME
+    env_path, compose_path = directory / ENV_NAME, directory / COMPOSE_FILE
     files: dict[Path, str] = {}
     if provider == "soketi":
-        files[env_path] = soketi_env(generate_credentials(), port, metrics_port)
+        files[env_path] = soketi_env(
+            generate_credentials(), port, metrics_port, webhook_url=webhook_url
+        )
         files[compose_path] = compose_template()
     else:
         values = dict(pusher_credentials or {})
+        require_pusher_credentials(values, "init --provider pusher")
         check_credentials(values)
         files[env_path] = pusher_env(values)
 

@@ -7,8 +7,7 @@ The file is written atomically: a CI job never reads half a report.
 
 from __future__ import annotations
 
-import os
-import tempfile
+import io
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -74,14 +73,9 @@ def to_xml(report: SmokeReport) -> ET.ElementTree:
 
 
 def write_junit(report: SmokeReport, path: Path) -> None:
-    """Write the report to ``path`` via a temporary file in the same folder, then rename."""
-    tree = to_xml(report)
-    folder = path.parent if str(path.parent) else Path(".")
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            tree.write(handle, encoding="utf-8", xml_declaration=True)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    """Write the report to ``path`` atomically (a CI job never reads half a report)."""
+    from rtctl.envfile import atomic_write
+
+    buffer = io.BytesIO()
+    to_xml(report).write(buffer, encoding="utf-8", xml_declaration=True)
+    atomic_write(path, buffer.getvalue())

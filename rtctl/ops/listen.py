@@ -202,7 +202,6 @@ class Listener:
             user_info=options.user_info,
         )
         self.printed = 0
-        self.reconnects = 0
         self._clock = _Clock()
         self._deadline = None if options.timeout is None else time.monotonic() + options.timeout
         self._batch: list[str] = []
@@ -342,7 +341,6 @@ class Listener:
                 code, reason = None, again.message
                 continue
             break
-        self.reconnects += 1
         gap = time.monotonic() - lost_at
         channels = len(self.sock.subscriptions)
         self.status(

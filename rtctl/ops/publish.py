@@ -7,10 +7,9 @@ No Typer, no rich: the CLI renders what this module returns.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -19,14 +18,14 @@ from rtctl.errors import InvalidInput, RtctlError
 from rtctl.protocol import strictjson
 from rtctl.protocol.crypto import require_master_key
 from rtctl.protocol.payloads import CHAT_EVENT, parse_chat_message
-from rtctl.protocol.signing import channel_kind
+from rtctl.protocol.signing import channel_kind, compact_json
 from rtctl.protocol.validation import MAX_EVENTS_PER_BATCH, Event, validate_batch, validate_event
 
 if TYPE_CHECKING:
     from rtctl.protocol.httpapi import ApiClient
 
 DEFAULT_DATA = "{}"  # Pusher needs some data; an empty object is the neutral event
-BATCH_KEYS = {"channel", "event", "data", "socket_id"}
+EVENT_KEYS = {"channel", "event", "data", "socket_id"}
 # A paced run sends groups small enough that one request goes out at least every 10 ms.
 PACED_REQUESTS_PER_SECOND = 100
 
@@ -103,7 +102,7 @@ def wire_data(value: Any) -> str:
     """As the server SDKs do: a string is sent as is, anything else as compact JSON."""
     if isinstance(value, str):
         return value
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return compact_json(value)
 
 
 # --- building and validating events ---------------------------------------------------------------
@@ -123,7 +122,7 @@ def split_channels(spec: str) -> tuple[str, ...]:
 
 
 def check_chat_message(event: Event) -> None:
-    """A ``chat_message`` must have the seed's payload shape (and name its own channel)."""
+    """A ``chat_message`` must have the bot-user pattern's payload (and name its own channel)."""
     if event.name != CHAT_EVENT:
         return
     try:
@@ -164,6 +163,58 @@ def parse_batch(
     return events
 
 
+class MalformedEvent(InvalidInput):
+    """A JSON object that is not shaped like an event (a batch line, a gateway /emit body)."""
+
+
+EVENT_SHAPE = 'an event is {"channel": "c", "event": "e", "data": {}} (optional "socket_id")'
+
+
+def event_from_object(
+    item: Mapping[str, Any],
+    *,
+    many_channels: bool = False,
+    allow_large: bool = False,
+    master_key: bytes | None = None,
+) -> Event:
+    """``{channel, event, data?, socket_id?}`` -> an Event checked as every publish path checks it
+    (``check_event``). With ``many_channels``, ``channels: [...]`` may stand instead of
+    ``channel``. ``data`` is sent as the server SDKs send it (``wire_data``); default ``{}``.
+
+    Shape problems raise ``MalformedEvent``; the checks raise their own kinds of InvalidInput
+    (``InvalidSocketId``, ``InvalidChatMessage``), so callers can tell them apart."""
+    allowed = EVENT_KEYS | ({"channels"} if many_channels else set())
+    unknown = sorted(set(item) - allowed)
+    if unknown:
+        raise MalformedEvent(f"unknown field(s): {', '.join(unknown)[:200]}", hint=EVENT_SHAPE)
+    if many_channels and ("channel" in item) == ("channels" in item):
+        raise MalformedEvent("give exactly one of 'channel' or 'channels'", hint=EVENT_SHAPE)
+    if "channels" in item:
+        listed = item["channels"]
+        if not isinstance(listed, list) or not all(isinstance(c, str) for c in listed):
+            raise MalformedEvent("'channels' must be a list of strings", hint=EVENT_SHAPE)
+        channels: tuple[str, ...] = tuple(listed)
+    else:
+        channels = (_string_field(item, "channel"),)
+    name = _string_field(item, "event")
+    socket_id = item.get("socket_id")
+    if socket_id is not None and not isinstance(socket_id, str):
+        raise MalformedEvent(
+            "'socket_id' must be a string", hint="a socket id looks like 1234.5678"
+        )
+    event = Event(channels, name, wire_data(item.get("data", {})), socket_id)
+    return check_event(event, allow_large, master_key)
+
+
+def _string_field(item: Mapping[str, Any], name: str) -> str:
+    if name not in item:
+        raise MalformedEvent(f"'{name}' is missing", hint=EVENT_SHAPE)
+    value = item[name]
+    if not isinstance(value, str):
+        raise MalformedEvent(f"'{name}' must be a string", hint=EVENT_SHAPE)
+    return value
+
+
 def _batch_item(line: str, allow_large: bool, master_key: bytes | None) -> Event:
     shape = 'one JSON object per line: {"channel": "c", "event": "e", "data": {}}'
     try:
@@ -172,22 +223,7 @@ def _batch_item(line: str, allow_large: bool, master_key: bytes | None) -> Event
         raise InvalidInput(f"not JSON: {exc}", hint=shape) from None
     if not isinstance(item, dict):
         raise InvalidInput("not a JSON object", hint=shape)
-    unknown = sorted(set(item) - BATCH_KEYS)
-    if unknown:
-        raise InvalidInput(f"unknown field(s) {', '.join(unknown)}", hint=shape)
-    for field in ("channel", "event"):
-        if not isinstance(item.get(field), str):
-            raise InvalidInput(f"'{field}' is missing or not a string", hint=shape)
-    socket_id = item.get("socket_id")
-    if socket_id is not None and not isinstance(socket_id, str):
-        raise InvalidInput("'socket_id' is not a string", hint="a socket id looks like 1234.5678")
-    event = Event(
-        channels=(item["channel"],),
-        name=item["event"],
-        data=wire_data(item.get("data", {})),
-        socket_id=socket_id,
-    )
-    return check_event(event, allow_large, master_key)
+    return event_from_object(item, allow_large=allow_large, master_key=master_key)
 
 
 def read_batch_file(

@@ -67,13 +67,22 @@ CHECKS: tuple[CheckSpec, ...] = (
     CheckSpec("client-event", "client event between two sockets", ("subscribe",)),
     CheckSpec("api-read", "HTTP API lists channels and members", ("subscribe",)),
     CheckSpec("gateway", "subscribe and emit through the gateway", ("connect",)),
+    CheckSpec("webhooks", "webhooks arrive signed, verifiable and in time", ("connect",)),
     CheckSpec("cleanup", "unsubscribe, close, nothing left occupied", ("connect",)),
 )
 CHECK_NAMES = tuple(spec.name for spec in CHECKS)
 _SPECS = {spec.name: spec for spec in CHECKS}
 # Checks that open connections: whenever one runs, cleanup runs too (a smoke never leaves
 # occupied channels behind, even when only a subset was asked for).
-_OPENS_SOCKETS = {"connect", "subscribe", "deliver", "client-event", "api-read", "gateway"}
+_OPENS_SOCKETS = {
+    "connect",
+    "subscribe",
+    "deliver",
+    "client-event",
+    "api-read",
+    "gateway",
+    "webhooks",
+}
 
 
 @dataclass
@@ -541,7 +550,7 @@ class _SmokeRun:
             refusal = sender.recv(0.01)
             if refusal is not None and refusal.event == "pusher:error":
                 text, code = _error_text(refusal.data)
-                if _client_events_disabled(text, code):
+                if _client_events_disabled(text):
                     raise Skip(f"client events are disabled on this app: {text}")
                 raise ServerRejected(
                     f"the server refused the client event ({code}): {text}",
@@ -620,7 +629,17 @@ class _SmokeRun:
             f"{routes}/emit arrived byte-identical in {_ms(arrived)}"
         )
 
-    # --- 9. cleanup ------------------------------------------------------------------------------
+    # --- 9. webhooks (rtctl.ops.smoke_webhooks) -----------------------------------------------
+
+    def check_webhooks(self, result: CheckResult) -> str:
+        from rtctl.ops import smoke_webhooks
+
+        try:
+            return smoke_webhooks.check_webhooks(self, result)
+        except smoke_webhooks.Skipped as skipped:
+            raise Skip(str(skipped)) from None
+
+    # --- 10. cleanup ------------------------------------------------------------------------------
 
     def check_cleanup(self, result: CheckResult) -> str:
         channels = list(self.attempted)
@@ -708,7 +727,7 @@ def _error_text(data: Any) -> tuple[str, int | None]:
     return str(data), None
 
 
-def _client_events_disabled(text: str, code: int | None) -> bool:
+def _client_events_disabled(text: str) -> bool:
     # Soketi: 4301 "The app does not have client messaging enabled."; Pusher: code null,
     # "To send client events, you must enable this feature in the Settings page of your dashboard."
     lowered = text.lower()

@@ -29,9 +29,10 @@ from rtctl.envfile import Entry, EnvDocument, atomic_write, locked, read_text, r
 from rtctl.errors import ConfigError, Conflict, RtctlError, UsageError
 from rtctl.ops.clientconfig import ClientConfig, client_config, option_changes
 from rtctl.ops.initialize import (
-    CREDENTIAL_FLAGS,
+    PUSHER_CREDENTIALS,
     check_credentials,
     generate_credentials,
+    require_pusher_credentials,
     settings_of,
 )
 
@@ -54,7 +55,6 @@ SWITCHED = (
     "SOKETI_DEFAULT_APP_SECRET",
 )
 SOKETI_DEFAULTS = {"REALTIME_HOST": "127.0.0.1", "REALTIME_PORT": "6001"}
-PUSHER_FIELDS = ("PUSHER_APP_CLUSTER", "PUSHER_APP_ID", "PUSHER_APP_KEY", "PUSHER_APP_SECRET")
 
 
 def stash_path(env_path: Path) -> Path:
@@ -100,19 +100,6 @@ def _write_stash(env_path: Path, stashes: Mapping[str, Any]) -> None:
     atomic_write(path, json.dumps(document, indent=2, ensure_ascii=False) + "\n")
 
 
-class MissingCredentials(UsageError):
-    """Pusher credentials that neither flags nor a stash provide (the CLI may prompt for them)."""
-
-    def __init__(self, variables: list[str]) -> None:
-        self.variables = variables
-        flags = ", ".join(CREDENTIAL_FLAGS[name] for name in variables)
-        super().__init__(
-            f"switch pusher needs {flags} (Pusher credentials)",
-            hint="pass them from the Pusher dashboard (App Keys), or run on a terminal to be "
-            "prompted",
-        )
-
-
 @dataclass
 class SwitchPlan:
     env_path: Path
@@ -150,7 +137,7 @@ class SwitchPlan:
         assert self.client_after is not None
         return option_changes(self.client_before, self.client_after)
 
-    def to_dict(self, show_secrets: bool = False) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "env_file": str(self.env_path),
             "from": self.current,
@@ -197,7 +184,7 @@ def plan_switch(
     """Work out the new .env for ``target`` without writing anything.
 
     ``given`` maps PUSHER_APP_ID/KEY/SECRET/CLUSTER to values from flags or prompts (None = not
-    given). Raises UsageError naming the missing flags when Pusher credentials are needed.
+    given). Raises MissingCredentials naming the flags when Pusher credentials are needed.
     """
     target = target.strip().lower()
     if target not in PROVIDERS:
@@ -255,7 +242,7 @@ def plan_switch(
             plan.restored = "fresh"
         values.update(given_values)
         if target == "pusher" or given_values:
-            check_credentials({name: values.get(name) or "" for name in PUSHER_FIELDS})
+            check_credentials({name: values.get(name) or "" for name in PUSHER_CREDENTIALS})
         _apply_values(new_document, values, saved["text"] if saved else None, given_values)
         new_text = new_document.text
 
@@ -320,9 +307,7 @@ def _fresh_values(
     values: dict[str, str | None] = dict.fromkeys(SWITCHED)
     values["REALTIME_PROVIDER"] = target
     if target == "pusher":
-        missing = [name for name in PUSHER_FIELDS if not given.get(name)]
-        if missing:
-            raise MissingCredentials(missing)
+        require_pusher_credentials(given, "switch pusher")
         return values
     # Soketi accepts any credentials: fresh ones unless given; keep the cluster clients know.
     values.update(SOKETI_DEFAULTS)

@@ -37,6 +37,15 @@ def error_status(data: Any) -> int | None:
 
 
 class ApiClient:
+    """The signed HTTP API of one app (``settings``: provider, host or cluster, credentials).
+
+    Publishing (``trigger``, ``trigger_batch``: encrypted channels are encrypted here), reading
+    (``channels``, ``channel``, ``users``) and ``terminate``. Every refusal is a typed error
+    (``AuthRejected``, ``ServerRejected`` with the real status, ``Unreachable``), including the
+    ones Soketi sends with HTTP 200. Holds one HTTP session: use it as a context manager, or
+    ``close`` it; one client per thread.
+    """
+
     def __init__(self, settings: Settings, timeout: float = 10.0) -> None:
         import requests
         from pusher.pusher_client import PusherClient
@@ -161,9 +170,12 @@ class ApiClient:
     # --- reading ---------------------------------------------------------------------------------
 
     def channels(self, prefix: str | None = None, info: str | None = None) -> dict[str, Any]:
+        """Occupied channels, optionally those starting with ``prefix``; a ``presence-`` prefix
+        also asks for each channel's user count unless ``info`` says otherwise."""
         params = {}
         if prefix:
             params["filter_by_prefix"] = prefix
+        info = _default_info(prefix or "", info)
         if info:
             params["info"] = info
         data = self.request("GET", "/channels", params).data
@@ -174,8 +186,7 @@ class ApiClient:
         from rtctl.protocol.validation import validate_channel
 
         validate_channel(name)
-        if info is None and channel_kind(name) == "presence":
-            info = "user_count"
+        info = _default_info(name, info)
         params = {"info": info} if info else {}
         return dict(self.request("GET", f"/channels/{quote(name, safe='')}", params).data or {})
 
@@ -196,6 +207,14 @@ class ApiClient:
     def terminate(self, user_id: str) -> ApiResponse:
         # The documented path, with /apps/{id} (the SDK's own method omits it; Soketi 404s).
         return self.request("POST", f"/users/{quote(user_id, safe='')}/terminate_connections", {})
+
+
+def _default_info(name: str, info: str | None) -> str | None:
+    """Presence channels (or a presence- prefix) have a user count worth asking for; Pusher
+    refuses ``info=user_count`` for any other kind, so it is asked for nowhere else."""
+    if info is None and channel_kind(name) == "presence":
+        return "user_count"
+    return info
 
 
 def _reason(exc: Exception) -> str:

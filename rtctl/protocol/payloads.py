@@ -1,4 +1,4 @@
-"""The seed's bot-user pattern: the ``chat_message`` payload, defined once.
+"""The bot-user pattern: the ``chat_message`` payload the bot sends a user, defined once.
 
 ``rtctl bot say`` builds it, ``rtctl emit`` and the gateway's ``/realtime/emit`` validate against it,
 ``rtctl listen`` recognises it to print "Coach: ...".
@@ -26,7 +26,7 @@ def utc_timestamp(moment: datetime | None = None) -> str:
 
 
 def user_id_value(user_id: str) -> int | str:
-    """Numeric ids travel as numbers (the seed's bot id 9000000), others as strings."""
+    """Numeric ids travel as numbers (the default bot id 9000000), others as strings."""
     return int(user_id) if user_id.isdigit() else user_id
 
 
@@ -82,11 +82,15 @@ def bot_message(
     )
 
 
-def parse_chat_message(data: Any, channel: str | None = None) -> ChatMessage:
-    """Validate a ``chat_message`` payload against the seed's shape; raise InvalidInput if off."""
+class InvalidChatMessage(InvalidInput):
+    """A ``chat_message`` event whose payload is not the bot-user pattern's shape."""
 
-    def fail(problem: str) -> InvalidInput:
-        return InvalidInput(
+
+def parse_chat_message(data: Any, channel: str | None = None) -> ChatMessage:
+    """Validate a ``chat_message`` payload against the bot-user pattern's shape."""
+
+    def fail(problem: str) -> InvalidChatMessage:
+        return InvalidChatMessage(
             f"chat_message payload {problem}",
             hint="shape: {channel, actor: {id, name, avatar}, body, audio_url, created_at}",
         )

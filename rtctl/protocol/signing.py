@@ -28,9 +28,13 @@ def sign(secret: str, string_to_sign: str) -> str:
     return hmac.new(secret.encode(), string_to_sign.encode(), hashlib.sha256).hexdigest()
 
 
+class InvalidSocketId(InvalidInput):
+    """A socket id that is not two numbers joined by a dot."""
+
+
 def check_socket_id(socket_id: str) -> str:
     if not SOCKET_ID_RE.fullmatch(socket_id):
-        raise InvalidInput(
+        raise InvalidSocketId(
             f"socket id {socket_id!r} is malformed",
             hint="a socket id is two numbers joined by a dot, e.g. 1234.5678",
         )

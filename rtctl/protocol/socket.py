@@ -139,6 +139,18 @@ def _decode(text: str) -> Any:
 
 
 class PusherSocket:
+    """One client connection to a Pusher-protocol server, as pusher-js would make it.
+
+    ``connect`` opens ``settings.ws_url`` and waits for ``pusher:connection_established``;
+    ``subscribe`` joins a channel, signing private and presence channels with the configured
+    secret, or through ``auth_endpoint`` (with ``auth_headers``) exactly as pusher-js does;
+    ``user_id``/``user_info`` are the presence member to sign for. ``recv`` returns channel events
+    and does the housekeeping (pings, decoding, decryption, member lists); ``reconnect`` opens a new
+    connection and re-signs every channel for the new socket id. ``client_name`` goes into the
+    URL's ``client=`` field; ``activity_timeout`` caps the server's keepalive interval. One socket
+    is meant for one thread; it is also a context manager that closes it.
+    """
+
     def __init__(
         self,
         settings: Settings,
@@ -297,7 +309,7 @@ class PusherSocket:
         if self._source is not None:
             self._source.before_send()
         try:
-            self._ws.send(json.dumps(frame, separators=(",", ":"), ensure_ascii=False))
+            self._ws.send(compact_json(frame))
         except (OSError, websocket.WebSocketException) as exc:
             self._drop()
             raise Disconnected(f"the connection dropped while sending: {exc}") from exc
@@ -590,11 +602,11 @@ class PusherSocket:
                     sub.members = {str(user): info.get(user) for user in ids}
             return None
         if event == "pusher:subscription_error":
-            self._subscription_failed(channel, data, subscribing)
+            self._subscription_failed(channel, data)
         if event == "pusher:error" and subscribing is not None:
             code = data.get("code") if isinstance(data, dict) else None
             if code is None:  # Pusher reports a bad subscription this way (no channel)
-                self._subscription_failed(subscribing.name, data, subscribing)
+                self._subscription_failed(subscribing.name, data)
         members = sub.members if sub is not None else None
         if members is not None and isinstance(data, dict):
             if event == "pusher_internal:member_added":
@@ -603,9 +615,7 @@ class PusherSocket:
                 members.pop(str(data.get("user_id")), None)
         return Message(event, channel, data, raw, None, time.time(), self._last_rx, text)
 
-    def _subscription_failed(
-        self, channel: str | None, data: Any, subscribing: Subscription | None
-    ) -> None:
+    def _subscription_failed(self, channel: str | None, data: Any) -> None:
         info = data if isinstance(data, dict) else {}
         status = info.get("status")
         error = info.get("error") or info.get("message") or "refused"

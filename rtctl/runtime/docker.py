@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from rtctl.config import Settings
+from rtctl.envfile import atomic_write
 from rtctl.errors import EnvironmentProblem, ServerDied
 
 COMPOSE_FILE = "compose.yaml"
@@ -43,7 +44,10 @@ def docker_binary() -> str | None:
 
 
 def _run(
-    args: list[str], timeout: float, cwd: Path | None = None
+    args: list[str],
+    timeout: float,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         args,
@@ -52,7 +56,14 @@ def _run(
         timeout=timeout,
         cwd=cwd,
         stdin=subprocess.DEVNULL,
+        env=None if env is None else {**os.environ, **env},
     )
+
+
+def compose_environment(settings: Settings) -> dict[str, str]:
+    """Values the compose file interpolates that rtctl derives: the composed webhooks (Compose
+    prefers the process environment over --env-file, so these win over .env)."""
+    return settings.webhooks.soketi_environment()
 
 
 def engine_answers(timeout: float = ENGINE_TIMEOUT) -> bool:
@@ -78,11 +89,12 @@ def compose_available(timeout: float = ENGINE_TIMEOUT) -> bool:
 
 
 def compose_template() -> str:
-    return resources.files("rtctl.runtime").joinpath("assets", COMPOSE_FILE).read_text()
+    """The packaged compose.yaml (credentials interpolated from .env's PUSHER_*)."""
+    return (resources.files("rtctl.runtime") / "assets" / COMPOSE_FILE).read_text("utf-8")
 
 
 def template_path() -> Path:
-    return Path(str(resources.files("rtctl.runtime").joinpath("assets", COMPOSE_FILE)))
+    return Path(str(resources.files("rtctl.runtime") / "assets" / COMPOSE_FILE))
 
 
 # --- validation of a parsed compose file (pyyaml is a dev dependency only) ----------------------
@@ -103,6 +115,8 @@ def compose_problems(data: Mapping[str, Any]) -> list[str]:
     for soketi_name, pusher_name in REQUIRED_ENVIRONMENT.items():
         if f"${{{pusher_name}" not in str(env.get(soketi_name, "")):
             problems.append(f"{soketi_name} must be interpolated from {pusher_name}")
+    if "${SOKETI_DEFAULT_APP_WEBHOOKS" not in str(env.get("SOKETI_DEFAULT_APP_WEBHOOKS", "")):
+        problems.append("SOKETI_DEFAULT_APP_WEBHOOKS must be interpolated (rtctl up composes it)")
     if str(env.get("SOKETI_APP_MANAGER_DRIVER")) != "array":
         problems.append("SOKETI_APP_MANAGER_DRIVER must be array")
     for name in ("SOKETI_CLUSTER_UNICAST_ADDRESSES", "SOKETI_CLUSTER_HOST"):
@@ -187,7 +201,9 @@ def up(settings: Settings, folder: Path, timeout: float = 300.0) -> Project:
     require_engine()
     proj = project(settings)
     try:
-        result = _run(proj.command("up", "-d"), timeout, cwd=proj.directory)
+        result = _run(
+            proj.command("up", "-d"), timeout, cwd=proj.directory, env=compose_environment(settings)
+        )
     except subprocess.TimeoutExpired as exc:
         raise EnvironmentProblem(f"docker compose up took more than {timeout:g}s") from exc
     if result.returncode != 0:
@@ -198,7 +214,7 @@ def up(settings: Settings, folder: Path, timeout: float = 300.0) -> Project:
         )
     folder.mkdir(parents=True, exist_ok=True)
     record = {**{k: str(v) for k, v in asdict(proj).items()}, "started_at": time.time()}
-    marker_file(folder).write_text(json.dumps(record))
+    atomic_write(marker_file(folder), json.dumps(record))
     return proj
 
 

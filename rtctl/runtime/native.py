@@ -29,6 +29,7 @@ from importlib import resources
 from pathlib import Path
 
 from rtctl.config import Settings
+from rtctl.envfile import atomic_write
 from rtctl.errors import (
     ConfigError,
     Conflict,
@@ -112,7 +113,7 @@ def find_node() -> tuple[str, str]:
 
 
 def _asset(name: str) -> bytes:
-    return resources.files("rtctl.runtime").joinpath("assets", name).read_bytes()
+    return (resources.files("rtctl.runtime") / "assets" / name).read_bytes()
 
 
 def _lock_digest() -> str:
@@ -258,22 +259,30 @@ def require_free_port(host: str, port: int, in_use: RtctlError, host_source: str
     problem (unresolvable, not this machine's), say that, naming ``host_source`` (a variable
     means a config error, a flag a usage error)."""
     problem = bind_problem(host, port)
-    if problem is None:
-        return
+    if problem is not None:
+        raise listen_error(problem, host, port, in_use, host_source)
+
+
+def listen_error(
+    problem: OSError, host: str, port: int, in_use: RtctlError, host_source: str
+) -> RtctlError:
+    """What a failed bind means, for every server rtctl starts: ``in_use`` for a busy port; a
+    config error (``host_source`` a variable) or usage error (a flag) for a host that does not
+    resolve or is not this machine's; an environment problem for the rest."""
     if problem.errno == errno.EADDRINUSE:
-        raise in_use
+        return in_use
     fix = f"set {host_source} to an address of this machine, e.g. 127.0.0.1"
     wrong_host = ConfigError if host_source.isupper() else UsageError
     if isinstance(problem, socket.gaierror):
-        raise wrong_host(f"{host_source} {host!r} cannot be resolved to an address", hint=fix)
+        return wrong_host(f"{host_source} {host!r} cannot be resolved to an address", hint=fix)
     if problem.errno == errno.EADDRNOTAVAIL:
-        raise wrong_host(f"{host_source} {host} is not an address of this machine", hint=fix)
+        return wrong_host(f"{host_source} {host} is not an address of this machine", hint=fix)
     if problem.errno == errno.EACCES:
-        raise EnvironmentProblem(
+        return EnvironmentProblem(
             f"no permission to listen on port {port} of {host}",
             hint="ports below 1024 need extra privileges: choose a port above 1023",
         )
-    raise EnvironmentProblem(f"cannot listen on {host}:{port}: {problem.strerror or problem}")
+    return EnvironmentProblem(f"cannot listen on {host}:{port}: {problem.strerror or problem}")
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -323,6 +332,8 @@ def soketi_environment(settings: Settings) -> dict[str, str]:
     )
     if settings.ssl_cert and settings.ssl_key:
         env.update(SOKETI_SSL_CERT=settings.ssl_cert, SOKETI_SSL_KEY=settings.ssl_key)
+    # Webhooks: composed from REALTIME_WEBHOOK_* (or the hand-written SOKETI_DEFAULT_APP_WEBHOOKS).
+    env.update(settings.webhooks.soketi_environment())
     # Passthrough of extra SOKETI_* tuning from the user's own environment (limits, debug),
     # except the credentials, which come only from PUSHER_*.
     for key, value in os.environ.items():
@@ -333,6 +344,21 @@ def soketi_environment(settings: Settings) -> dict[str, str]:
         ):
             env[key] = value
     return env
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def own_discovery_port() -> dict[str, str]:
+    """A discovery port of its own for a single Soketi: on the shared default (11002) every
+    Soketi on the machine finds every other one as a cluster peer (log noise, and a peer set
+    nobody asked for). SOKETI_CLUSTER_PORT from the environment still wins."""
+    if os.environ.get("SOKETI_CLUSTER_PORT"):
+        return {}
+    return {"SOKETI_CLUSTER_PORT": str(free_udp_port())}
 
 
 def start(
@@ -382,7 +408,7 @@ def start(
         process = subprocess.Popen(
             [node, str(root / SERVER_JS), "start", f"--config={config}"],
             cwd=work,
-            env={**soketi_environment(settings), **(extra_env or {})},
+            env={**soketi_environment(settings), **own_discovery_port(), **(extra_env or {})},
             stdin=subprocess.DEVNULL,
             stdout=log_handle,
             stderr=subprocess.STDOUT,
@@ -399,9 +425,7 @@ def start(
         started_at=time.time(),
         log_file=str(log),
     )
-    tmp = pid_file(folder).with_suffix(".tmp")
-    tmp.write_text(json.dumps(asdict(running)))
-    tmp.replace(pid_file(folder))
+    atomic_write(pid_file(folder), json.dumps(asdict(running)))
     if wait:
         try:
             wait_ready(settings, process, folder, timeout)

@@ -25,8 +25,6 @@ from rtctl.errors import (
 )
 from rtctl.runtime import docker, health, native
 
-Runtime = Literal["auto", "docker", "native"]
-RUNTIMES: tuple[str, ...] = ("auto", "docker", "native")
 Progress = Callable[[str], None]
 
 
@@ -361,8 +359,15 @@ def follow(
     writes the log is gone (after a last read), after `stop_after` seconds, or on Ctrl-C."""
     folder = native.state_dir(settings)
     path = native.log_file(folder)
-    yield from tail_lines(path, lines)
-    position = path.stat().st_size if path.exists() else 0
+    # The tail and the point to follow from come from one read: a line written in between is
+    # neither lost nor shown twice.
+    try:
+        with open(path, errors="replace") as handle:
+            text = handle.read()
+            position = handle.tell()
+    except OSError:
+        text, position = "", 0
+    yield from text.splitlines()[-lines:] if lines > 0 else []
     deadline = None if stop_after is None else time.monotonic() + stop_after
     pending = ""
     while True:

@@ -68,7 +68,10 @@ def local_env(**overrides: str) -> dict[str, str]:
 
 
 def write_env(path: Path, values: Mapping[str, str]) -> Path:
-    path.write_text("".join(f"{key}={value}\n" for key, value in values.items()))
+    """A .env of ``values``, written as rtctl writes every .env: atomically, mode 0600."""
+    from rtctl.envfile import atomic_write
+
+    atomic_write(path, "".join(f"{key}={value}\n" for key, value in values.items()))
     return path
 
 
@@ -158,10 +161,26 @@ class LocalSoketi:
         except OSError:
             return 0
 
+    def settle_log(self, quiet: float = 0.1, bound: float = 1.0) -> None:
+        """Wait (at most ``bound`` seconds) until the log has not grown for ``quiet`` seconds:
+        Soketi writes what a test made it do a moment after the test, more so on a busy machine."""
+        import time
+
+        deadline = time.monotonic() + bound
+        size, since = self.log_size(), time.monotonic()
+        while time.monotonic() < deadline:
+            time.sleep(quiet / 4)
+            now_size = self.log_size()
+            if now_size != size:
+                size, since = now_size, time.monotonic()
+            elif time.monotonic() - since >= quiet:
+                return
+
     def log_since(self, offset: int, max_lines: int = 200) -> str:
         """What Soketi logged after byte ``offset`` (colour codes removed, the last lines)."""
         from rtctl.runtime.native import _ANSI
 
+        self.settle_log()
         try:
             with self.log_path.open("rb") as handle:
                 handle.seek(offset)

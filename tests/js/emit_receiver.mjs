@@ -1,5 +1,5 @@
 // A real third-party client for rtctl's end-to-end tests: pusher-js 8.6.0 (Node build) configured
-// for Soketi as the seed does (wsHost/wsPort, forceTLS false, ws/wss transports, a cluster).
+// for Soketi as the Realtime setup guide's pusher-js snippet does (wsHost/wsPort, forceTLS false, ws/wss transports, a cluster).
 //
 // Usage: node emit_receiver.mjs '<json config>'
 //   {host, port, key, channels: [..], count, timeoutMs, quiet?,

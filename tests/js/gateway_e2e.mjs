@@ -1,6 +1,6 @@
 // A browser-like pusher-js 8.6.0 client (Node build) that authorizes through the rtctl gateway.
 //
-// Configured like the seed's client snippet: wsHost/wsPort of Soketi, ws transport only, and
+// Configured like the pusher-js snippet of the Realtime setup guide: wsHost/wsPort of Soketi, ws transport only, and
 // channelAuthorization pointing at the gateway with the user's bearer token. The Node build's
 // 'ajax' transport is a bundled XMLHttpRequest (node-XMLHttpRequest), so it posts the same
 // form-encoded socket_id/channel_name a browser does.
