@@ -100,20 +100,34 @@ _HEADER_NAME_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _HEADER_VALUE_BAD_RE = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
 
 
-def validate_http_url(url: str, option: str) -> str:
-    """An http(s) URL with a host and nothing that could split a request (spaces, controls)."""
+def http_url_problem(url: str, name: str) -> str | None:
+    """Why ``url`` (named ``name`` in the message: an option or a variable) is not an http(s) URL
+    with a host and a valid port, and nothing that could split a request (spaces, control
+    characters); None when it is one. The one rule for every URL rtctl is given."""
     from urllib.parse import urlsplit
 
-    example = f"e.g. {option} http://127.0.0.1:8080/realtime/auth"
     if UNSENDABLE_RE.search(url) or any(char.isspace() for char in url):
-        raise InvalidInput(f"{option} {url!r} contains spaces or control characters", hint=example)
+        return f"{name} {url!r} is not an http(s) URL"
     try:
         parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError on a port that is not a number
-    except ValueError as exc:
-        raise InvalidInput(f"{option} {url!r} is not a URL: {exc}", hint=example) from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidInput(f"{option} {url!r} is not an http(s) URL", hint=example)
+    except ValueError:
+        return f"{name} {url!r} is not an http(s) URL"
+    if parts.scheme not in ("http", "https"):
+        return f"{name} {url!r} is not an http(s) URL"
+    if not parts.hostname:
+        return f"{name} {url!r} has no host"
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number or out of range
+    except ValueError:
+        return f"{name} {url!r} has an invalid port"
+    return None
+
+
+def validate_http_url(url: str, option: str) -> str:
+    """``url`` when it is an http(s) URL (see ``http_url_problem``), else InvalidInput."""
+    problem = http_url_problem(url, option)
+    if problem is not None:
+        raise InvalidInput(problem, hint=f"e.g. {option} http://127.0.0.1:8080/realtime/auth")
     return url
 
 
