@@ -41,6 +41,7 @@ DEFAULTS: dict[str, str] = {
     "REALTIME_JWT_AUDIENCE": "",  # gateway: required 'aud' claim
     "REALTIME_JWT_ISSUER": "",  # gateway: required 'iss' claim
     "REALTIME_CORS_ORIGINS": "",
+    "REALTIME_CORS_HEADERS": "",  # extra request headers browsers may send to the gateway
     "REALTIME_AUTH_HOOK": "",
     "REALTIME_BOT_ID": "9000000",
     "REALTIME_BOT_NAME": "Coach",
@@ -60,6 +61,30 @@ DEFAULTS: dict[str, str] = {
     "SOKETI_SSL_CERT": "",
     "SOKETI_SSL_KEY": "",
     **webhook_settings.DEFAULTS,  # REALTIME_WEBHOOK_* and SOKETI_DEFAULT_APP_WEBHOOKS
+    # Several Soketi nodes behind one front door (`rtctl up` with more than one node).
+    "RTCTL_SOKETI_NODES": "1",
+    "SOKETI_ADAPTER_DRIVER": "",  # local with one node, redis with more
+    "RTCTL_BUS_PORT": "",  # 6379 for redis, 4222 for nats
+    "RTCTL_CLUSTER_PREFIX": "",  # rtctl-<PUSHER_APP_ID>
+    "RTCTL_FRONT_DOOR_PROCESSES": "1",
+    "RTCTL_FRONT_DOOR_MAXCONN": "",  # as many as the open-files limit allows
+    "SOKETI_CACHE_DRIVER": "",  # redis on the redis adapter, else memory
+    "SOKETI_RATE_LIMITER_DRIVER": "",  # redis on the redis adapter, else local
+    "SOKETI_QUEUE_DRIVER": "",  # redis on the redis adapter, else sync
+    "SOKETI_MODE": "",  # full
+}
+
+# Cluster vocabulary (Soketi's own names for its drivers).
+ADAPTERS = ("local", "redis", "nats")
+CLUSTER_ADAPTERS = ("redis", "nats")
+MAX_NODES = 16  # beyond this one machine's ports, files and cores are the problem, not Soketi
+MAX_FRONT_DOOR_PROCESSES = 16
+BUS_DEFAULT_PORTS = {"redis": 6379, "nats": 4222}
+DRIVER_CHOICES = {
+    "SOKETI_CACHE_DRIVER": ("memory", "redis"),
+    "SOKETI_RATE_LIMITER_DRIVER": ("local", "redis", "cluster"),
+    "SOKETI_QUEUE_DRIVER": ("sync", "redis", "sqs"),
+    "SOKETI_MODE": ("full", "server", "worker"),
 }
 
 # Soketi variables that must equal a PUSHER_* credential when they are set at all.
@@ -170,6 +195,7 @@ class Settings:
     jwt_public_key: str | None
     jwt_algorithms: tuple[str, ...]
     cors_origins: tuple[str, ...]
+    cors_headers: tuple[str, ...]
     auth_hook: str | None
     bot_id: str
     bot_name: str
@@ -206,6 +232,23 @@ class Settings:
             dedup_window=self.webhook_dedup_window,
             soketi_json=self.soketi_webhooks,
         )
+
+    # Several nodes: how many, the adapter that joins them, and the drivers they share.
+    nodes: int = 1
+    adapter: str = "local"
+    bus_port: int = 6379
+    cluster_prefix: str = ""
+    front_door_processes: int = 1
+    front_door_maxconn: int | None = None
+    cache_driver: str = "memory"
+    rate_limiter_driver: str = "local"
+    queue_driver: str = "sync"
+    soketi_mode: str = "full"
+
+    @property
+    def is_cluster(self) -> bool:
+        """More than one Soketi node behind a front door (Soketi provider only)."""
+        return self.provider == "soketi" and self.nodes > 1
 
     @property
     def tls(self) -> bool:
@@ -303,6 +346,7 @@ FIELD_VARIABLES: dict[str, str] = {
     "jwt_audience": "REALTIME_JWT_AUDIENCE",
     "jwt_issuer": "REALTIME_JWT_ISSUER",
     "cors_origins": "REALTIME_CORS_ORIGINS",
+    "cors_headers": "REALTIME_CORS_HEADERS",
     "auth_hook": "REALTIME_AUTH_HOOK",
     "bot_id": "REALTIME_BOT_ID",
     "bot_name": "REALTIME_BOT_NAME",
@@ -320,7 +364,20 @@ FIELD_VARIABLES: dict[str, str] = {
     "webhook_hook": webhook_settings.HOOK,
     "webhook_dedup_window": webhook_settings.DEDUP_WINDOW,
     "soketi_webhooks": webhook_settings.SOKETI_WEBHOOKS,
+    "nodes": "RTCTL_SOKETI_NODES",
+    "adapter": "SOKETI_ADAPTER_DRIVER",
+    "bus_port": "RTCTL_BUS_PORT",
+    "cluster_prefix": "RTCTL_CLUSTER_PREFIX",
+    "front_door_processes": "RTCTL_FRONT_DOOR_PROCESSES",
+    "front_door_maxconn": "RTCTL_FRONT_DOOR_MAXCONN",
+    "cache_driver": "SOKETI_CACHE_DRIVER",
+    "rate_limiter_driver": "SOKETI_RATE_LIMITER_DRIVER",
+    "queue_driver": "SOKETI_QUEUE_DRIVER",
+    "soketi_mode": "SOKETI_MODE",
 }
+
+
+FIELD_NAMES = {variable: name for name, variable in FIELD_VARIABLES.items()}
 
 
 def mask(value: str) -> str:
@@ -431,6 +488,73 @@ def _parse_port(layers: ConfigLayers, name: str, default: int, problems: list[Pr
         )
         return default
     return int(raw)
+
+
+def _parse_count(
+    layers: ConfigLayers, name: str, default: int, top: int, problems: list[Problem]
+) -> int:
+    raw = layers.get(name).strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= top:
+        problems.append(
+            Problem(name, f"{name}={raw!r} is not a count from 1 to {top}", f"set {name}=1..{top}")
+        )
+        return default
+    return int(raw)
+
+
+def adapter_of(layers: ConfigLayers, nodes: int) -> str:
+    """The adapter: as set, else local for one node and redis (everything shared) for more."""
+    raw = layers.get("SOKETI_ADAPTER_DRIVER").strip().lower()
+    return raw or ("redis" if nodes > 1 else "local")
+
+
+def shared_driver_defaults(adapter: str) -> dict[str, str]:
+    """What each node gets unless .env says otherwise: Redis can share every driver; NATS and
+    the local adapter have no shared cache, rate limiter or queue in Soketi 1.6."""
+    shared = adapter == "redis"
+    return {
+        "SOKETI_CACHE_DRIVER": "redis" if shared else "memory",
+        "SOKETI_RATE_LIMITER_DRIVER": "redis" if shared else "local",
+        "SOKETI_QUEUE_DRIVER": "redis" if shared else "sync",
+        "SOKETI_MODE": "full",
+    }
+
+
+def cluster_problems(layers: ConfigLayers) -> list[Problem]:
+    """The node count, adapter, bus and front-door settings are well formed (not whether the
+    combination makes a correct cluster: `rtctl doctor` judges that, with evidence)."""
+    problems: list[Problem] = []
+    nodes = _parse_count(layers, "RTCTL_SOKETI_NODES", 1, MAX_NODES, problems)
+    adapter = adapter_of(layers, nodes)
+    if adapter not in ADAPTERS:
+        problems.append(
+            Problem(
+                "SOKETI_ADAPTER_DRIVER",
+                f"SOKETI_ADAPTER_DRIVER={adapter!r} is not an adapter rtctl runs",
+                "set SOKETI_ADAPTER_DRIVER=redis or nats (several nodes), or local (one node)",
+            )
+        )
+    _parse_port(layers, "RTCTL_BUS_PORT", 0, problems)
+    _parse_count(layers, "RTCTL_FRONT_DOOR_PROCESSES", 1, MAX_FRONT_DOOR_PROCESSES, problems)
+    _parse_count(layers, "RTCTL_FRONT_DOOR_MAXCONN", 0, 10_000_000, problems)
+    prefix = layers.get("RTCTL_CLUSTER_PREFIX").strip()
+    if prefix and not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", prefix):
+        problems.append(
+            Problem(
+                "RTCTL_CLUSTER_PREFIX",
+                f"RTCTL_CLUSTER_PREFIX={prefix!r} has characters other than letters, digits, - _ .",
+                "use a short name such as rtctl-staging",
+            )
+        )
+    for name, choices in DRIVER_CHOICES.items():
+        value = layers.get(name).strip().lower()
+        if value and value not in choices:
+            problems.append(
+                Problem(name, f"{name}={value!r} is not one of {', '.join(choices)}", f"set {name}")
+            )
+    return problems
 
 
 def credential_problems(app_id: str, key: str, secret: str) -> list[Problem]:
@@ -658,6 +782,7 @@ def diagnose(layers: ConfigLayers) -> list[Problem]:
                 kind=ProblemKind.BAD_BOT_ID,
             )
         )
+    problems += cluster_problems(layers)
     ca = layers.get("RTCTL_CA_BUNDLE").strip()
     if ca and not Path(ca).is_file():
         problems.append(
@@ -732,6 +857,19 @@ def build_settings(layers: ConfigLayers, require_credentials: bool = True) -> Se
     def listing(name: str) -> tuple[str, ...]:
         return tuple(item.strip() for item in layers.get(name).split(",") if item.strip())
 
+    nodes = _parse_count(layers, "RTCTL_SOKETI_NODES", 1, MAX_NODES, sink)
+    adapter = adapter_of(layers, nodes)
+    drivers = shared_driver_defaults(adapter)
+    for name, field_name in (
+        ("SOKETI_ADAPTER_DRIVER", "adapter"),
+        ("RTCTL_BUS_PORT", "bus_port"),
+        ("RTCTL_CLUSTER_PREFIX", "cluster_prefix"),
+        *((var, FIELD_NAMES[var]) for var in drivers),
+    ):
+        if not layers.get(name).strip():
+            sources[field_name] = "derived"
+    maxconn = layers.get("RTCTL_FRONT_DOOR_MAXCONN").strip()
+
     return Settings(
         provider=provider,  # type: ignore[arg-type]
         app_id=layers.get("PUSHER_APP_ID").strip(),
@@ -755,6 +893,7 @@ def build_settings(layers: ConfigLayers, require_credentials: bool = True) -> Se
         jwt_audience=optional("REALTIME_JWT_AUDIENCE"),
         jwt_issuer=optional("REALTIME_JWT_ISSUER"),
         cors_origins=listing("REALTIME_CORS_ORIGINS"),
+        cors_headers=listing("REALTIME_CORS_HEADERS"),
         auth_hook=optional("REALTIME_AUTH_HOOK"),
         bot_id=layers.get("REALTIME_BOT_ID").strip(),
         bot_name=layers.get("REALTIME_BOT_NAME").strip(),
@@ -765,6 +904,22 @@ def build_settings(layers: ConfigLayers, require_credentials: bool = True) -> Se
         env_file=layers.env_file,
         sources=sources,
         **_webhook_fields(layers, sources),
+        nodes=nodes,
+        adapter=adapter,
+        bus_port=_parse_port(layers, "RTCTL_BUS_PORT", BUS_DEFAULT_PORTS.get(adapter, 6379), sink),
+        cluster_prefix=layers.get("RTCTL_CLUSTER_PREFIX").strip()
+        or f"rtctl-{layers.get('PUSHER_APP_ID').strip()}",
+        front_door_processes=_parse_count(
+            layers, "RTCTL_FRONT_DOOR_PROCESSES", 1, MAX_FRONT_DOOR_PROCESSES, sink
+        ),
+        front_door_maxconn=int(maxconn) if maxconn.isdigit() else None,
+        cache_driver=layers.get("SOKETI_CACHE_DRIVER").strip().lower()
+        or drivers["SOKETI_CACHE_DRIVER"],
+        rate_limiter_driver=layers.get("SOKETI_RATE_LIMITER_DRIVER").strip().lower()
+        or drivers["SOKETI_RATE_LIMITER_DRIVER"],
+        queue_driver=layers.get("SOKETI_QUEUE_DRIVER").strip().lower()
+        or drivers["SOKETI_QUEUE_DRIVER"],
+        soketi_mode=layers.get("SOKETI_MODE").strip().lower() or drivers["SOKETI_MODE"],
     )
 
 

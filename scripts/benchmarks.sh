@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Runs the seven benchmarks in one go, side by side on this machine, against one native Soketi that
-# this script starts on free loopback ports (temp state dir) and stops by PID at the end.
+# this script starts on free loopback ports (temp state dir) and stops by PID at the end; the
+# cluster benchmark starts its own node and 3-node cluster the same way.
 #   1. startup   2. emit throughput   3. listen throughput   4. bench capacity   5. pytest plugin
 #   6. console (drives Debian's Chromium: /usr/bin/chromium, /usr/bin/chromedriver)
-#   7. webhooks (starts its own Soketi, with webhook settings, and stops it)
+#   7. webhooks (starts its own Soketi, with webhook settings, and stops it)   8. cluster
 # Usage: scripts/benchmarks.sh [--quick] [OUTDIR]     (figures also land as JSON in OUTDIR)
-# Needs: .venv (scripts/test.sh sets it up), Node + `cd tests/js && npm ci` for pusher-js and ws.
+# Needs: .venv (scripts/test.sh sets it up), Node + `cd tests/js && npm ci` for pusher-js and ws,
+# redis-server and haproxy (scripts/test.sh installs them). Sizes of the cluster benchmark:
+# CLUSTER_ARGS="--subscribers 40000 --fanout-workers 4" scripts/benchmarks.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -80,6 +83,8 @@ $PY scripts/bench_console.py --env-file "$WORK/.env" --json-out "$OUT/console.js
   "${QUICK[@]}" || status=1
 echo
 $PY scripts/bench_webhooks.py --json-out "$OUT/webhooks.json" "${QUICK[@]}" || status=1
+# shellcheck disable=SC2086  # CLUSTER_ARGS is a list of options
+$PY scripts/bench_cluster.py --json-out "$OUT/cluster.json" "${QUICK[@]}" ${CLUSTER_ARGS:-} || status=1
 echo
 echo "figures as JSON in $OUT"
 exit $status

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the tests need on a fresh machine (Python deps in .venv, the pinned native
-# Soketi, pusher-js for the end-to-end tests, Chromium for the console's browser tests), then runs
-# lint, format check, types, the check that the generated docs match the CLI, and the tests.
+# Soketi, pusher-js for the end-to-end tests, Chromium for the console's browser tests,
+# redis-server, nats-server and haproxy for the cluster tests), then runs lint, format check, types,
+# the check that the generated docs match the CLI, and the tests.
 # Extra arguments go to pytest, e.g. ./scripts/test.sh -k listen
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,9 +11,20 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   echo "installing Node.js and npm from Debian's packages" >&2
   apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null
 fi
+# The cluster tests run the bus (Redis or NATS) and the front door (HAProxy) for real.
+# nats-server and haproxy live in /usr/sbin: look there too.
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
+missing=()
+command -v redis-server >/dev/null || missing+=(redis-server)
+command -v nats-server >/dev/null || missing+=(nats-server)
+command -v haproxy >/dev/null || missing+=(haproxy)
+if ((${#missing[@]})); then
+  echo "installing ${missing[*]} from Debian's packages" >&2
+  apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
 
 if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
-  echo "installing Chromium and its driver from Debian's packages (the console's browser tests)" >&2
+  echo "installing Chromium and its driver from Debian's packages (the console's and the gateway CORS browser tests)" >&2
   apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
 

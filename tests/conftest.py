@@ -17,6 +17,7 @@ import pytest
 
 from rtctl.runtime import native
 from rtctl.testing.plugin import attach_log, detach_log
+from tests.cluster_support import Cluster, make_cluster
 from tests.console_support import browser  # noqa: F401  (the session's one Chromium)
 from tests.helpers import (
     TEST_CACHE,
@@ -146,3 +147,63 @@ def native_soketi(hermetic: Path) -> Path:
 def env_file(tmp_path: Path, soketi: SoketiServer) -> Path:
     """A .env in the test folder pointing at the session Soketi."""
     return soketi.write_env(tmp_path / ".env")
+
+
+# --- clusters: the bus, Soketi nodes and the front door, each started once per session ----------
+
+AUTH_TIMEOUT = {"SOKETI_USER_AUTHENTICATION_TIMEOUT": "600000"}  # sockets without sign-in stay
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """Three healthy nodes on Redis behind one front door; sign-in on (terminate is tested)."""
+    found = make_cluster(
+        tmp_path_factory.mktemp("redis-cluster"),
+        nodes=3,
+        adapter="redis",
+        node_overrides={f"node-{i}": AUTH_TIMEOUT for i in (1, 2, 3)},
+        SOKETI_DEFAULT_APP_USER_AUTHENTICATION="true",
+    )
+    found.start()
+    try:
+        yield found
+    finally:
+        found.stop()
+
+
+@pytest.fixture(scope="session")
+def nats_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """Two healthy nodes on NATS."""
+    found = make_cluster(tmp_path_factory.mktemp("nats-cluster"), nodes=2, adapter="nats")
+    found.start()
+    try:
+        yield found
+    finally:
+        found.stop()
+
+
+@pytest.fixture(scope="session")
+def wrong_adapter_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A fault: three nodes on Redis, but node-3 was started on the local adapter."""
+    found = make_cluster(
+        tmp_path_factory.mktemp("wrong-adapter-cluster"),
+        nodes=3,
+        adapter="redis",
+        node_overrides={"node-3": {"SOKETI_ADAPTER_DRIVER": "local"}},
+    )
+    found.start()
+    try:
+        yield found
+    finally:
+        found.stop()
+
+
+@pytest.fixture
+def use_cluster(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[[Cluster], Path]:
+    """Point this test's .env and state folder at a running cluster (its PIDs count as ours)."""
+
+    def use(found: Cluster, **changes: str) -> Path:
+        monkeypatch.setenv("RTCTL_STATE_DIR", str(found.state))
+        return found.write_env(tmp_path / ".env", **changes)
+
+    return use

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -236,6 +237,74 @@ class JsReceiver:
             self.seen.append(self.lines.get())
         events = [line for line in self.seen if line["type"] == "event"]
         return code, events, self.seen[-1] if self.seen else {}
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+class JsUser:
+    """tests/js/user_receiver.mjs: pusher-js 8.6.0 signed in as ``user_id`` (pusher.signin()),
+    binding ``events`` with pusher.user.bind. Lines: signed_in, event, closed, done/timeout."""
+
+    def __init__(
+        self,
+        server: SoketiServer,
+        user_id: str,
+        env_file: Path,
+        events: list[str] | None = None,
+        count: int = 1,
+        timeout: float = 30,
+    ) -> None:
+        node = shutil.which("node")
+        assert node, "node is needed for the pusher-js end-to-end tests"
+        config = {
+            "host": "127.0.0.1",
+            "port": server.port,
+            "key": server.key,
+            "userId": user_id,
+            "events": events or [],
+            "count": count,
+            "timeoutMs": int(timeout * 1000),
+            "rtctl": rtctl_command(env_file),
+        }
+        self.lines: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.seen: list[dict[str, Any]] = []
+        self.proc = subprocess.Popen(
+            [node, str(JS_DIR / "user_receiver.mjs"), json.dumps(config)],
+            cwd=JS_DIR,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(json.loads(line))
+
+    def wait_for(self, kind: str, timeout: float = 20) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self.lines.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"pusher-js never reported {kind!r}: {self.seen}") from None
+            self.seen.append(line)
+            if line["type"] == kind:
+                return line
+            if line["type"] in ("signin_error", "timeout"):
+                raise AssertionError(f"pusher-js: {line} while waiting for {kind!r}")
+
+    def finish(self, timeout: float = 40) -> tuple[int, list[dict[str, Any]]]:
+        code = self.proc.wait(timeout)
+        self._thread.join(5)
+        while not self.lines.empty():
+            self.seen.append(self.lines.get())
+        return code, self.seen
 
     def stop(self) -> None:
         if self.proc.poll() is None:

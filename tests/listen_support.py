@@ -222,3 +222,49 @@ def pusher_js_send(
     assert done.returncode == 0, done.stderr
     result: dict[str, Any] = json.loads(done.stdout)
     return result
+
+
+class InjectingRelay:
+    """A WebSocket relay in front of a real Soketi that passes every frame both ways and, right
+    after the first ``pusher_internal:subscription_succeeded`` it forwards, sends ``inject`` (raw
+    frame texts) to the client: what a buggy server or a newer Pusher feature would send."""
+
+    def __init__(self, server: SoketiServer, inject: list[str]) -> None:
+        from websockets.sync.server import serve
+
+        self.upstream = f"ws://127.0.0.1:{server.port}"
+        self.inject = inject
+        self._server = serve(self._handle, "127.0.0.1", 0)
+        self.port = int(self._server.socket.getsockname()[1])
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def _handle(self, client: Any) -> None:
+        from websockets.exceptions import ConnectionClosed
+        from websockets.sync.client import connect
+
+        with connect(self.upstream + client.request.path) as upstream:
+
+            def pump() -> None:
+                try:
+                    for message in client:
+                        upstream.send(message)
+                except ConnectionClosed:
+                    pass
+                upstream.close()
+
+            threading.Thread(target=pump, daemon=True).start()
+            injected = False
+            try:
+                for message in upstream:
+                    client.send(message)
+                    if not injected and "pusher_internal:subscription_succeeded" in message:
+                        injected = True
+                        for frame in self.inject:
+                            client.send(frame)
+            except ConnectionClosed:
+                pass
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._thread.join(5)

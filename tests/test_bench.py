@@ -13,7 +13,8 @@ import sys
 
 import pytest
 
-from rtctl.bench import event_data, percentiles
+from rtctl.ops.bench.report import percentiles
+from rtctl.ops.bench.runner import event_data
 from tests.helpers import free_port, run_cli, write_env
 
 DYING_RUN = ["-n", "30", "-c", "3", "-r", "50", "-d", "6", "--drain", "2", "--json"]
@@ -188,7 +189,8 @@ def test_more_connections_than_open_files_is_an_environment_problem(env_file):
     assert done.returncode == 8
     assert done.stderr.splitlines() == [
         "error: --connections 300 needs about 374 open files; this process may open 256",
-        "hint: raise the hard limit (`ulimit -Hn`, systemd LimitNOFILE) or use fewer connections",
+        "hint: add --workers, raise the hard limit (`ulimit -Hn`, systemd LimitNOFILE) or use "
+        "fewer connections",
     ]
 
 

@@ -449,8 +449,33 @@ def test_chat_message_payloads_are_validated(env_file: Path) -> None:
     assert result.exit_code == 2
     assert result.stderr == (
         "error: chat_message payload missing ['actor', 'audio_url', 'channel', 'created_at']\n"
-        "hint: shape: {channel, actor: {id, name, avatar}, body, audio_url, created_at}\n"
+        "hint: shape: {channel, actor: {id, name, avatar}, body, audio_url, created_at}; "
+        '`rtctl bot say --to USER "text"` sends a well-formed one, and --no-payload-check sends '
+        "your own payload under this name\n"
     )
+
+
+def test_another_apps_chat_message_is_sent_with_no_payload_check(
+    env_file: Path, socket_on, tmp_path: Path
+) -> None:
+    # Another app may use the event name with its own payload: --raw does not skip the check
+    # (it only skips the JSON check), --no-payload-check does, for single events and batches.
+    channel = unique("room-")
+    sock = socket_on(channel)
+    theirs = '{"user":"ann","text":"hi"}'
+    refused = run_cli(["emit", channel, "chat_message", "--data", theirs, "--raw"])
+    assert refused.exit_code == 2
+    sent = run_cli(["emit", channel, "chat_message", "--data", theirs, "--no-payload-check"])
+    assert sent.exit_code == 0, sent.stderr
+    batch = tmp_path / "batch.ndjson"
+    batch.write_text(json.dumps({"channel": channel, "event": "chat_message", "data": "plain"}))
+    assert run_cli(["emit", "--batch", str(batch)]).exit_code == 2
+    assert run_cli(["emit", "--batch", str(batch), "--no-payload-check"]).exit_code == 0
+    events = sock.wait_events(2)
+    assert [(e["event"], e["data"]) for e in events] == [
+        ("chat_message", theirs),
+        ("chat_message", "plain"),
+    ]
 
 
 def test_chat_message_in_the_bot_user_pattern_shape_is_sent(env_file: Path, socket_on) -> None:

@@ -357,7 +357,8 @@ def test_malformed_channel_names_are_400(client) -> None:
     assert error_of(auth(client, "#server-to-user-123")) == (
         400,
         "invalid_channel_name",
-        "channel name '#server-to-user-123' contains characters Pusher refuses: '#'",
+        "'#server-to-user-123' is Pusher's channel for events sent to one user: apps neither "
+        "create nor authorize it",
     )
     assert error_of(auth(client, "presence-" + "x" * 160)) == (
         400,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.events_support import RawSocket
+from tests.events_support import JsUser, RawSocket
 from tests.helpers import SoketiServer, free_port, run_cli, write_env
 
 
@@ -101,6 +101,32 @@ def test_presence_users(env_file: Path, sockets) -> None:
     assert (lines[0], sorted(line.strip() for line in lines[1:])) == ("USER ID", ["ann", "bob"])
 
 
+def test_names_with_pusher_punctuation_are_sent_raw(env_file: Path, sockets) -> None:
+    # Every character Pusher allows (= @ , ; .) is legal in a URL path and Soketi does not decode
+    # the path: a percent-encoded name would be looked up as another, empty channel.
+    name = f"presence-a=b@c,d;e.f{secrets.token_hex(3)}"
+    sockets().subscribe(name, user_id="9")
+    details = run_cli(["channel", name, "--json"])
+    assert details.exit_code == 0, details.stderr
+    assert json.loads(details.stdout) == {
+        "channel": name,
+        "occupied": True,
+        "subscription_count": 1,
+        "user_count": 1,
+    }
+    users = run_cli(["users", name, "--json"])
+    assert json.loads(users.stdout) == {"channel": name, "users": [{"id": "9"}]}
+
+
+def test_user_ids_outside_pushers_characters_are_refused_before_sending(env_file: Path) -> None:
+    result = run_cli(["terminate", "ada lovelace"])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: user id 'ada lovelace' contains characters Pusher refuses: ' '\n"
+        "hint: user ids use only letters, digits and - _ = @ , . ;\n"
+    )
+
+
 def test_users_of_an_empty_presence_channel(env_file: Path) -> None:
     result = run_cli(["users", "presence-empty-room"])
     assert (result.exit_code, result.stdout) == (0, "")
@@ -167,6 +193,21 @@ def test_terminate_closes_the_users_signed_in_socket(
     assert bystander.close_code is None
 
 
+def test_terminate_a_pusher_js_user_whose_id_is_an_email(
+    user_auth_soketi: SoketiServer, tmp_path: Path
+) -> None:
+    env_file = user_auth_soketi.write_env(tmp_path / ".env")
+    user = JsUser(user_auth_soketi, "ada@example.com", env_file, timeout=30)
+    try:
+        signed_in = user.wait_for("signed_in")
+        assert json.loads(signed_in["user_data"]) == {"id": "ada@example.com"}
+        result = run_cli(["terminate", "ada@example.com", "--json"])
+        assert result.exit_code == 0, result.stderr
+        assert user.wait_for("closed")["code"] == 4009
+    finally:
+        user.stop()
+
+
 def test_terminate_human_output(user_auth_soketi: SoketiServer, tmp_path: Path) -> None:
     user_auth_soketi.write_env(tmp_path / ".env")
     result = run_cli(["terminate", "nobody"])
@@ -195,3 +236,19 @@ def test_pusher_provider_over_tls_trusts_rtctl_ca_bundle(
         f"error: TLS handshake with https://127.0.0.1:{server.port} failed: certificate verify failed\n"
         "hint: for a self-signed server set RTCTL_CA_BUNDLE to its CA certificate\n"
     )
+
+
+def test_gateway_monitor_finds_names_with_pusher_punctuation(soketi: SoketiServer, sockets) -> None:
+    from starlette.testclient import TestClient
+
+    from rtctl.gateway import create_app
+    from tests.gateway_support import MONITOR_TOKEN, bearer, gateway_settings
+
+    name = f"presence-a=b@c,d;e.f{secrets.token_hex(3)}"
+    sockets().subscribe(name, user_id="9")
+    with TestClient(create_app(gateway_settings(soketi))) as client:
+        answer = client.get(
+            "/realtime/channels", params={"prefix": name[:-2]}, headers=bearer(MONITOR_TOKEN)
+        )
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"count": 1, "channels": {name: {"subscription_count": 1}}}

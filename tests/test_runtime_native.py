@@ -106,7 +106,7 @@ def test_stop_escalates_to_sigkill(tmp_path: Path) -> None:
     )
     try:
         assert process.stdout is not None and process.stdout.readline() == "ready\n"
-        ticks = native._start_ticks(process.pid)
+        ticks = native.start_ticks(process.pid)
         assert ticks is not None
         native.pid_file(tmp_path).write_text(
             json.dumps(
@@ -125,7 +125,7 @@ def test_stop_escalates_to_sigkill(tmp_path: Path) -> None:
         stopped = native.stop(tmp_path, grace=0.5)
         assert stopped is not None and stopped.pid == process.pid
         # SIGTERM was ignored, so only the SIGKILL after the grace period can have ended it
-        assert native._start_ticks(process.pid) is None
+        assert native.start_ticks(process.pid) is None
         assert not native.pid_file(tmp_path).exists()
     finally:
         if process.poll() is None:

@@ -22,10 +22,10 @@ from rtctl.config import read_layers
 from rtctl.ops.smoke import CHECK_NAMES, CheckResult, SmokeOptions, run_smoke
 from rtctl.protocol.httpapi import ApiClient
 from rtctl.protocol.signing import sign
-from tests.helpers import REPO, SoketiServer, free_port, run_cli, run_rtctl, write_env
+from tests.helpers import JS_DIR, REPO, SoketiServer, free_port, run_cli, run_rtctl, write_env
 from tests.waiting import wait_until
 
-GATEWAY_SKIP = "not requested (--via-gateway URL --token JWT)"
+GATEWAY_SKIP = "not requested (--via-gateway URL --token TOKEN)"
 
 
 def smoke_json(env: Path, *args: str) -> tuple[int, dict]:
@@ -61,6 +61,7 @@ def test_healthy_soketi_passes_every_check(soketi: SoketiServer, env_file: Path)
         "subscribe": "pass",
         "deliver": "pass",
         "client-event": "pass",
+        "cache": "pass",
         "api-read": "pass",
         "gateway": "skip",
         "webhooks": "skip",  # no REALTIME_WEBHOOK_URL (tests/test_webhooks_smoke.py)
@@ -80,9 +81,14 @@ def test_healthy_soketi_passes_every_check(soketi: SoketiServer, env_file: Path)
     assert checks["client-event"]["evidence"].startswith(
         f"client-rtctl-smoke arrived byte-identical on private-smoke-{run_id} in "
     )
+    assert checks["cache"]["evidence"].startswith(f"cache-smoke-{run_id}: pusher:cache_miss in ")
+    assert (
+        " a late subscriber got the cached rtctl-smoke byte-identical "
+        in (checks["cache"]["evidence"])
+    )
     assert checks["api-read"]["details"]["users"] == [f"rtctl-smoke-{run_id}"]
     assert checks["cleanup"]["evidence"].startswith(
-        "2 socket(s) closed; API shows none of 3 channels occupied after "
+        "4 socket(s) closed; API shows none of 4 channels occupied after "
     )
     assert report["target"]["api"] == f"http://127.0.0.1:{soketi.port}"
     assert_left_nothing_behind(soketi, run_id)
@@ -98,7 +104,7 @@ def test_table_for_people_on_stdout(soketi: SoketiServer, env_file: Path) -> Non
         assert any(line.startswith(f"│ {name} ") for line in lines), name
     assert any("│ gateway " in line and "│ skip " in line for line in lines)
     assert lines[-1].startswith(
-        f"PASS: 8 passed, 0 failed, 2 skipped against http://127.0.0.1:{soketi.port} in "
+        f"PASS: 9 passed, 0 failed, 2 skipped against http://127.0.0.1:{soketi.port} in "
     )
 
 
@@ -187,7 +193,7 @@ def test_nothing_listening_exits_4(tmp_path: Path) -> None:
     assert checks["health"]["failure"] == "unreachable"
     assert checks["connect"]["status"] == "fail"
     assert checks["connect"]["evidence"].startswith(f"cannot connect to ws://127.0.0.1:{port}/app/")
-    assert [c["status"] for c in report["checks"][3:]] == ["skip"] * 7
+    assert [c["status"] for c in report["checks"][3:]] == ["skip"] * 8
     assert by_name(report)["gateway"]["evidence"] == GATEWAY_SKIP  # not "depends on connect"
     assert by_name(report)["cleanup"]["evidence"] == "depends on connect (fail)"
 
@@ -321,7 +327,7 @@ def test_missing_env_file_is_the_config_checks_failure() -> None:
         "error: smoke check config failed: nope.env does not exist\n"
         "hint: create it with `rtctl init`, or pass --env-file with an existing file\n"
     )
-    assert result.stdout.splitlines()[-1].startswith("FAIL: 0 passed, 1 failed, 9 skipped in ")
+    assert result.stdout.splitlines()[-1].startswith("FAIL: 0 passed, 1 failed, 10 skipped in ")
 
 
 def _stop_after(server: SoketiServer, check_name: str):
@@ -419,7 +425,7 @@ def test_junit_report_parses_with_one_testcase_per_check(
     assert suite is not None
     cases = suite.findall("testcase")
     assert [case.get("name") for case in cases] == [c["name"] for c in report["checks"]]
-    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("10", "2", "5")
+    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("11", "3", "5")
     checks = by_name(report)
     for case in cases:
         check = checks[case.get("name")]
@@ -466,8 +472,9 @@ def test_unknown_check_is_a_usage_error(env_file: Path) -> None:
     assert result.exit_code == 2
     assert result.stderr == (
         "error: unknown check 'bogus' in --checks\n"
-        "hint: choose from: config, health, connect, subscribe, deliver, client-event, api-read, "
-        "gateway, webhooks, cleanup\n"
+        "hint: choose from: config, health, connect, subscribe, deliver, client-event, cache, "
+        "api-read, gateway, webhooks, cleanup, cluster-bus, cross-node, cross-node-client-event, "
+        "cross-node-presence, cross-node-api, cross-node-terminate, failover\n"
     )
 
 
@@ -488,7 +495,7 @@ def test_failure_summary_goes_to_stderr(soketi: SoketiServer, tmp_path: Path) ->
         "(App key keywrong123 does not exist.)\n"
         "hint: check PUSHER_APP_KEY matches the server's app key\n"
     )
-    assert result.stdout.splitlines()[-1].startswith("FAIL: 2 passed, 1 failed, 7 skipped")
+    assert result.stdout.splitlines()[-1].startswith("FAIL: 2 passed, 1 failed, 8 skipped")
 
 
 # --- Pusher: the same smoke, only the provider differs ------------------------------------------
@@ -513,6 +520,7 @@ def test_pusher_provider_runs_unchanged_and_skips_health(pusher_standin) -> None
         "subscribe",
         "deliver",
         "client-event",
+        "cache",
         "api-read",
         "cleanup",
     ]
@@ -587,7 +595,7 @@ def test_gateway_subscribe_and_emit(soketi: SoketiServer, env_file: Path, gatewa
     )
     assert f"event from {gateway}/realtime/emit arrived byte-identical in " in check["evidence"]
     assert by_name(report)["cleanup"]["evidence"].startswith(
-        "3 socket(s) closed; API shows none of 4 channels occupied after "
+        "5 socket(s) closed; API shows none of 5 channels occupied after "
     )
     with ApiClient(soketi.settings(), timeout=5) as api:
         assert api.channel(channel).get("occupied") is False
@@ -601,6 +609,7 @@ def test_gateway_refusing_the_users_token_is_exit_5(env_file: Path, gateway: str
     assert (code, report["failed_check"]) == (5, "gateway")
     check = by_name(report)["gateway"]
     assert check["evidence"].startswith(
+        f"step 1 of 4, POST {gateway}/realtime/auth: "
         f"the auth endpoint refused 'private-123_smoke{report['run_id']}' with HTTP 401: "
     ), check["evidence"]
     assert check["hint"].startswith("the gateway refused --token")
@@ -620,7 +629,12 @@ def test_gateway_signing_with_another_secret_points_at_verify_not_the_token(
     check = by_name(report)["gateway"]
     channel = f"private-123_smoke{report['run_id']}"
     assert check["evidence"] == (
+        "step 2 of 4, subscribing with the gateway's signature: "
         f"subscription to '{channel}' refused: The connection is unauthorized. (status 401)"
+    )
+    assert check["hint"].startswith(
+        "the gateway answered, but the realtime server refused its signature: the gateway signs "
+        "with other PUSHER_APP_KEY/SECRET than this config; see why: "
     )
     assert "--token" not in check["hint"]
     assert "see why: rtctl verify auth --socket-id " in check["hint"]
@@ -634,9 +648,11 @@ def test_gateway_refusing_the_emit_token_is_exit_5(env_file: Path, gateway: str)
     assert (code, report["failed_check"]) == (5, "gateway")
     check = by_name(report)["gateway"]
     assert check["evidence"].startswith(
-        f"{gateway}/realtime/emit refused the service token (401): "
+        f"step 3 of 4, POST {gateway}/realtime/emit: refused the service token (401): "
     ), check["evidence"]
-    assert check["hint"] == "pass the gateway's REALTIME_EMIT_TOKEN (--emit-token)"
+    assert (
+        check["hint"] == "pass the gateway's service token: --emit-token (or REALTIME_EMIT_TOKEN)"
+    )
 
 
 def test_gateway_token_without_gateway_is_a_usage_error(env_file: Path) -> None:
@@ -652,7 +668,7 @@ def test_gateway_token_without_gateway_is_a_usage_error(env_file: Path) -> None:
     [
         (
             ["--via-gateway", "http://127.0.0.1:9"],
-            "error: --via-gateway needs --token (a user's JWT the gateway accepts)\n",
+            "error: --via-gateway needs --token (a user's bearer token the gateway accepts)\n",
         ),
         (
             ["--via-gateway", "127.0.0.1:8080", "--token", "x"],
@@ -698,3 +714,110 @@ def test_real_entry_point_exit_code(tmp_path: Path) -> None:
     proc = run_rtctl(["smoke", "--json", "--timeout", "2"], env=env, cwd=tmp_path)
     assert proc.returncode == 4
     assert json.loads(proc.stdout)["failed_check"] == "health"
+
+
+# --- a gateway written by someone else, to the same contract ------------------------------------
+
+
+@pytest.fixture
+def other_gateway(soketi: SoketiServer, tmp_path: Path):
+    """tests/js/other_gateway.mjs: plain Node, opaque session tokens, Laravel-style channels,
+    an /emit without a token."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "PORT": str(port),
+        "APP_ID": soketi.app_id,
+        "KEY": soketi.key,
+        "SECRET": soketi.secret,
+        "API_HOST": "127.0.0.1",
+        "API_PORT": str(soketi.port),
+        "SESSIONS": json.dumps({"sess-4f1c": "42"}),
+    }
+    process = subprocess.Popen(
+        ["node", str(JS_DIR / "other_gateway.mjs")],
+        cwd=JS_DIR,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert json.loads(process.stdout.readline()) == {"listening": port}
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_gateway_of_another_stack_with_opaque_tokens_and_laravel_channels(
+    env_file: Path, other_gateway: str
+) -> None:
+    code, report = smoke_json(
+        env_file,
+        "--via-gateway",
+        other_gateway,
+        "--token",
+        "sess-4f1c",
+        "--token-kind",
+        "opaque",
+        "--gateway-channel",
+        "private-App.Models.User.42",
+        "--checks",
+        "gateway",
+    )
+    assert code == 0, json.dumps([(c["name"], c["evidence"]) for c in report["checks"]], indent=1)
+    check = by_name(report)["gateway"]
+    assert check["evidence"].startswith(
+        f"private-App.Models.User.42 authorized by {other_gateway}/realtime/auth in "
+    )
+    assert check["details"]["emit_token"] is False  # this gateway's /emit needs none
+
+
+def test_another_gateway_refusing_the_channel_names_the_step(
+    env_file: Path, other_gateway: str
+) -> None:
+    code, report = smoke_json(
+        env_file,
+        "--via-gateway",
+        other_gateway,
+        "--token",
+        "sess-4f1c",
+        "--token-kind",
+        "opaque",
+        "--gateway-channel",
+        "private-App.Models.User.43",
+        "--checks",
+        "gateway",
+    )
+    assert (code, report["failed_check"]) == (5, "gateway")
+    check = by_name(report)["gateway"]
+    assert check["evidence"] == (
+        f"step 1 of 4, POST {other_gateway}/realtime/auth: the auth endpoint refused "
+        "'private-App.Models.User.43' with HTTP 403: "
+        '{"message":"user 42 may not join private-App.Models.User.43"}'
+    )
+
+
+def test_opaque_token_needs_the_channel_named(env_file: Path) -> None:
+    result = run_cli(
+        [
+            "--env-file",
+            str(env_file),
+            "smoke",
+            "--via-gateway",
+            "http://127.0.0.1:9",
+            "--token",
+            "sess-4f1c",
+            "--token-kind",
+            "opaque",
+        ]
+    )
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: an opaque --token names no user, so no channel can be derived from it\n"
+        "hint: name the channel the token's user may join: --gateway-channel "
+        "private-App.Models.User.42\n"
+    )

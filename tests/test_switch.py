@@ -16,7 +16,7 @@ from rtctl.envfile import EnvDocument, atomic_write
 from rtctl.errors import EnvironmentProblem
 from rtctl.ops.switch import plan_switch, stash_path
 from rtctl.protocol.httpapi import ApiClient
-from tests.helpers import SoketiServer, run_cli
+from tests.helpers import SoketiServer, run_cli, run_rtctl
 
 PUSHER_FLAGS = ["--cluster", "eu", "--app-id", "1234567", "--key", "pk1abc", "--secret", "ps2def"]
 
@@ -293,6 +293,27 @@ def test_env_variables_that_shadow_the_file_are_warned_about(
         "warning: PUSHER_APP_KEY set in the environment overrides .env: unset it to use the "
         "switched file\n"
     )
+
+
+def test_switch_pusher_with_the_soketi_settings_exported(soketi_env: Path) -> None:
+    # CI systems and `set -a; . .env` export the file: switch judges the file it writes and warns
+    # that the environment overrides it, instead of refusing with a hint to run itself.
+    exported = {
+        "REALTIME_PROVIDER": "soketi",
+        "REALTIME_HOST": "127.0.0.1",
+        "REALTIME_PORT": "6001",
+        "REALTIME_SCHEME": "http",
+        "PUSHER_APP_ID": "100001",
+    }
+    result = run_rtctl(["switch", "pusher", *PUSHER_FLAGS], env=exported, cwd=soketi_env.parent)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.startswith(
+        "warning: REALTIME_PROVIDER, REALTIME_HOST, REALTIME_PORT, REALTIME_SCHEME, PUSHER_APP_ID "
+        "set in the environment override .env: unset them to use the switched file\n"
+        ".env: switched from soketi to pusher"
+    )
+    written = load_settings(soketi_env, environ={})
+    assert (written.provider, written.cluster, written.app_id) == ("pusher", "eu", "1234567")
 
 
 def test_switch_from_a_pusher_only_env_to_soketi_gets_fresh_credentials(tmp_path: Path) -> None:

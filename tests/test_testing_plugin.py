@@ -247,7 +247,7 @@ def records(path: Path) -> list[dict[str, Any]]:
 def stops_soon(pid: int, ticks: int, timeout: float = 20) -> bool:
     """The recorded Soketi is gone (PID exited, or reused by another process)."""
     with contextlib.suppress(AssertionError):
-        return wait_until(lambda: native._start_ticks(pid) != ticks, timeout, "", interval=0.1)
+        return wait_until(lambda: native.start_ticks(pid) != ticks, timeout, "", interval=0.1)
     return False
 
 
@@ -549,4 +549,4 @@ def test_a_stopped_local_soketi_has_no_watchdog_left(tmp_path: Path, native_soke
     assert running is not None
     server.stop()
     assert watchdog.returncode == 0
-    assert native._start_ticks(running.pid) != running.start_ticks
+    assert native.start_ticks(running.pid) != running.start_ticks

@@ -48,7 +48,7 @@ def endpoint_lines(env: dict[str, str], log: Path) -> str:
 
 
 def pid_alive(pid: int) -> bool:
-    return Path(f"/proc/{pid}").exists() and native._start_ticks(pid) is not None
+    return Path(f"/proc/{pid}").exists() and native.start_ticks(pid) is not None
 
 
 def test_up_status_down_full_cycle(project: dict[str, str], tmp_path: Path) -> None:

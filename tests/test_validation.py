@@ -17,6 +17,7 @@ from rtctl.protocol.validation import (
     validate_data,
     validate_event,
     validate_event_name,
+    validate_publish_channel,
 )
 
 ALLOWED = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_=@,.;"
@@ -57,9 +58,37 @@ def test_channel_length_is_pushers_164() -> None:
 
 
 def test_hash_is_reserved() -> None:
-    assert message_of(validate_channel, "#server-to-user-1") == (
-        "channel name '#server-to-user-1' contains characters Pusher refuses: '#'"
+    assert message_of(validate_channel, "#room") == (
+        "channel name '#room' contains characters Pusher refuses: '#'"
     )
+    # Pusher's own channel for one user: published on (send-to-user), never created or authorized
+    assert message_of(validate_channel, "#server-to-user-1") == (
+        "'#server-to-user-1' is Pusher's channel for events sent to one user: apps neither "
+        "create nor authorize it"
+    )
+    assert validate_publish_channel("#server-to-user-ada@example.com").endswith("example.com")
+    assert message_of(validate_publish_channel, "#server-to-user-") == (
+        "'#server-to-user-': user id is empty"
+    )
+    assert message_of(validate_publish_channel, "#server-to-user-" + "u" * 185) == (
+        "channel name is 201 characters; the limit is 200"
+    )
+
+
+def test_cache_channels_are_recognised_by_anchored_prefixes() -> None:
+    from rtctl.protocol.signing import channel_kind, is_cache_channel
+
+    kinds = {
+        "cache-prices": ("public", True),
+        "private-cache-orders": ("private", True),
+        "private-encrypted-cache-notes": ("private-encrypted", True),
+        "presence-cache-lobby": ("presence", True),
+        "x-cache-y": ("public", False),  # Soketi's unanchored test would call this a cache channel
+        "my-private-cache-z": ("public", False),
+        "#server-to-user-1": ("server-to-user", False),
+    }
+    for name, expected in kinds.items():
+        assert (channel_kind(name), is_cache_channel(name)) == expected, name
 
 
 def test_empty_names() -> None:

@@ -20,6 +20,7 @@ from typer.core import TyperGroup
 from rtctl import __version__
 from rtctl.cli import (
     cmd_bench,
+    cmd_compat,
     cmd_config,
     cmd_console,
     cmd_events,
@@ -216,6 +217,7 @@ for module in (
     cmd_listen,
     cmd_webhooks,
     cmd_smoke,
+    cmd_compat,
     cmd_verify,
     cmd_gateway,
     cmd_console,

@@ -1,4 +1,4 @@
-"""CLI command: bench (load and latency against the configured server). Core: rtctl/bench.py."""
+"""CLI command: bench (load and latency against the configured server). Core: rtctl/ops/bench/."""
 
 from __future__ import annotations
 
@@ -139,6 +139,24 @@ def bench(
             help="Fail (exit 1) when delivery p99 exceeds this many milliseconds.",
         ),
     ] = None,
+    workers: Annotated[
+        int,
+        number_option(
+            "--workers",
+            "-w",
+            metavar="N",
+            parser=number(1, 32, integer=True),
+            help="Processes holding the subscribers (one report); each opens up to ~19,000.",
+        ),
+    ] = 1,
+    direct: Annotated[
+        bool,
+        typer.Option(
+            "--direct",
+            help="On a cluster: connect subscribers straight to the nodes, evenly, instead of "
+            "through the front door (per-node delivery and latency).",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Open N subscribers over C channels, publish at a fixed rate, report delivery and latency.
@@ -147,7 +165,8 @@ def bench(
     --min-delivery (default: every event), or when p99 is over --max-p99.
     """
     json_mode(ctx, as_json)
-    from rtctl.bench import BenchOptions, check_options, run_bench
+    from rtctl.ops.bench.report import BenchOptions, check_options
+    from rtctl.ops.bench.runner import run_bench
 
     options = BenchOptions(
         connections=connections,
@@ -160,6 +179,8 @@ def bench(
         ramp=ramp,
         drain=drain,
         connect_timeout=timeout,
+        workers=workers,
+        direct=direct,
     )
     check_options(options)
     settings = state(ctx).settings()
@@ -270,11 +291,57 @@ def render_report(report: dict[str, Any]) -> RenderableType:
             "rtctl CPU",
             f"{cpu['cpu_percent_publishing']:g}% while publishing, {cpu['cpu_percent']:g}% overall"
             f"{' (saturated: figures are a floor)' if cpu['saturated'] else ''}, "
-            f"max RSS {cpu['max_rss_mb']:g} MB",
+            f"max RSS {cpu['max_rss_mb']:g} MB"
+            + (f" (busiest of {cpu['workers']} workers)" if cpu["workers"] > 1 else ""),
         ),
+        *_target_rows(report),
+        *_process_rows(report),
+        ("limit", report["limit"]["reason"]),
         ("verdict", "passed" if verdict["passed"] else "FAILED: " + "; ".join(verdict["reasons"])),
     ]
     rows[-1:-1] = [("note", text) for text in report["notes"]]
     for name, value in rows:
         table.add_row(name, value)
     return table
+
+
+def _target_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
+    """With --direct: delivery and latency per node."""
+    if len(report["targets"]) < 2:
+        return []
+    rows = []
+    for row in report["targets"]:
+        latency = row["latency_ms"]
+        p50 = "-" if latency["p50"] is None else f"{latency['p50']:.1f}"
+        p99 = "-" if latency["p99"] is None else f"{latency['p99']:.1f}"
+        rows.append(
+            (
+                f"on {row['name']}",
+                f"{row['subscribers']} subscribers, {row['received']}/{row['expected']} "
+                f"({row['rate'] * 100:.2f}%), latency p50 {p50} / p99 {p99} ms",
+            )
+        )
+    return rows
+
+
+def _process_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
+    """The cluster's processes while publishing: CPU (of one core), connections, messages out."""
+    rows = []
+    for proc in report["processes"]:
+        if proc["kind"] in ("worker", "publisher") and report["options"]["workers"] == 1:
+            continue
+        parts = []
+        if proc["cpu_percent"] is not None:
+            parts.append(f"CPU {proc['cpu_percent']:g}%")
+        if proc["connections"] is not None:
+            parts.append(f"{proc['connections']} connections")
+        if proc["messages_out"] is not None:
+            parts.append(f"{proc['messages_out']} messages out")
+        if proc["rss_mb"] is not None:
+            parts.append(f"RSS {proc['rss_mb']:g} MB")
+        if parts:
+            rows.append((proc["name"], ", ".join(parts)))
+    machine = report["machine"]
+    if machine["cpu_percent"] is not None and rows:
+        rows.append(("machine", f"CPU {machine['cpu_percent']:g}% of {machine['cores']} cores"))
+    return rows

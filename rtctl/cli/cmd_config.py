@@ -9,6 +9,7 @@ from typing import Annotated, TypeVar
 import typer
 
 from rtctl.cli import output
+from rtctl.cli.cmd_runtime import AdapterOption, NodesOption
 from rtctl.cli.common import PORT, JsonOption, json_mode, number_option, state
 from rtctl.cli.output import is_interactive
 
@@ -133,9 +134,16 @@ def init(
         str | None,
         typer.Option("--webhook-url", metavar="URL", help="Send webhooks to this URL instead."),
     ] = None,
+    nodes: NodesOption = None,
+    adapter: AdapterOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Write a working .env with fresh credentials (and compose.yaml for Soketi)."""
+    """Write a working .env with fresh credentials (and compose.yaml for Soketi).
+
+    --nodes N --adapter redis|nats: a cluster (N Soketi nodes behind one front door), written to
+    .env and to compose.yaml, so `rtctl up` starts it.
+    """
+    from rtctl.cli.cmd_runtime import topology_overrides
     from rtctl.ops.initialize import initialize
     from rtctl.webhook_settings import DEFAULT_LISTEN_URL
 
@@ -147,6 +155,7 @@ def init(
     chosen = (chosen or "soketi").strip().lower()
     given = _credentials(cluster, app_id, key, secret)
     root_port = root.overrides.get("REALTIME_PORT")
+    topology = topology_overrides(nodes, adapter)
     result = _asking_for_missing(
         given,
         as_json,
@@ -158,6 +167,8 @@ def init(
             port=port or (int(root_port) if root_port else 6001),
             metrics_port=metrics_port,
             webhook_url=webhook_url or (DEFAULT_LISTEN_URL if webhooks else None),
+            nodes=int(topology.get("RTCTL_SOKETI_NODES", "1")),
+            adapter=topology.get("SOKETI_ADAPTER_DRIVER"),
         ),
     )
     if as_json:

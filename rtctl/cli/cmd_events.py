@@ -1,4 +1,5 @@
-"""CLI commands of the event path: auth, emit, bot say, channels, channel, users, terminate.
+"""CLI commands of the event path: auth, emit, send-to-user, bot say, channels, channel, users,
+terminate.
 
 Thin: parse options, call rtctl.protocol.signing / rtctl.ops.publish / rtctl.protocol.httpapi, render. Heavy modules
 (pusher, requests, rich tables) are imported inside the command bodies.
@@ -188,6 +189,13 @@ def emit(
         bool,
         typer.Option("--allow-large", help="Allow data up to 100 KB (Soketi), not Pusher's 10 KB."),
     ] = False,
+    no_payload_check: Annotated[
+        bool,
+        typer.Option(
+            "--no-payload-check",
+            help="Send a chat_message whose data is not the bot's shape (another app's payload).",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Trigger EVENT on channels through the HTTP API (validated against Pusher's limits)."""
@@ -213,7 +221,9 @@ def emit(
     settings = state(ctx).settings()
     one: Event | None = None
     if batch is not None:
-        events = publish.read_batch_file(batch, allow_large, settings.master_key)
+        events = publish.read_batch_file(
+            batch, allow_large, settings.master_key, check_payload=not no_payload_check
+        )
         stream: Any = events
         total = len(events)
     else:
@@ -226,6 +236,7 @@ def emit(
             ),
             allow_large,
             settings.master_key,
+            check_payload=not no_payload_check,
         )
         stream = publish.repeat(one, count)
         total = count
@@ -252,6 +263,53 @@ def emit(
             f"sent {result.sent} events in {result.batches} requests, "
             f"{result.elapsed:.2f} s, {result.rate:.0f}/s"
         )
+
+
+# --- send-to-user --------------------------------------------------------------------------------
+
+
+def send_to_user(
+    ctx: typer.Context,
+    user_id: Annotated[
+        str, typer.Argument(metavar="USER_ID", help="The signed-in user.", show_default=False)
+    ],
+    event: Annotated[str, typer.Argument(metavar="EVENT", help="Event name.", show_default=False)],
+    data: Annotated[
+        str | None,
+        typer.Option(
+            "--data",
+            "-d",
+            metavar="JSON|@FILE|-",
+            help="JSON data: inline, @file, or - for stdin (default {}).",
+        ),
+    ] = None,
+    raw: Annotated[
+        bool, typer.Option("--raw", help="Send --data as is, without checking it is JSON.")
+    ] = False,
+    allow_large: Annotated[
+        bool,
+        typer.Option("--allow-large", help="Allow data up to 100 KB (Soketi), not Pusher's 10 KB."),
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Send EVENT to one user's signed-in connections (#server-to-user-USER_ID, pusher.user.bind)."""
+    json_mode(ctx, as_json)
+    from rtctl.ops import publish
+    from rtctl.protocol.validation import Event, server_to_user_channel
+
+    channel = server_to_user_channel(user_id)
+    settings = state(ctx).settings()
+    one = publish.check_event(
+        Event(channels=(channel,), name=event, data=publish.read_data(data, raw)),
+        allow_large,
+        settings.master_key,
+    )
+    with _client(settings) as client:
+        client.trigger(one)
+    if as_json:
+        output.data_json({"ok": True, "user_id": user_id, "channel": channel, "event": one.name})
+    else:
+        output.say(f"sent {one.name} to user {user_id} ({channel})")
 
 
 # --- bot say -------------------------------------------------------------------------------------
@@ -426,6 +484,7 @@ def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
     app.command("auth")(auth)
     app.command("emit")(emit)
+    app.command("send-to-user")(send_to_user)
     app.add_typer(bot_app, name="bot")
     app.command("channels")(channels_cmd)
     app.command("channel")(channel_cmd)

@@ -18,14 +18,18 @@ from rtctl.cli.common import (
 )
 from rtctl.cli.output import say
 
-CHANNELS_HELP = "Channels to listen on: public, private-*, private-encrypted-*, presence-*."
+CHANNELS_HELP = (
+    "Channels to listen on: public, private-*, private-encrypted-*, presence-*, and the cache-* "
+    "forms of each."
+)
 
 
 def listen_command(
     ctx: typer.Context,
     channels: Annotated[
-        list[str], typer.Argument(metavar="CHANNEL", help=CHANNELS_HELP, show_default=False)
-    ],
+        list[str] | None,
+        typer.Argument(metavar="CHANNEL", help=CHANNELS_HELP, show_default=False),
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON object per event (NDJSON), flushed at once.")
     ] = False,
@@ -62,8 +66,8 @@ def listen_command(
         typer.Option(
             "--as-user",
             metavar="ID",
-            help="The presence user to sign for (channel_data user_id); needed for presence-* "
-            "unless --auth-endpoint picks the user.",
+            help="User id to sign for: presence-* channels (channel_data user_id; needed unless "
+            "--auth-endpoint picks the user), and --signin.",
         ),
     ] = None,
     user_info: Annotated[
@@ -92,13 +96,30 @@ def listen_command(
             show_default=False,
         ),
     ] = None,
+    signin: Annotated[
+        bool,
+        typer.Option(
+            "--signin",
+            help="Sign in as the user (pusher:signin) and also show events sent to that user "
+            "(#server-to-user-ID), as pusher-js' pusher.user.bind receives them.",
+        ),
+    ] = False,
+    user_auth_endpoint: Annotated[
+        str | None,
+        typer.Option(
+            "--user-auth-endpoint",
+            metavar="URL",
+            help="With --signin: get the sign-in from this URL like pusher-js' userAuthentication "
+            "(form POST socket_id; --auth-header applies) instead of signing locally.",
+        ),
+    ] = None,
 ) -> None:
     """Tail channels: print every event (human lines, or NDJSON with --json) until Ctrl-C."""
     from rtctl.ops.listen import ListenOptions, check_options, listen, parse_headers
 
     json_mode(ctx, as_json)
     options = ListenOptions(
-        channels=tuple(channels),
+        channels=tuple(channels or ()),
         json=as_json,
         count=count,
         timeout=timeout,
@@ -107,6 +128,8 @@ def listen_command(
         user_info=None if user_info is None else json_object_option(user_info, "--user-info"),
         auth_endpoint=auth_endpoint,
         auth_headers=parse_headers(auth_headers or ()),
+        signin=signin,
+        user_auth_endpoint=user_auth_endpoint,
     )
     check_options(options)  # usage errors before the config is even read
     settings = state(ctx).settings()

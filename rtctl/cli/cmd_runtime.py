@@ -37,6 +37,57 @@ class RuntimeChoice(str, Enum):
     native = "native"
 
 
+class AdapterChoice(str, Enum):
+    redis = "redis"
+    nats = "nats"
+    local = "local"
+
+
+MAX_NODES = 16  # rtctl.config.MAX_NODES (not imported: `rtctl --help` stays light)
+NodesOption = Annotated[
+    int | None,
+    number_option(
+        "--nodes",
+        metavar="N",
+        parser=number(1, MAX_NODES, integer=True),
+        help="Soketi nodes behind one front door (RTCTL_SOKETI_NODES; 1 = a single Soketi).",
+        show_default=False,
+    ),
+]
+AdapterOption = Annotated[
+    AdapterChoice | None,
+    typer.Option(
+        "--adapter",
+        metavar="redis|nats",
+        help="How nodes share channels (SOKETI_ADAPTER_DRIVER): redis or nats; local = one node.",
+        show_default=False,
+    ),
+]
+
+
+def topology_overrides(
+    nodes: int | None, adapter: AdapterChoice | None, named: str = ""
+) -> dict[str, str]:
+    """--nodes/--adapter as settings; ``named`` is the adapter .env already names. A combination
+    that cannot work is a usage error (exit 2)."""
+    from rtctl.errors import UsageError
+
+    if nodes is not None and nodes > 1 and adapter is AdapterChoice.local:
+        raise UsageError(
+            f"--adapter local cannot join {nodes} nodes: each would only see its own clients",
+            hint="use --adapter redis (everything shared) or --adapter nats",
+        )
+    changes: dict[str, str] = {}
+    if nodes is not None:
+        changes["RTCTL_SOKETI_NODES"] = str(nodes)
+        if nodes > 1 and adapter is None:
+            # keep the adapter .env names; Redis (every driver shared) when it names none
+            changes["SOKETI_ADAPTER_DRIVER"] = named if named in ("redis", "nats") else "redis"
+    if adapter is not None:
+        changes["SOKETI_ADAPTER_DRIVER"] = adapter.value
+    return changes
+
+
 SYMBOLS = {"pass": "✓", "fail": "✗", "warn": "!", "skip": "-"}
 
 
@@ -62,19 +113,34 @@ def up(
             help="Seconds to wait for readiness (a server not ready by then is stopped).",
         ),
     ] = 30.0,
+    nodes: NodesOption = None,
+    adapter: AdapterOption = None,
     json_: JsonOption = False,
 ) -> None:
-    """Start a real Soketi (Docker Compose or native) and print its endpoints."""
+    """Start a real Soketi (Docker Compose or native) and print its endpoints.
+
+    With --nodes N (N > 1): the bus (redis-server or nats-server), N Soketi nodes and HAProxy as
+    the one front door on REALTIME_HOST:REALTIME_PORT; --nodes and --adapter are written to .env
+    once everything is up, so a plain `rtctl up` brings the same cluster back.
+    """
     from rtctl.runtime import service
 
     json_mode(ctx, json_)
-    settings = state(ctx).settings()
+    root = state(ctx)
+    changes = topology_overrides(nodes, adapter, _named_adapter(root) if nodes else "")
+    root.overrides.update(changes)
+    settings = root.settings()
     with output.progress("starting Soketi", enabled=not json_) as progress:
         result = service.up(settings, runtime.value, wait, timeout, progress)
+    if changes:
+        result.notes.append(service.remember(settings.env_file, changes))
     for note in result.notes:
         say(note)
     if json_:
         output.data_json(result.to_dict())
+        return
+    if result.components is not None:
+        _cluster_up_lines(result, wait)
         return
     pid = f", pid {result.pid}" if result.pid else ""
     targets = [str(e.get("url") or e.get("lambda_function")) for e in settings.webhooks.entries()]
@@ -94,6 +160,38 @@ def up(
         output.data(f"{'log':<11} {result.log_file}")
 
 
+def _named_adapter(root: Any) -> str:
+    from rtctl.errors import ConfigError
+
+    try:
+        return str(root.layers().get("SOKETI_ADAPTER_DRIVER")).strip().lower()
+    except ConfigError:
+        return ""
+
+
+def _cluster_up_lines(result: Any, wait: bool) -> None:
+    """Human output of a cluster `up`: one line on stderr, endpoints and every process on stdout."""
+    nodes = sum(1 for c in result.components if c["kind"] == "node")
+    what = f"{nodes} nodes on {result.adapter} behind the front door"
+    if result.started:
+        say(f"cluster is {'ready' if wait else 'starting'} ({result.runtime}, {what})")
+    else:
+        say(f"already running ({result.runtime}, {what}): nothing started")
+    for name, url in result.endpoints.items():
+        if url:
+            output.data(f"{name:<12} {url}")
+    for component in result.components:
+        pid = (
+            f"pid {component['pid']}"
+            if component["pid"]
+            else "shared"
+            if component.get("shared")
+            else "-"
+        )
+        log = component.get("log_file") or ""
+        output.data(f"{component['name']:<12} {pid:<11} {component['address']:<21} {log}".rstrip())
+
+
 def down(
     ctx: typer.Context,
     json_: JsonOption = False,
@@ -107,6 +205,9 @@ def down(
         result = service.down(settings, progress=progress)
     if json_:
         output.data_json(result.to_dict())
+    elif result.components is not None:
+        names = ", ".join(f"{c['name']} pid {c['pid']}" for c in result.components)
+        say(f"stopped the cluster ({result.runtime}: {names})")
     elif result.stopped:
         pid = f", pid {result.pid}" if result.pid else ""
         say(f"stopped Soketi ({result.runtime}{pid})")
@@ -128,6 +229,9 @@ def _duration(seconds: float | None) -> str:
 def status_table(data: dict[str, Any]) -> Table:
     """The status report as a two-column table (also the --watch view)."""
     from rich.table import Table
+
+    if "components" in data:
+        return cluster_table(data)
 
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold")
@@ -167,6 +271,45 @@ def status_table(data: dict[str, Any]) -> Table:
         )
     elif data["metrics_error"]:
         table.add_row("metrics", f"unavailable: {data['metrics_error']}")
+    return table
+
+
+def cluster_table(data: dict[str, Any]) -> Table:
+    """A cluster's status: one row per component (front door, each node, bus)."""
+    from rich.table import Table
+
+    info = data["cluster"]
+    if not data["running"]:
+        state_text = "not running"
+    else:
+        state_text = "running, healthy" if data["healthy"] else "running, UNHEALTHY"
+    who = [data["runtime"]] if data["runtime"] else []
+    if data["running"] and not data["managed"]:
+        who.append("not started by rtctl here")
+    title = (
+        f"cluster {state_text}: {info['nodes']} nodes on {info['adapter']}, "
+        f"{info['connections']} connections"
+        + (f" ({', '.join(who)})" if who else "")
+        + (f", up {_duration(data['uptime_seconds'])}" if data["uptime_seconds"] else "")
+    )
+    table = Table(title=title, title_justify="left", box=None, pad_edge=False)
+    for column in ("component", "state", "pid", "address", "conns", "msgs in/out"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("evidence", overflow="fold")
+    for c in data["components"]:
+        state_cell = ("down", "UNHEALTHY", "healthy")[c["running"] + c["healthy"] * c["running"]]
+        messages = (
+            f"{c['messages_in']}/{c['messages_out']}" if c.get("messages_in") is not None else "-"
+        )
+        table.add_row(
+            c["name"],
+            state_cell,
+            str(c["pid"] or "-"),
+            c["address"],
+            "-" if c["connections"] is None else str(c["connections"]),
+            messages,
+            c["evidence"],
+        )
     return table
 
 
@@ -215,6 +358,19 @@ def status(
     code = report.exit_code
     if code == ExitCode.OK:
         return
+    if hasattr(report, "components"):  # a cluster
+        if code == ExitCode.UNREACHABLE:
+            raise ReportPrinted(
+                f"no part of the cluster answers (front door {settings.api_base})",
+                hint="start it with `rtctl up`",
+                exit_code=code,
+            )
+        bad = [c.name for c in report.components if not c.healthy]
+        raise ReportPrinted(
+            f"the cluster at {settings.api_base} is running but not healthy: {', '.join(bad)}",
+            hint="see `rtctl logs --component NAME` and `rtctl doctor`",
+            exit_code=code,
+        )
     if code == ExitCode.UNREACHABLE:
         raise ReportPrinted(
             f"no Soketi answers at {settings.api_base}",
@@ -276,6 +432,15 @@ def logs(
             help="Stop following after this many seconds.",
         ),
     ] = None,
+    component: Annotated[
+        str | None,
+        typer.Option(
+            "--component",
+            metavar="NAME",
+            help="A cluster's process: front-door-1, node-1, ..., bus (default: all of them).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Soketi's log: the last lines, or follow it (-f) until it stops or Ctrl-C."""
     import subprocess
@@ -285,6 +450,10 @@ def logs(
 
     settings = state(ctx).settings(require_credentials=False)
     folder = native.state_dir(settings)
+    logs_of_cluster = service.cluster_logs(settings)
+    if logs_of_cluster is not None or component is not None:
+        _cluster_logs(settings, logs_of_cluster or {}, component, lines, follow, timeout)
+        return
     path = service.log_path(settings)
     if not path.exists() and docker.read_marker(folder) is not None:
         docker.require_engine()
@@ -302,6 +471,43 @@ def logs(
     )
     for line in source:  # Soketi's colours dropped, anything else a client made it log escaped
         output.data(output.printable(strip_colours(line)))
+
+
+def _cluster_logs(
+    settings: Any,
+    paths: dict[str, Any],
+    component: str | None,
+    lines: int,
+    follow: bool,
+    timeout: float | None,
+) -> None:
+    """One component's log (-f follows it), or the last lines of each, prefixed by its name."""
+    from rtctl.errors import UsageError
+    from rtctl.runtime import service
+
+    if not paths:
+        say("no cluster log here yet: start one with `rtctl up --nodes N`")
+        return
+    if component is not None and component not in paths:
+        raise UsageError(
+            f"--component {component!r} is not part of this cluster",
+            hint="choose from: " + ", ".join(paths),
+        )
+    if component is None and follow:
+        raise UsageError(
+            "-f follows one process of a cluster", hint="add --component " + next(iter(paths))
+        )
+    chosen = [component] if component is not None else list(paths)
+    for name in chosen:
+        path = paths[name]
+        source = (
+            service.follow_file(path, lines, stop_after=timeout)
+            if follow
+            else iter(service.tail_lines(path, lines))
+        )
+        prefix = "" if component is not None else f"[{name}] "
+        for line in source:
+            output.data(prefix + line)
 
 
 def doctor_lines(results: list[CheckResult]) -> list[str]:

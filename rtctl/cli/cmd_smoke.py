@@ -52,7 +52,28 @@ def smoke(
             "--token",
             metavar="JWT",
             envvar="RTCTL_SMOKE_TOKEN",
-            help="A user's JWT for the gateway's /realtime/auth.",
+            help="A user's bearer token for the gateway's /realtime/auth (a JWT, or any session "
+            "token with --token-kind opaque).",
+            show_default=False,
+        ),
+    ] = None,
+    token_kind: Annotated[
+        str,
+        typer.Option(
+            "--token-kind",
+            metavar="jwt|opaque",
+            help="jwt: the channel private-{sub}_smoke… is derived from the token (rtctl's "
+            "gateway rule); opaque: the token is only passed on, --gateway-channel names the "
+            "channel.",
+        ),
+    ] = "jwt",
+    gateway_channel: Annotated[
+        str | None,
+        typer.Option(
+            "--gateway-channel",
+            metavar="NAME",
+            help="The private channel the token's user may join through the gateway, e.g. "
+            "private-App.Models.User.42.",
             show_default=False,
         ),
     ] = None,
@@ -61,7 +82,8 @@ def smoke(
         typer.Option(
             "--emit-token",
             metavar="TOKEN",
-            help="Service token for the gateway's /realtime/emit (default REALTIME_EMIT_TOKEN).",
+            help="Service token for the gateway's /realtime/emit (default REALTIME_EMIT_TOKEN; "
+            "none: emit without one).",
             show_default=False,
         ),
     ] = None,
@@ -71,9 +93,28 @@ def smoke(
             "--checks",
             metavar="LIST",
             help="Comma-separated subset to run (their prerequisites run too): config, health, "
-            "connect, subscribe, deliver, client-event, api-read, gateway, webhooks, cleanup.",
+            "connect, subscribe, deliver, client-event, cache, api-read, gateway, webhooks, "
+            "cleanup; on a cluster also cluster-bus, cross-node, cross-node-client-event, "
+            "cross-node-presence, cross-node-api, cross-node-terminate, failover.",
         ),
     ] = None,
+    node: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--node",
+            help="A cluster node's own HOST:PORT (repeat for each): adds the cross-node checks. "
+            "Default: the nodes .env describes when RTCTL_SOKETI_NODES > 1.",
+            show_default=False,
+        ),
+    ] = None,
+    failover: Annotated[
+        bool,
+        typer.Option(
+            "--failover",
+            help="Also stop one node of the cluster rtctl started here (by PID), prove its "
+            "clients reconnect through the front door and receive, then start it again.",
+        ),
+    ] = False,
 ) -> None:
     """Prove the deployment delivers end to end; exit 0 only if no check failed.
 
@@ -86,12 +127,19 @@ def smoke(
     json_mode(ctx, as_json)
     if junit is not None:
         _check_writable(junit)
+    from rtctl.ops.smoke_cluster import parse_node_addresses
+
+    parse_node_addresses(node or [])  # a malformed --node is a usage error before any check
     options = SmokeOptions(
         timeout=timeout,
         checks=_parse_checks(checks),
         gateway_url=via_gateway,
         gateway_token=token,
         emit_token=emit_token,
+        gateway_channel=gateway_channel,
+        token_kind=token_kind,
+        node_addresses=tuple(node or ()),
+        failover=failover,
     )
     # An explicit --token without a gateway is a mistake; RTCTL_SMOKE_TOKEN set for a whole
     # pipeline is not.

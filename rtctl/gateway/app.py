@@ -14,6 +14,7 @@ import asyncio
 import hmac
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -80,6 +81,33 @@ def check_origins(origins: tuple[str, ...]) -> list[str]:
             )
         checked.append(origin)
     return checked
+
+
+# Request headers a browser may send cross-origin without further configuration: the bearer
+# token and JSON body, Laravel Echo's X-CSRF-TOKEN (added whenever the page has a csrf-token meta
+# tag, as Laravel's default layout does) and axios' X-XSRF-TOKEN / X-Requested-With, and the
+# X-Socket-ID that Echo's interceptors and many pusher-js set-ups send.
+CORS_HEADERS = (
+    "Authorization",
+    "Content-Type",
+    "X-CSRF-TOKEN",
+    "X-XSRF-TOKEN",
+    "X-Requested-With",
+    "X-Socket-ID",
+)
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an HTTP token (RFC 9110)
+
+
+def check_cors_headers(extra: tuple[str, ...]) -> list[str]:
+    """The default allow-list plus REALTIME_CORS_HEADERS (header names, never ``*``)."""
+    for name in extra:
+        if name == "*" or not _HEADER_NAME.fullmatch(name):
+            raise ConfigError(
+                f"REALTIME_CORS_HEADERS entry {name!r} is not a header name",
+                hint="list header names separated by commas, e.g. REALTIME_CORS_HEADERS=X-Tenant",
+            )
+    known = {name.lower() for name in CORS_HEADERS}
+    return [*CORS_HEADERS, *(name for name in extra if name.lower() not in known)]
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -498,6 +526,7 @@ def create_app(
             hint="run `rtctl init` or set them in the environment",
         )
     origins = check_origins(settings.cors_origins)
+    cors_headers = check_cors_headers(settings.cors_headers)
     gateway = Gateway(settings, dev_user_header=dev_user_header, audience=audience, issuer=issuer)
     base = prefix.rstrip("/")
     routes = [
@@ -523,7 +552,7 @@ def create_app(
                 CORSMiddleware,
                 allow_origins=origins,
                 allow_methods=["GET", "POST"],
-                allow_headers=["Authorization", "Content-Type"],
+                allow_headers=cors_headers,
                 allow_credentials=False,  # bearer tokens, not cookies
                 max_age=600,
             )

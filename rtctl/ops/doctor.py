@@ -594,6 +594,7 @@ def run_doctor(layers: ConfigLayers, timeout: float = 3.0) -> list[CheckResult]:
     results += runtime_checks(settings)
     results += server_checks(settings, timeout)
     from rtctl.ops import doctor_webhooks
+    from rtctl.ops.doctor_cluster import cluster_checks  # several nodes: their own rules
 
     results += doctor_webhooks.network_checks(settings, timeout)
-    return results
+    return cluster_checks(layers, settings, results, timeout)

@@ -110,12 +110,31 @@ REALTIME_WEBHOOK_URL={url}
 """
 
 
+def topology_lines(nodes: int, adapter: str | None) -> str:
+    """The .env block that says how many nodes `rtctl up` runs, and on which adapter."""
+    if nodes <= 1:
+        return (
+            "# One Soketi. `rtctl up --nodes 3 --adapter redis` runs a cluster instead: the bus,\n"
+            "# three nodes and one front door on REALTIME_PORT (docs/cluster.md).\n"
+            "# RTCTL_SOKETI_NODES=1\n"
+        )
+    return (
+        f"# {nodes} Soketi nodes joined by {adapter}, behind one front door (HAProxy) on\n"
+        "# REALTIME_HOST:REALTIME_PORT. Node i listens on 127.0.0.1:REALTIME_PORT+i, its metrics on\n"
+        "# SOKETI_METRICS_SERVER_PORT+i-1; the bus on RTCTL_BUS_PORT (docs/cluster.md).\n"
+        f"RTCTL_SOKETI_NODES={nodes}\n"
+        f"SOKETI_ADAPTER_DRIVER={adapter}\n"
+    )
+
+
 def soketi_env(
     credentials: Mapping[str, str],
     port: int,
     metrics_port: int,
     cluster: str = "mt1",
     webhook_url: str | None = None,
+    nodes: int = 1,
+    adapter: str | None = None,
 ) -> str:
     now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     webhooks = webhook_section(webhook_url) if webhook_url else ""
@@ -144,6 +163,8 @@ SOKETI_DEFAULT_APP_USER_AUTHENTICATION=false
 SOKETI_METRICS_ENABLED=true
 SOKETI_METRICS_SERVER_PORT={metrics_port}
 {webhooks}
+
+{topology_lines(nodes, adapter)}
 # The bot user that answers in DM channels (private-<user>_<bot>).
 REALTIME_BOT_ID=9000000
 REALTIME_BOT_NAME=Coach
@@ -204,11 +225,14 @@ def initialize(
     port: int = 6001,
     metrics_port: int = 9601,
     webhook_url: str | None = None,
+    nodes: int = 1,
+    adapter: str | None = None,
 ) -> InitResult:
     """Write .env (and compose.yaml for soketi) into ``directory``. Nothing is written on error.
 
     ``webhook_url``: where Soketi posts webhooks (REALTIME_WEBHOOK_URL); Soketi only.
-    """
+    With ``nodes`` > 1 the .env names the node count and adapter, and compose.yaml describes
+    the whole cluster (bus, nodes, front door)."""
     provider = provider.strip().lower()
     if provider not in PROVIDERS:
         raise UsageError(
@@ -233,10 +257,22 @@ def initialize(
     env_path, compose_path = directory / ENV_NAME, directory / COMPOSE_FILE
     files: dict[Path, str] = {}
     if provider == "soketi":
+        if nodes > 1:
+            adapter = adapter or "redis"
         files[env_path] = soketi_env(
-            generate_credentials(), port, metrics_port, webhook_url=webhook_url
+            generate_credentials(),
+            port,
+            metrics_port,
+            webhook_url=webhook_url,
+            nodes=nodes,
+            adapter=adapter,
         )
-        files[compose_path] = compose_template()
+        if nodes > 1:
+            from rtctl.runtime.docker import render_cluster
+
+            files[compose_path] = render_cluster(settings_of(files[env_path], env_path))
+        else:
+            files[compose_path] = compose_template()
     else:
         values = dict(pusher_credentials or {})
         require_pusher_credentials(values, "init --provider pusher")

@@ -26,16 +26,20 @@ from rtctl.printable import json_safe, printable
 from rtctl.protocol.closecodes import Disconnected, backoff_delay, close_policy, refusal
 from rtctl.protocol.explain import add_verify_hint
 from rtctl.protocol.payloads import CHAT_EVENT
-from rtctl.protocol.signing import channel_kind
+from rtctl.protocol.signing import SERVER_TO_USER_PREFIX, channel_kind
 from rtctl.protocol.socket import Message, PusherSocket, Subscription
 from rtctl.protocol.validation import validate_channel, validate_header, validate_http_url
 
 CONNECT_TIMEOUT = 10.0  # per connect+subscribe attempt, within --timeout if that is shorter
 MAX_TIMEOUT = 30 * 24 * 3600.0  # longer waits overflow the timers
-# pusher-js' public names for the member events (what app code binds to).
+# pusher-js' public names for the protocol events app code binds to; each is shown as an event.
 PUBLIC_NAMES = {
     "pusher_internal:member_added": "pusher:member_added",
     "pusher_internal:member_removed": "pusher:member_removed",
+    # Pusher sends it when the app enables subscription counting (Soketi 1.6.1 never does).
+    "pusher_internal:subscription_count": "pusher:subscription_count",
+    # A cache channel with nothing cached yet (instead of the last event).
+    "pusher:cache_miss": "pusher:cache_miss",
 }
 
 Status = Callable[[str], None]
@@ -52,14 +56,28 @@ class ListenOptions:
     user_info: dict[str, Any] | None = None
     auth_endpoint: str | None = None
     auth_headers: dict[str, str] = field(default_factory=dict)
+    signin: bool = False  # sign in (pusher:signin) and receive events sent to the user
+    user_auth_endpoint: str | None = None
 
 
 def check_options(options: ListenOptions) -> None:
     """Refuse bad input before any connection is opened."""
-    if not options.channels:
-        raise UsageError("name at least one channel", hint="rtctl listen private-123_9000000")
+    if not options.channels and not options.signin:
+        raise UsageError(
+            "name at least one channel (or --signin to receive events sent to a user)",
+            hint="rtctl listen private-123_9000000",
+        )
     for channel in options.channels:
         validate_channel(channel)
+    if options.signin and not options.user_id and not options.user_auth_endpoint:
+        raise UsageError(
+            "--signin needs the user: --as-user ID, or --user-auth-endpoint URL",
+            hint="rtctl listen --signin --as-user 123",
+        )
+    if options.user_auth_endpoint and not options.signin:
+        raise UsageError("--user-auth-endpoint is used with --signin", hint="add --signin")
+    if options.signin:
+        validate_user_id_option(options.user_id)
     presence = [c for c in options.channels if channel_kind(c) == "presence"]
     if presence and not options.user_id and not options.auth_endpoint:
         raise UsageError(
@@ -86,6 +104,13 @@ def check_options(options: ListenOptions) -> None:
             f"--timeout must be a number of seconds above 0 up to {MAX_TIMEOUT:.0f}",
             hint="e.g. --timeout 30",
         )
+
+
+def validate_user_id_option(user_id: str | None) -> None:
+    if user_id is not None:
+        from rtctl.protocol.validation import validate_user_id
+
+        validate_user_id(user_id)
 
 
 # --- formatting -----------------------------------------------------------------------------------
@@ -158,6 +183,11 @@ def describe(message: Message, event: str) -> str:
         return f"{data.get('user_id')} joined" + (f" {_pretty(info)}" if info else "")
     if event == "pusher:member_removed" and isinstance(data, dict):
         return f"{data.get('user_id')} left"
+    if event == "pusher:subscription_count" and isinstance(data, dict):
+        count = data.get("subscription_count")
+        return f"{count} subscription{'' if count == 1 else 's'}"
+    if event == "pusher:cache_miss":
+        return "nothing cached yet"
     text = data if isinstance(data, str) else _pretty(data)
     return text if message.user_id is None else f"(from {message.user_id}) {text}"
 
@@ -200,6 +230,8 @@ class Listener:
             auth_headers=options.auth_headers,
             user_id=options.user_id,
             user_info=options.user_info,
+            user_auth_endpoint=options.user_auth_endpoint,
+            on_warning=status,
         )
         self.printed = 0
         self._clock = _Clock()
@@ -225,6 +257,11 @@ class Listener:
     def _open(self) -> None:
         """Connect and subscribe to every channel; the first attempt's errors are final."""
         self.sock.connect(self._remaining(CONNECT_TIMEOUT))
+        names = list(self.options.channels)
+        if self.options.signin:
+            user = self.sock.signin(max(0.1, self._remaining(CONNECT_TIMEOUT)))
+            self.status(f"signed in as user {user}: events sent to this user arrive too")
+            names.append(f"{SERVER_TO_USER_PREFIX}{user}")
         for channel in self.options.channels:
             try:
                 sub = self.sock.subscribe(channel, max(0.1, self._remaining(CONNECT_TIMEOUT)))
@@ -232,8 +269,7 @@ class Listener:
                 raise add_verify_hint(refused, self.sock.signed.get(channel)) from None
             if sub.members is not None:
                 self.status(members_line(sub))
-        names = ", ".join(self.options.channels)
-        self.status(f"listening on {names} (socket {self.sock.socket_id})")
+        self.status(f"listening on {', '.join(names)} (socket {self.sock.socket_id})")
 
     def run(self) -> int:
         """Listen until --count events were printed or --timeout passed; return the count."""
@@ -241,9 +277,14 @@ class Listener:
             try:
                 self._open()
             except TimedOut:
-                if self._deadline is not None and time.monotonic() >= self._deadline:
+                signing_in = self.options.signin and self.sock.signed_in_as is None
+                if (
+                    not signing_in
+                    and self._deadline is not None
+                    and time.monotonic() >= self._deadline
+                ):
                     raise self._timed_out() from None
-                raise
+                raise  # the step that timed out says what to fix (e.g. a sign-in never answered)
             self._loop()
         finally:
             self._flush()

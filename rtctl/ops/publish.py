@@ -122,19 +122,34 @@ def split_channels(spec: str) -> tuple[str, ...]:
 
 
 def check_chat_message(event: Event) -> None:
-    """A ``chat_message`` must have the bot-user pattern's payload (and name its own channel)."""
+    """A ``chat_message`` must have the bot-user pattern's payload shape (and name its own
+    channel): the helpful default. Another app may use the same event name with its own payload,
+    so callers can skip this check (``check_payload=False``, `emit --no-payload-check`)."""
     if event.name != CHAT_EVENT:
         return
     try:
         value = strictjson.loads(event.data)
     except ValueError:
         value = event.data
-    parse_chat_message(value, event.channels[0] if len(event.channels) == 1 else None)
+    try:
+        parse_chat_message(value, event.channels[0] if len(event.channels) == 1 else None)
+    except InvalidInput as error:
+        raise InvalidInput(
+            error.message,
+            hint=f'{error.hint}; `rtctl bot say --to USER "text"` sends a well-formed one, and '
+            "--no-payload-check sends your own payload under this name",
+        ) from None
 
 
-def check_event(event: Event, allow_large: bool = False, master_key: bytes | None = None) -> Event:
+def check_event(
+    event: Event,
+    allow_large: bool = False,
+    master_key: bytes | None = None,
+    check_payload: bool = True,
+) -> Event:
     validate_event(event, allow_large)
-    check_chat_message(event)
+    if check_payload:
+        check_chat_message(event)
     for channel in event.channels:
         if channel_kind(channel) == "private-encrypted":
             require_master_key(master_key, channel)
@@ -142,7 +157,10 @@ def check_event(event: Event, allow_large: bool = False, master_key: bytes | Non
 
 
 def parse_batch(
-    lines: Iterable[str], allow_large: bool = False, master_key: bytes | None = None
+    lines: Iterable[str],
+    allow_large: bool = False,
+    master_key: bytes | None = None,
+    check_payload: bool = True,
 ) -> list[Event]:
     """NDJSON lines of ``{channel, event, data[, socket_id]}``; blank lines are skipped.
     Errors name the line number."""
@@ -151,7 +169,7 @@ def parse_batch(
         if not line.strip():
             continue
         try:
-            events.append(_batch_item(line, allow_large, master_key))
+            events.append(_batch_item(line, allow_large, master_key, check_payload))
         except InvalidInput as error:
             raise InvalidInput(f"batch line {number}: {error.message}", error.hint) from None
     if not events:
@@ -176,6 +194,7 @@ def event_from_object(
     many_channels: bool = False,
     allow_large: bool = False,
     master_key: bytes | None = None,
+    check_payload: bool = True,
 ) -> Event:
     """``{channel, event, data?, socket_id?}`` -> an Event checked as every publish path checks it
     (``check_event``). With ``many_channels``, ``channels: [...]`` may stand instead of
@@ -203,7 +222,7 @@ def event_from_object(
             "'socket_id' must be a string", hint="a socket id looks like 1234.5678"
         )
     event = Event(channels, name, wire_data(item.get("data", {})), socket_id)
-    return check_event(event, allow_large, master_key)
+    return check_event(event, allow_large, master_key, check_payload)
 
 
 def _string_field(item: Mapping[str, Any], name: str) -> str:
@@ -215,7 +234,9 @@ def _string_field(item: Mapping[str, Any], name: str) -> str:
     return value
 
 
-def _batch_item(line: str, allow_large: bool, master_key: bytes | None) -> Event:
+def _batch_item(
+    line: str, allow_large: bool, master_key: bytes | None, check_payload: bool = True
+) -> Event:
     shape = 'one JSON object per line: {"channel": "c", "event": "e", "data": {}}'
     try:
         item = strictjson.loads(line)
@@ -223,14 +244,19 @@ def _batch_item(line: str, allow_large: bool, master_key: bytes | None) -> Event
         raise InvalidInput(f"not JSON: {exc}", hint=shape) from None
     if not isinstance(item, dict):
         raise InvalidInput("not a JSON object", hint=shape)
-    return event_from_object(item, allow_large=allow_large, master_key=master_key)
+    return event_from_object(
+        item, allow_large=allow_large, master_key=master_key, check_payload=check_payload
+    )
 
 
 def read_batch_file(
-    spec: str, allow_large: bool = False, master_key: bytes | None = None
+    spec: str,
+    allow_large: bool = False,
+    master_key: bytes | None = None,
+    check_payload: bool = True,
 ) -> list[Event]:
     text = read_text(spec if spec == "-" else f"@{spec}")
-    return parse_batch(text.splitlines(), allow_large, master_key)
+    return parse_batch(text.splitlines(), allow_large, master_key, check_payload)
 
 
 # --- sending -------------------------------------------------------------------------------------

@@ -45,7 +45,8 @@ Status = Literal["pass", "fail", "skip"]
 SMOKE_EVENT = "rtctl-smoke"
 CLIENT_EVENT = "client-rtctl-smoke"
 DEFAULT_TIMEOUT = 10.0
-GATEWAY_NOT_REQUESTED = "not requested (--via-gateway URL --token JWT)"
+GATEWAY_NOT_REQUESTED = "not requested (--via-gateway URL --token TOKEN)"
+TOKEN_KINDS = ("jwt", "opaque")
 # Exit codes a failed check may carry; every other failure class exits 1.
 DISTINCT_EXIT_CODES = {ExitCode.CONFIG, ExitCode.UNREACHABLE, ExitCode.AUTH, ExitCode.TIMEOUT}
 
@@ -65,6 +66,9 @@ CHECKS: tuple[CheckSpec, ...] = (
     CheckSpec("subscribe", "subscribe public, private, presence", ("connect",)),
     CheckSpec("deliver", "HTTP trigger reaches every channel", ("subscribe",)),
     CheckSpec("client-event", "client event between two sockets", ("subscribe",)),
+    CheckSpec(
+        "cache", "cache channel: a miss, then the last event for late subscribers", ("connect",)
+    ),
     CheckSpec("api-read", "HTTP API lists channels and members", ("subscribe",)),
     CheckSpec("gateway", "subscribe and emit through the gateway", ("connect",)),
     CheckSpec("webhooks", "webhooks arrive signed, verifiable and in time", ("connect",)),
@@ -79,6 +83,7 @@ _OPENS_SOCKETS = {
     "subscribe",
     "deliver",
     "client-event",
+    "cache",
     "api-read",
     "gateway",
     "webhooks",
@@ -162,8 +167,12 @@ class SmokeOptions:
     timeout: float = DEFAULT_TIMEOUT  # per wait: each handshake, subscription, delivery, poll
     checks: tuple[str, ...] | None = None  # None = all
     gateway_url: str | None = None
-    gateway_token: str | None = None  # a user's JWT for /realtime/auth
-    emit_token: str | None = None  # the service token for /realtime/emit (else settings)
+    gateway_token: str | None = None  # a user's bearer token for /realtime/auth
+    emit_token: str | None = None  # the service token for /realtime/emit (else settings, else none)
+    gateway_channel: str | None = None  # the channel to join through the gateway (else derived)
+    token_kind: str = "jwt"  # jwt (a private-{sub}_… channel can be derived) | opaque
+    node_addresses: tuple[str, ...] = ()  # a cluster's nodes (HOST:PORT), else from .env
+    failover: bool = False  # also stop a node and prove its clients come back
 
 
 class Skip(Exception):
@@ -179,11 +188,17 @@ def select_checks(requested: Sequence[str] | None, gateway: bool) -> list[str]:
     """The checks to run, in order: the requested ones plus what they require (and cleanup)."""
     if requested is None:
         return list(CHECK_NAMES)
+    from rtctl.ops.smoke_cluster import CLUSTER_CHECK_NAMES  # run by the cluster hook
+
+    cluster = [name for name in requested if name in CLUSTER_CHECK_NAMES]
+    requested = [name for name in requested if name not in CLUSTER_CHECK_NAMES]
+    if cluster:
+        requested.append("cleanup")
     unknown = [name for name in requested if name not in _SPECS]
     if unknown:
         raise UsageError(
             f"unknown check {unknown[0]!r} in --checks",
-            hint="choose from: " + ", ".join(CHECK_NAMES),
+            hint="choose from: " + ", ".join((*CHECK_NAMES, *CLUSTER_CHECK_NAMES)),
         )
     if not requested:
         raise UsageError("--checks is empty", hint="choose from: " + ", ".join(CHECK_NAMES))
@@ -222,16 +237,47 @@ def run_smoke(
     names = select_checks(options.checks, gateway=options.gateway_url is not None)
     if options.gateway_url is not None and not options.gateway_token:
         raise UsageError(
-            "--via-gateway needs --token (a user's JWT the gateway accepts)",
-            hint="mint one with the gateway's REALTIME_JWT_SECRET, or your identity provider",
+            "--via-gateway needs --token (a user's bearer token the gateway accepts)",
+            hint="a JWT, or with --token-kind opaque any session token your gateway issues",
+        )
+    if options.token_kind not in TOKEN_KINDS:
+        raise UsageError(
+            f"--token-kind {options.token_kind!r} is not one of {', '.join(TOKEN_KINDS)}",
+            hint="jwt (the default) or opaque",
         )
     if options.gateway_url is not None:
         gateway_routes(options.gateway_url)  # a malformed URL is a usage error, before any check
+        if options.gateway_channel is not None:
+            from rtctl.protocol.validation import validate_channel
+
+            validate_channel(options.gateway_channel)
+            if options.gateway_channel.startswith(("private-encrypted-", "presence-")):
+                raise UsageError(
+                    f"--gateway-channel {options.gateway_channel!r}: name a private-* channel",
+                    hint="the gateway check joins a private channel, e.g. "
+                    "private-App.Models.User.42",
+                )
+            if not options.gateway_channel.startswith("private-"):
+                raise UsageError(
+                    f"--gateway-channel {options.gateway_channel!r} is not a private channel",
+                    hint="the gateway authorizes private-* channels, e.g. "
+                    "private-App.Models.User.42",
+                )
+        elif options.token_kind == "opaque":
+            raise UsageError(
+                "an opaque --token names no user, so no channel can be derived from it",
+                hint="name the channel the token's user may join: --gateway-channel "
+                "private-App.Models.User.42",
+            )
     run = _SmokeRun(load_layers, options)
     started = time.monotonic()
     try:
         for name in names:
             spec = _SPECS[name]
+            if name in ("connect", "cleanup"):  # several nodes: the bus first, the rest last
+                from rtctl.ops.smoke_cluster import run_cluster_checks
+
+                run_cluster_checks(run, options, on_start, on_result, before=name)
             if on_start:
                 on_start(spec)
             result = run.run_check(spec)
@@ -281,6 +327,7 @@ class _SmokeRun:
         self.public = f"smoke-{self.run_id}"
         self.private = f"private-smoke-{self.run_id}"
         self.presence = f"presence-smoke-{self.run_id}"
+        self.cache = f"cache-smoke-{self.run_id}"
         self.subscribed: list[str] = []  # subscriptions that succeeded
         self.attempted: list[str] = []  # every channel we asked for: cleanup verifies all of them
         self.gateway_channel: str | None = None
@@ -564,7 +611,66 @@ class _SmokeRun:
             hint="the server accepted the client event but did not deliver it to the other socket",
         )
 
-    # --- 7. HTTP API read ------------------------------------------------------------------------
+    # --- 7. cache channel ------------------------------------------------------------------------
+
+    def check_cache(self, result: CheckResult) -> str:
+        """A cache channel answers a first subscriber with pusher:cache_miss, keeps the last
+        event published on it, and hands it to a later subscriber at once."""
+        from rtctl.protocol.validation import Event
+
+        first = self.open_socket()
+        first.connect(self.timeout)
+        self.attempted.append(self.cache)
+        started = time.monotonic()
+        first.subscribe(self.cache, self.timeout)
+        miss = self._await_one(first, "pusher:cache_miss", self.cache)
+        if miss is None:
+            raise CheckFailed(
+                f"{self.cache}: no pusher:cache_miss within {self.timeout:g} s of subscribing",
+                hint="the server does not treat cache-* channels as cache channels",
+            )
+        miss_ms = (time.monotonic() - started) * 1000
+        payload = _payload(self.run_id, "cache")
+        self.api().trigger(Event((self.cache,), SMOKE_EVENT, payload))
+        # The first subscriber receives it live; once it has, the server has cached it.
+        if self._await_one(first, SMOKE_EVENT, self.cache) is None:
+            raise TimedOut(
+                f"{SMOKE_EVENT} did not arrive on {self.cache} within {self.timeout:g} s",
+                hint="the HTTP API accepted the event but the socket never got it",
+            )
+        late = self.open_socket()
+        late.connect(self.timeout)
+        started = time.monotonic()
+        late.subscribe(self.cache, self.timeout)
+        cached = self._await_one(late, SMOKE_EVENT, self.cache)
+        if cached is None:
+            raise CheckFailed(
+                f"{self.cache}: a late subscriber got no cached {SMOKE_EVENT} within "
+                f"{self.timeout:g} s",
+                hint="the server does not keep the last event of cache-* channels",
+            )
+        if _wire_data(cached) != payload:
+            raise CheckFailed(
+                f"{self.cache}: the cached event arrived altered: sent {payload!r}, "
+                f"received {_wire_data(cached)!r}",
+                hint="something between the API and the socket rewrites payloads",
+            )
+        late_ms = (time.monotonic() - started) * 1000
+        result.details.update(miss_ms=miss_ms, cached_ms=late_ms)
+        return (
+            f"{self.cache}: pusher:cache_miss in {miss_ms:.1f} ms; a late subscriber got the "
+            f"cached {SMOKE_EVENT} byte-identical {late_ms:.1f} ms after subscribing"
+        )
+
+    def _await_one(self, socket: PusherSocket, event: str, channel: str) -> Message | None:
+        deadline = time.monotonic() + self.timeout
+        while (remaining := deadline - time.monotonic()) > 0:
+            message = socket.recv(remaining)
+            if message is not None and (message.event, message.channel) == (event, channel):
+                return message
+        return None
+
+    # --- 8. HTTP API read ------------------------------------------------------------------------
 
     def check_api_read(self, result: CheckResult) -> str:
         api = self.api()
@@ -588,42 +694,80 @@ class _SmokeRun:
             f"{', '.join(users)}"
         )
 
-    # --- 8. gateway ------------------------------------------------------------------------------
+    # --- 9. gateway ------------------------------------------------------------------------------
 
     def check_gateway(self, result: CheckResult) -> str:
+        """The gateway contract, step by step; a failure names the step the gateway failed:
+        1. POST {routes}/auth signs the channel for our socket (pusher-js' form request);
+        2. the realtime server accepts that signature (subscribe);
+        3. POST {routes}/emit accepts an event for the channel;
+        4. the event arrives on the socket, byte-identical."""
+        from rtctl.protocol.authclient import request_channel_auth
+
         options = self.options
         assert options.gateway_url is not None  # run_check skips it otherwise
         settings = self.require_settings()
         routes = gateway_routes(options.gateway_url)
-        emit_token = options.emit_token or settings.emit_token
-        if not emit_token:
-            raise ConfigError(
-                "no service token for the gateway's /emit",
-                hint="set REALTIME_EMIT_TOKEN or pass --emit-token",
-            )
-        channel = self.gateway_channel = _gateway_channel(options.gateway_token or "", self.run_id)
-        socket = self.open_socket(
-            auth_endpoint=f"{routes}/auth",
-            auth_headers={"Authorization": f"Bearer {options.gateway_token}"},
+        emit_token = options.emit_token or settings.emit_token  # None: the gateway needs none
+        channel = options.gateway_channel or _gateway_channel(
+            options.gateway_token or "", self.run_id
         )
-        socket.connect(self.timeout)
+        self.gateway_channel = channel
+        headers = {"Authorization": f"Bearer {options.gateway_token}"}
+        socket = self.open_socket(auth_endpoint=f"{routes}/auth", auth_headers=headers)
+        socket_id = socket.connect(self.timeout)
+
+        step = f"step 1 of 4, POST {routes}/auth"
+        try:
+            request_channel_auth(
+                f"{routes}/auth", socket_id, channel, headers, settings.ca_bundle, self.timeout
+            )
+        except AuthRejected as error:
+            raise AuthRejected(
+                f"{step}: {error.message}",
+                hint="the gateway refused --token for this channel: is the token valid for it, "
+                "and may its user join "
+                + ("the channel given" if options.gateway_channel else "private-{sub}_{b}")
+                + "? (--gateway-channel names another channel)",
+            ) from error
+        except RtctlError as error:
+            raise type(error)(f"{step}: {error.message}", error.hint) from error
+
         started = time.monotonic()
         try:
             socket.subscribe(channel, self.timeout)
-        except AuthRejected as error:
-            if channel in socket.signed:  # the server refused what the gateway signed
-                raise add_verify_hint(error, socket.signed[channel]) from None
-            raise AuthRejected(
-                error.message,
-                hint="the gateway refused --token: is it signed with the gateway's "
-                "REALTIME_JWT_SECRET (or key), unexpired, with the user id in `sub`?",
-            ) from error
+        except RtctlError as error:
+            refused = type(error)(
+                f"step 2 of 4, subscribing with the gateway's signature: {error.message}",
+                "the gateway answered, but the realtime server refused its signature: the "
+                "gateway signs with other PUSHER_APP_KEY/SECRET than this config",
+            )
+            if isinstance(error, AuthRejected) and channel in socket.signed:
+                refused = add_verify_hint(refused, socket.signed[channel])
+            raise refused from error
         subscribe_ms = (time.monotonic() - started) * 1000
         payload = _payload(self.run_id, "gateway")
         sent = time.monotonic()
-        _gateway_emit(f"{routes}/emit", emit_token, channel, payload, self.timeout, settings)
-        arrived = self.await_events(socket, SMOKE_EVENT, [channel], payload, sent)[channel]
-        result.details.update(channel=channel, subscribe_ms=subscribe_ms, latency_ms=arrived * 1000)
+        try:
+            _gateway_emit(f"{routes}/emit", emit_token, channel, payload, self.timeout, settings)
+        except RtctlError as error:
+            raise type(error)(
+                f"step 3 of 4, POST {routes}/emit: {error.message}", error.hint
+            ) from (error)
+        try:
+            arrived = self.await_events(socket, SMOKE_EVENT, [channel], payload, sent)[channel]
+        except RtctlError as error:
+            raise type(error)(
+                f"step 4 of 4, delivery: {error.message}",
+                "the gateway accepted the event but it never reached the channel: does its "
+                "/emit publish to the same app?",
+            ) from error
+        result.details.update(
+            channel=channel,
+            subscribe_ms=subscribe_ms,
+            latency_ms=arrived * 1000,
+            emit_token=emit_token is not None,
+        )
         return (
             f"{channel} authorized by {routes}/auth in {subscribe_ms:.1f} ms; event from "
             f"{routes}/emit arrived byte-identical in {_ms(arrived)}"
@@ -750,28 +894,28 @@ def gateway_routes(url: str) -> str:
 
 
 def _gateway_channel(token: str, run_id: str) -> str:
-    """A fresh private channel the token's user may join under the gateway's rule
-    ``private-{a}_{b}`` (only users a and b): a = the token's subject, b = this run."""
+    """A fresh private channel the token's user may join under rtctl's gateway rule
+    ``private-{a}_{b}`` (only users a and b): a = the JWT's subject, b = this run. Gateways with
+    other rules or opaque tokens: --gateway-channel names the channel instead."""
     import jwt
 
+    other = "for other tokens or channel rules pass --token-kind opaque --gateway-channel NAME"
     try:
         # Not verified here (the gateway does that); read only to name the user's channel.
         claims = jwt.decode(token, options={"verify_signature": False})
     except jwt.PyJWTError as exc:
-        raise AuthRejected(
-            f"--token is not a JWT ({exc})", hint="pass the bearer token a signed-in user sends"
-        ) from exc
+        raise UsageError(f"--token is not a JWT ({exc})", hint=other) from exc
     subject = str(claims.get("sub") or "")
     if not subject or "_" in subject:
-        raise AuthRejected(
+        raise UsageError(
             f"--token's `sub` claim {subject!r} is not a user id usable in private-{{a}}_{{b}}",
-            hint="mint the token with the user id in `sub` (no underscore)",
+            hint=f"mint the token with the user id in `sub` (no underscore), or {other}",
         )
     return f"private-{subject}_smoke{run_id}"
 
 
 def _gateway_emit(
-    url: str, token: str, channel: str, payload: str, timeout: float, settings: Settings
+    url: str, token: str | None, channel: str, payload: str, timeout: float, settings: Settings
 ) -> None:
     import requests  # already there for the pusher SDK
 
@@ -779,7 +923,7 @@ def _gateway_emit(
         response = requests.post(
             url,
             json={"channel": channel, "event": SMOKE_EVENT, "data": payload},
-            headers={"Authorization": f"Bearer {token}"},
+            headers={"Authorization": f"Bearer {token}"} if token else {},
             timeout=timeout,
             verify=settings.ca_bundle or True,
         )
@@ -790,18 +934,20 @@ def _gateway_emit(
     detail = response.text.strip()[:200]
     if response.status_code in (401, 403):
         raise AuthRejected(
-            f"{url} refused the service token ({response.status_code}): {detail}",
-            hint="pass the gateway's REALTIME_EMIT_TOKEN (--emit-token)",
+            "refused "
+            + ("the service token" if token else "an emit without a service token")
+            + f" ({response.status_code}): {detail}",
+            hint="pass the gateway's service token: --emit-token (or REALTIME_EMIT_TOKEN)",
         )
     if response.status_code == 404:
         raise ServerRejected(
-            f"{url} does not exist (404): {detail}",
+            f"no such route (404): {detail}",
             hint="the gateway serves /emit only when its REALTIME_EMIT_TOKEN is set",
             status=404,
         )
     if response.status_code >= 300:
         raise ServerRejected(
-            f"{url} answered {response.status_code}: {detail}",
+            f"answered {response.status_code}: {detail}",
             hint="the gateway's own message above names the problem",
             status=response.status_code,
         )

@@ -54,6 +54,8 @@ SWITCHED = (
     "SOKETI_DEFAULT_APP_KEY",
     "SOKETI_DEFAULT_APP_SECRET",
 )
+# What the switch itself sets or removes: never taken from the environment when judging its file.
+DECIDED_BY_SWITCH = ("REALTIME_PROVIDER", "REALTIME_HOST", "REALTIME_PORT", "REALTIME_SCHEME")
 SOKETI_DEFAULTS = {"REALTIME_HOST": "127.0.0.1", "REALTIME_PORT": "6001"}
 
 
@@ -246,8 +248,12 @@ def plan_switch(
         _apply_values(new_document, values, saved["text"] if saved else None, given_values)
         new_text = new_document.text
 
+    # Judge the file being written: the environment may fill what the file leaves to it (CI keeps
+    # credentials there), but never the provider and connection settings the switch decides. With
+    # `set -a; . .env` those are exported, and the warning above says they override the file.
+    fallback = {name: value for name, value in environ.items() if name not in DECIDED_BY_SWITCH}
     try:
-        settings_of(new_text, env_path, fallback=environ)
+        settings_of(new_text, env_path, fallback=fallback)
     except ConfigError as error:
         if plan.restored == "exact":  # the user's own earlier file: give it back, and say so
             plan.warnings.append(f"the restored {env_path.name} does not load: {error.message}")

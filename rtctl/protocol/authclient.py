@@ -1,5 +1,6 @@
-"""Asking an auth endpoint for a channel signature, exactly as pusher-js' default transport does:
-``POST socket_id=…&channel_name=…`` form-encoded, custom headers added, JSON ``{"auth": …}`` back."""
+"""Asking an auth endpoint for a signature, exactly as pusher-js' default transport does:
+``POST socket_id=…&channel_name=…`` (channel authorization) or ``POST socket_id=…`` (user
+authentication, ``pusher.signin()``), form-encoded, custom headers added, JSON ``{"auth": …}`` back."""
 
 from __future__ import annotations
 
@@ -20,12 +21,41 @@ def request_channel_auth(
     timeout: float = AUTH_TIMEOUT,
 ) -> dict[str, Any]:
     """The endpoint's answer for ``channel``; a typed error naming what the endpoint did."""
+    return _post(
+        endpoint,
+        {"socket_id": socket_id, "channel_name": channel},
+        repr(channel),
+        headers,
+        ca_bundle,
+        timeout,
+    )
+
+
+def request_user_auth(
+    endpoint: str,
+    socket_id: str,
+    headers: dict[str, str] | None = None,
+    ca_bundle: str | None = None,
+    timeout: float = AUTH_TIMEOUT,
+) -> dict[str, Any]:
+    """The user authentication endpoint's answer (``{"auth", "user_data"}``) for a sign-in."""
+    return _post(endpoint, {"socket_id": socket_id}, "the sign-in", headers, ca_bundle, timeout)
+
+
+def _post(
+    endpoint: str,
+    fields: dict[str, str],
+    what: str,
+    headers: dict[str, str] | None,
+    ca_bundle: str | None,
+    timeout: float,
+) -> dict[str, Any]:
     import ssl
     import urllib.error
     import urllib.parse
     import urllib.request
 
-    body = urllib.parse.urlencode({"socket_id": socket_id, "channel_name": channel})
+    body = urllib.parse.urlencode(fields)
     all_headers = {"Content-Type": "application/x-www-form-urlencoded", **(headers or {})}
     request = urllib.request.Request(
         endpoint, data=body.encode(), headers=all_headers, method="POST"
@@ -38,7 +68,7 @@ def request_channel_auth(
             text = response.read().decode("utf-8", "replace")
     except urllib.error.HTTPError as exc:
         detail = exc.read().decode("utf-8", "replace").strip()[:200]
-        message = f"the auth endpoint refused {channel!r} with HTTP {exc.code}"
+        message = f"the auth endpoint refused {what} with HTTP {exc.code}"
         if detail:
             message += f": {detail}"
         if exc.code in (401, 403):
@@ -58,7 +88,7 @@ def request_channel_auth(
         data = None
     if not isinstance(data, dict) or not isinstance(data.get("auth"), str):
         raise ServerRejected(
-            f"the auth endpoint answered {channel!r} without an auth JSON: {text[:200]!r}",
+            f"the auth endpoint answered {what} without an auth JSON: {text[:200]!r}",
             hint='it must return {"auth": "key:signature", ...} with HTTP 200',
         )
     return data

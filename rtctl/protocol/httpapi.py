@@ -5,6 +5,14 @@ status in a JSON body (``{"error": ..., "code": 401}``), which the SDK returns a
 success; the SDK's ``terminate_user_connections`` posts to a path without ``/apps/{id}``; and its
 size check (``sys.getsizeof`` at 30 KB) is neither Pusher's 10 KB nor Soketi's 100 KB. So the SDK
 signs (``pusher.http.Request``) and rtctl sends, reads the real status, and raises typed errors.
+
+How a URL is built (as both official server SDKs do): ``{api_base}/apps/{app_id}{path}?{query}``,
+where a channel name or user id goes into ``path`` **raw**. Every character Pusher allows in a
+name (letters, digits, ``- _ = @ , . ;``) is legal in a URL path, and Soketi does not decode the
+path: a percent-encoded ``presence-a%3Db`` would be looked up as that literal name, not as
+``presence-a=b``. Names are therefore validated first (anything else is refused before sending),
+then placed in the path as they are; the string to sign uses that same path. The query string is
+the SDK's: sorted ``key=value`` pairs, values unescaped (``make_query_string``).
 """
 
 from __future__ import annotations
@@ -14,7 +22,6 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 from rtctl.config import Settings
 from rtctl.errors import AuthRejected, ServerRejected, Unreachable
@@ -188,7 +195,8 @@ class ApiClient:
         validate_channel(name)
         info = _default_info(name, info)
         params = {"info": info} if info else {}
-        return dict(self.request("GET", f"/channels/{quote(name, safe='')}", params).data or {})
+        # The name goes into the path raw (see the module docstring): validated above.
+        return dict(self.request("GET", f"/channels/{name}", params).data or {})
 
     def users(self, channel: str) -> list[str]:
         """The user ids on a presence channel (refused locally for any other kind)."""
@@ -201,12 +209,16 @@ class ApiClient:
                 f"{channel!r} is not a presence channel: only presence channels have users",
                 hint="presence channel names start with presence-",
             )
-        data = self.request("GET", f"/channels/{quote(channel, safe='')}/users").data or {}
+        data = self.request("GET", f"/channels/{channel}/users").data or {}
         return [str(user.get("id")) for user in data.get("users", [])]
 
     def terminate(self, user_id: str) -> ApiResponse:
-        # The documented path, with /apps/{id} (the SDK's own method omits it; Soketi 404s).
-        return self.request("POST", f"/users/{quote(user_id, safe='')}/terminate_connections", {})
+        """Close a user's signed-in connections, on the documented path with ``/apps/{id}`` (the
+        Python SDK's own method omits it and Soketi answers 404; the Node SDK's is right)."""
+        from rtctl.protocol.validation import validate_user_id
+
+        validate_user_id(user_id)
+        return self.request("POST", f"/users/{user_id}/terminate_connections", {})
 
 
 def _default_info(name: str, info: str | None) -> str | None:

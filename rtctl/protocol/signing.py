@@ -41,8 +41,17 @@ def check_socket_id(socket_id: str) -> str:
     return socket_id
 
 
+# Cache channels keep the last event for late subscribers; each is also one of the kinds below
+# (``presence-cache-x`` is a presence channel, ``private-encrypted-cache-x`` an encrypted one).
+CACHE_PREFIXES = ("cache-", "private-cache-", "private-encrypted-cache-", "presence-cache-")
+SERVER_TO_USER_PREFIX = "#server-to-user-"
+
+
 def channel_kind(channel: str) -> str:
-    """public | private | private-encrypted | presence (anchored prefixes, as Pusher defines them)."""
+    """public | private | private-encrypted | presence | server-to-user, by anchored prefixes as
+    Pusher defines them (Soketi's unanchored tests would also call ``my-private-x`` private)."""
+    if channel.startswith(SERVER_TO_USER_PREFIX):
+        return "server-to-user"
     if channel.startswith("private-encrypted-"):
         return "private-encrypted"
     if channel.startswith("private-"):
@@ -50,6 +59,12 @@ def channel_kind(channel: str) -> str:
     if channel.startswith("presence-"):
         return "presence"
     return "public"
+
+
+def is_cache_channel(channel: str) -> bool:
+    """``cache-``, ``private-cache-``, ``private-encrypted-cache-`` or ``presence-cache-``
+    (anchored: ``x-cache-y`` is an ordinary public channel)."""
+    return channel.startswith(CACHE_PREFIXES)
 
 
 def presence_channel_data(user_id: str, user_info: dict[str, Any] | None = None) -> str:
@@ -79,6 +94,11 @@ def authorize_channel(
         raise InvalidInput(
             f"{channel!r} is a public channel: it needs no authorization",
             hint="authorize private-*, private-encrypted-* or presence-* channels",
+        )
+    if kind == "server-to-user":
+        raise InvalidInput(
+            f"{channel!r} is not authorized: a signed-in connection receives it",
+            hint="sign the user in instead (rtctl auth --user --socket-id ID --user-id U)",
         )
     if kind == "presence":
         if channel_data is None:

@@ -8,7 +8,9 @@ Library API (stable; see docs/listen.md):
     sub.members                                  # presence: {user_id: user_info}, kept up to date
     sock.send_client_event(channel, "client-x", {"a": 1})
     msg = sock.recv(timeout)                     # Message | None; raises Disconnected on close
-    sock.reconnect(timeout)                      # new socket, RE-SIGNS and resubscribes every channel
+    sock.signin(timeout)                         # pusher:signin as user_id (or via user_auth_endpoint),
+                                                 # then #server-to-user-{id} like pusher-js
+    sock.reconnect(timeout)                      # new socket, RE-SIGNS (signs in again) and resubscribes
     sock.unsubscribe(channel); sock.close()
     sock.has_buffered()                          # True if recv() can answer without waiting
     (close_policy and backoff_delay, in rtctl.protocol.closecodes, say what a close code means)
@@ -19,7 +21,10 @@ Library API (stable; see docs/listen.md):
 ``activity_timeout`` seconds without traffic, decodes the double-encoded ``data``, decrypts
 ``private-encrypted-`` channels, and keeps presence member lists. What it returns is every channel
 event (including ``pusher_internal:member_added``/``member_removed`` and client events) and
-``pusher:error`` frames that do not close the socket.
+``pusher:error`` frames that do not close the socket, ``pusher:cache_miss`` and
+``pusher_internal:subscription_count``. A frame that is not a JSON object with an ``event`` string
+is the server's fault: it is skipped and reported through ``on_warning`` (default: the
+``rtctl.protocol`` logger), never raised as an internal error.
 
 Speed matters (Soketi silently drops frames to a reader more than 1 MiB behind), so the receive path
 is lean: websocket-client does the handshake, TLS and all sending, but server frames are split here
@@ -32,9 +37,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import sys
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from rtctl.errors import (
@@ -46,10 +53,12 @@ from rtctl.errors import (
     Unreachable,
 )
 from rtctl.protocol import strictjson
-from rtctl.protocol.authclient import request_channel_auth
+from rtctl.protocol.authclient import request_channel_auth, request_user_auth
 from rtctl.protocol.closecodes import Disconnected, refusal
 from rtctl.protocol.frames import CLOSE, PING, ByteSource, FrameSplitter
 from rtctl.protocol.signing import (
+    SERVER_TO_USER_PREFIX,
+    authenticate_user,
     authorize_channel,
     channel_kind,
     compact_json,
@@ -62,6 +71,20 @@ if TYPE_CHECKING:
 PONG_TIMEOUT = 30.0  # seconds to wait for any frame after our pusher:ping (Pusher's recommendation)
 MAX_ACTIVITY_TIMEOUT = 120.0  # pusher-js' default; min(this, the server's activity_timeout)
 CLIENT_NAME = "rtctl-python"
+log = logging.getLogger("rtctl.protocol")
+
+
+def parse_frame(text: str) -> dict[str, Any] | None:
+    """A server frame as a dict with an ``event`` string, or None when it is not one."""
+    try:
+        frame = strictjson.loads(text)  # nesting too deep is not a frame either
+    except ValueError:
+        return None
+    if not isinstance(frame, dict) or not isinstance(frame.get("event"), str):
+        return None
+    if frame.get("channel") is not None and not isinstance(frame["channel"], str):
+        return None
+    return frame
 
 
 class Message:
@@ -161,12 +184,19 @@ class PusherSocket:
         user_info: dict[str, Any] | None = None,
         client_name: str = CLIENT_NAME,
         activity_timeout: float | None = None,
+        user_auth_endpoint: str | None = None,
+        on_warning: Callable[[str], None] | None = None,
     ) -> None:
         self.settings = settings
         self.auth_endpoint = auth_endpoint
         self.auth_headers = dict(auth_headers or {})
         self.user_id = user_id
         self.user_info = user_info
+        self.user_auth_endpoint = user_auth_endpoint
+        self.on_warning = on_warning or log.warning
+        self.signed_in_as: str | None = None  # the user id of a successful pusher:signin
+        self._wants_signin = False  # sign in again after every reconnect (as pusher-js does)
+        self.malformed_frames = 0
         self.client_name = client_name
         self._activity_cap = (
             activity_timeout if activity_timeout is not None else MAX_ACTIVITY_TIMEOUT
@@ -260,9 +290,21 @@ class PusherSocket:
             self.close()
             raise ServerRejected(f"expected pusher:connection_established, got {frame!r:.200}")
         data = frame.get("data")
-        info: dict[str, Any] = json.loads(data) if isinstance(data, str) else (data or {})
-        self.socket_id = str(info["socket_id"])
-        server_timeout = float(info.get("activity_timeout") or MAX_ACTIVITY_TIMEOUT)
+        info = _decode(data) if isinstance(data, str) else data
+        socket_id = info.get("socket_id") if isinstance(info, dict) else None
+        if not isinstance(socket_id, str) or not socket_id:
+            self.close()
+            raise ServerRejected(
+                f"pusher:connection_established without a socket_id: {data!r:.200}",
+                hint="this is not a Pusher-protocol server (check REALTIME_HOST/REALTIME_PORT)",
+            )
+        assert isinstance(info, dict)
+        self.socket_id = socket_id
+        self.signed_in_as = None
+        try:
+            server_timeout = float(info.get("activity_timeout") or MAX_ACTIVITY_TIMEOUT)
+        except (TypeError, ValueError):
+            server_timeout = MAX_ACTIVITY_TIMEOUT
         self.activity_timeout = min(server_timeout, self._activity_cap)
         for sub in self.subscriptions.values():
             sub.subscribed = False
@@ -292,6 +334,8 @@ class PusherSocket:
         """Open a new socket and re-sign + resubscribe every channel for the new socket id."""
         deadline = time.monotonic() + timeout
         socket_id = self.connect(timeout)
+        if self._wants_signin:
+            self.signin(max(0.1, deadline - time.monotonic()))
         for name in list(self.subscriptions):
             self.subscribe(name, max(0.1, deadline - time.monotonic()))
         return socket_id
@@ -387,7 +431,9 @@ class PusherSocket:
         sub.subscribed = False
         payload: dict[str, Any] = {"channel": channel}
         self.signed.pop(channel, None)
-        if sub.kind != "public":
+        if sub.kind == "server-to-user":
+            payload["auth"] = ""  # as pusher-js: the server checks the signed-in user instead
+        elif sub.kind != "public":
             payload.update(self._authorize(sub))
             self.signed[channel] = {"socket_id": self.socket_id or "", **payload}
         self.subscriptions[channel] = sub
@@ -411,6 +457,61 @@ class PusherSocket:
         finally:
             self._pending.extend(held)
         return sub
+
+    def signin(self, timeout: float) -> str:
+        """Sign the connection in (``pusher:signin``) as ``user_id`` (signed locally) or as the
+        user ``user_auth_endpoint`` names, then subscribe to ``#server-to-user-{id}`` as pusher-js
+        does, so events sent to that user arrive. Returns the user id."""
+        if self._ws is None or self.socket_id is None:
+            raise Disconnected("connect() before signin()")
+        deadline = time.monotonic() + timeout
+        if self.user_auth_endpoint:
+            response = request_user_auth(
+                self.user_auth_endpoint,
+                self.socket_id,
+                self.auth_headers,
+                self.settings.ca_bundle,
+            )
+        else:
+            if not self.user_id:
+                raise InvalidInput(
+                    "signing in needs a user id", hint="pass --as-user ID (or --user-auth-endpoint)"
+                )
+            user_data: dict[str, Any] = {"id": self.user_id}
+            if self.user_info is not None:
+                user_data["user_info"] = self.user_info
+            response = authenticate_user(
+                self.settings.key, self.settings.secret, self.socket_id, user_data
+            )
+        user_data_text = response.get("user_data")
+        decoded = _decode(user_data_text) if isinstance(user_data_text, str) else None
+        user = decoded.get("id") if isinstance(decoded, dict) else None
+        if not isinstance(user, (str, int)) or isinstance(user, bool) or str(user) == "":
+            raise ServerRejected(
+                f"the user authentication response has no user_data with an id: {response!r:.200}",
+                hint='it must return {"auth": "key:signature", "user_data": "{\\"id\\":\\"…\\"}"}',
+            )
+        self._wants_signin = True
+        self.signed_in_as = None
+        self._send("pusher:signin", {"auth": response.get("auth", ""), "user_data": user_data_text})
+        held: list[Message] = []
+        try:
+            while self.signed_in_as is None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimedOut(
+                        f"no pusher:signin_success within {timeout:.1f}s",
+                        hint="Soketi answers pusher:signin only with "
+                        "SOKETI_DEFAULT_APP_USER_AUTHENTICATION=true (Pusher always does)",
+                    )
+                message = self._read(remaining, signing_in=True)
+                if message is not None:
+                    held.append(message)
+        finally:
+            self._pending.extend(held)
+        channel = SERVER_TO_USER_PREFIX + self.signed_in_as
+        self.subscribe(channel, max(0.1, deadline - time.monotonic()))
+        return self.signed_in_as
 
     def unsubscribe(self, channel: str) -> None:
         self.subscriptions.pop(channel, None)
@@ -446,10 +547,13 @@ class PusherSocket:
                 raise TimedOut(timeout_message, hint="try a longer --timeout")
             text = self._read_text(remaining)
             if text is not None:
-                frame = json.loads(text)
+                frame = parse_frame(text)
+                if frame is None:
+                    self._malformed(text)
+                    continue
                 if frame.get("event") == "pusher:error":
                     self._raise_error_frame(frame)
-                return dict(frame)
+                return frame
 
     def has_buffered(self) -> bool:
         """True when the next ``recv`` can return without reading the socket (callers flush
@@ -540,22 +644,28 @@ class PusherSocket:
             f"the server closed the connection ({detail})", close_code=code, close_reason=reason
         )
 
-    def _read(self, timeout: float, subscribing: Subscription | None = None) -> Message | None:
+    def _malformed(self, text: str) -> None:
+        """A frame that is not a JSON object with an ``event`` string: the server's fault, so it
+        is skipped with a warning (never an internal error)."""
+        self.malformed_frames += 1
+        shown = text if len(text) <= 200 else text[:200] + "…"
+        self.on_warning(f"skipped a malformed frame from the server (no event name): {shown!r}")
+
+    def _read(
+        self, timeout: float, subscribing: Subscription | None = None, signing_in: bool = False
+    ) -> Message | None:
         text = self._read_text(timeout)
         if text is None:
             return None
-        try:
-            frame = strictjson.loads(text)
-        except ValueError:
-            return None  # not a Pusher frame: nothing to deliver
-        event, channel = (
-            (frame.get("event"), frame.get("channel")) if isinstance(frame, dict) else (None, None)
-        )
-        if not isinstance(event, str) or not isinstance(channel, (str, type(None))):
+        frame = parse_frame(text)
+        if frame is None:
+            self._malformed(text)
             return None
+        event: str = frame["event"]
+        channel = frame.get("channel")
         raw = frame.get("data")
         if event.startswith("pusher"):
-            return self._internal(event, channel, raw, text, subscribing)
+            return self._internal(event, channel, raw, text, subscribing, signing_in)
         sub = self.subscriptions.get(channel) if channel is not None else None
         data = _decode(raw) if isinstance(raw, str) else raw
         message = Message(
@@ -579,9 +689,15 @@ class PusherSocket:
             message.error = str(exc)
 
     def _internal(
-        self, event: str, channel: str | None, raw: Any, text: str, subscribing: Subscription | None
+        self,
+        event: str,
+        channel: str | None,
+        raw: Any,
+        text: str,
+        subscribing: Subscription | None,
+        signing_in: bool = False,
     ) -> Message | None:
-        data = json.loads(raw) if isinstance(raw, str) and raw else raw
+        data = _decode(raw) if isinstance(raw, str) and raw else raw
         if event == "pusher:ping":
             self._send("pusher:pong", {})
             return None
@@ -601,6 +717,21 @@ class PusherSocket:
                     ids = presence.get("ids") or list(info)
                     sub.members = {str(user): info.get(user) for user in ids}
             return None
+        if event == "pusher:signin_success":
+            user_data = data.get("user_data") if isinstance(data, dict) else None
+            decoded = _decode(user_data) if isinstance(user_data, str) else user_data
+            user = decoded.get("id") if isinstance(decoded, dict) else None
+            if user is not None and str(user):
+                self.signed_in_as = str(user)
+            return None
+        if event == "pusher:error" and signing_in:
+            info = data if isinstance(data, dict) else {}
+            raise AuthRejected(
+                f"the server refused the sign-in: {info.get('message') or data} "
+                f"({info.get('code')})",
+                hint="the secret in your config does not match the server's, or the user "
+                "authentication endpoint signed for another app",
+            )
         if event == "pusher:subscription_error":
             self._subscription_failed(channel, data)
         if event == "pusher:error" and subscribing is not None:
@@ -633,8 +764,9 @@ class PusherSocket:
     def _raise_error_frame(self, frame: dict[str, Any]) -> None:
         """A ``pusher:error`` before connection_established: the connection is refused."""
         data = frame.get("data")
-        info = json.loads(data) if isinstance(data, str) else (data or {})
+        decoded = _decode(data) if isinstance(data, str) else data
+        info = decoded if isinstance(decoded, dict) else {}
         code = info.get("code")
-        text = info.get("message") or "connection refused"
+        text = str(info.get("message") or "connection refused")
         self.close()
         raise refusal(code, text, self.settings.key)

@@ -12,10 +12,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rtctl.errors import InvalidInput
-from rtctl.protocol.signing import channel_kind
+from rtctl.protocol.signing import SERVER_TO_USER_PREFIX, channel_kind
 
 CHANNEL_NAME_RE = re.compile(r"[-a-zA-Z0-9_=@,.;]+")  # used with fullmatch: no trailing newline
 MAX_CHANNEL_NAME = 164  # Pusher's documented limit (SDKs and Soketi allow 200)
+MAX_SDK_CHANNEL_NAME = 200  # the server SDKs' limit, which also bounds #server-to-user-{id}
+MAX_USER_ID = 200  # the Python SDK's limit; Pusher documents only the character set
 MAX_EVENT_NAME = 200
 MAX_DATA_BYTES = 10 * 1024  # Pusher: 10 KB per event
 SOKETI_MAX_DATA_BYTES = 100 * 1024  # Soketi's default, the ceiling with --allow-large
@@ -37,6 +39,46 @@ class Event:
     socket_id: str | None = None
 
 
+def validate_user_id(user_id: str) -> str:
+    """A user id as Pusher's user authentication defines it: the channel-name characters."""
+    if not user_id:
+        raise InvalidInput("user id is empty", hint="name the user, e.g. 123")
+    if len(user_id) > MAX_USER_ID:
+        raise InvalidInput(
+            f"user id is {len(user_id)} characters; the limit is {MAX_USER_ID}",
+            hint="shorten the user id",
+        )
+    if not CHANNEL_NAME_RE.fullmatch(user_id):
+        bad = sorted({c for c in user_id if not CHANNEL_NAME_RE.fullmatch(c)})
+        raise InvalidInput(
+            f"user id {user_id!r} contains characters Pusher refuses: {''.join(bad)!r}",
+            hint="user ids use only letters, digits and - _ = @ , . ;",
+        )
+    return user_id
+
+
+def server_to_user_channel(user_id: str) -> str:
+    """``#server-to-user-{id}``: publishing on it reaches that user's signed-in connections."""
+    return SERVER_TO_USER_PREFIX + validate_user_id(user_id)
+
+
+def validate_publish_channel(name: str) -> str:
+    """A channel an event may be published on: any app channel, plus Pusher's
+    ``#server-to-user-{id}`` (what the server SDKs' sendToUser triggers on)."""
+    if name.startswith(SERVER_TO_USER_PREFIX):
+        try:
+            validate_user_id(name[len(SERVER_TO_USER_PREFIX) :])
+        except InvalidInput as error:
+            raise InvalidInput(f"{name!r}: {error.message}", hint=error.hint) from None
+        if len(name) > MAX_SDK_CHANNEL_NAME:
+            raise InvalidInput(
+                f"channel name is {len(name)} characters; the limit is {MAX_SDK_CHANNEL_NAME}",
+                hint="shorten the user id",
+            )
+        return name
+    return validate_channel(name)
+
+
 def validate_channel(name: str) -> str:
     if not name:
         raise InvalidInput("channel name is empty", hint="name a channel, e.g. private-123_9000000")
@@ -44,6 +86,13 @@ def validate_channel(name: str) -> str:
         raise InvalidInput(
             f"channel name is {len(name)} characters; Pusher allows {MAX_CHANNEL_NAME}",
             hint="shorten the channel name",
+        )
+    if name.startswith(SERVER_TO_USER_PREFIX):
+        raise InvalidInput(
+            f"{name!r} is Pusher's channel for events sent to one user: apps neither create "
+            "nor authorize it",
+            hint="send to a user with `rtctl send-to-user ID EVENT`; receive as that user with "
+            "`rtctl listen --signin --as-user ID`",
         )
     if not CHANNEL_NAME_RE.fullmatch(name):
         bad = sorted({c for c in name if not CHANNEL_NAME_RE.fullmatch(c)})
@@ -75,25 +124,6 @@ def validate_event_name(name: str) -> str:
             hint="choose a name of your own",
         )
     return name
-
-
-def validate_user_id(user_id: str) -> str:
-    """A user id as Pusher takes it: any text, but not empty, not over 200 characters, and
-    without control characters."""
-    if not user_id.strip():
-        raise InvalidInput("user id is empty", hint="e.g. 123")
-    if len(user_id) > MAX_EVENT_NAME:
-        raise InvalidInput(
-            f"user id is {len(user_id)} characters; the limit is {MAX_EVENT_NAME}",
-            hint="use the id your application gives the user",
-        )
-    bad = UNSENDABLE_RE.search(user_id)
-    if bad is not None:
-        raise InvalidInput(
-            f"user id {user_id!r} contains a control character or invalid text",
-            hint="use the id your application gives the user, e.g. 123",
-        )
-    return user_id
 
 
 _HEADER_NAME_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -167,12 +197,20 @@ def validate_event(event: Event, allow_large: bool = False) -> Event:
             hint="split the channels over several triggers",
         )
     for channel in event.channels:
-        validate_channel(channel)
+        validate_publish_channel(channel)
     encrypted = [c for c in event.channels if channel_kind(c) == "private-encrypted"]
     if encrypted and len(event.channels) > 1:
         raise InvalidInput(
             "an encrypted channel must be triggered on its own",
             hint=f"send to {encrypted[0]} in a separate trigger",
+        )
+    to_users = [c for c in event.channels if channel_kind(c) == "server-to-user"]
+    if to_users and len(to_users) != len(event.channels):
+        # Soketi 1.6.1 routes such a mixed trigger to the users only when a #server-to-user
+        # channel comes first; the SDKs' sendToUser never mixes them.
+        raise InvalidInput(
+            "events for users (#server-to-user-*) cannot share a trigger with other channels",
+            hint=f"send to {to_users[0]} in a separate trigger (rtctl send-to-user)",
         )
     validate_event_name(event.name)
     validate_data(event.data, allow_large)

@@ -9,6 +9,7 @@ and `status` know what is ours.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -100,8 +101,9 @@ def template_path() -> Path:
 # --- validation of a parsed compose file (pyyaml is a dev dependency only) ----------------------
 
 
-def compose_problems(data: Mapping[str, Any]) -> list[str]:
-    """What a parsed compose file lacks compared with what rtctl relies on."""
+def compose_problems(data: Mapping[str, Any], node_ports: bool = False) -> list[str]:
+    """What a parsed compose file lacks compared with what rtctl relies on. ``node_ports``: a
+    cluster node, whose ports are all published on 127.0.0.1 (clients use the front door)."""
     problems: list[str] = []
     services = data.get("services") or {}
     if set(services) != {SERVICE}:
@@ -125,6 +127,8 @@ def compose_problems(data: Mapping[str, Any]) -> list[str]:
     ports = [str(port) for port in soketi.get("ports") or []]
     if not any(port.endswith(":6001") for port in ports):
         problems.append("port 6001 must be published")
+    elif node_ports and not all(port.startswith("127.0.0.1:") for port in ports):
+        problems.append("a node's ports must be published on 127.0.0.1 only")
     metrics = [port for port in ports if port.endswith(":9601")]
     if not metrics or not all(port.startswith("127.0.0.1:") for port in metrics):
         problems.append("metrics port 9601 must be published on 127.0.0.1 only")
@@ -155,13 +159,202 @@ class Project:
         ]
 
 
-def project(settings: Settings) -> Project:
+def project(settings: Settings, folder: Path | None = None) -> Project:
+    """The compose project of the .env's folder. With several nodes, the project's compose.yaml
+    is used when it describes that cluster (its marker line); otherwise one is rendered into the
+    state folder, so `up` never writes into the project."""
     env_file = settings.env_file.resolve()
     directory = env_file.parent
     compose_file = directory / COMPOSE_FILE
+    if settings.is_cluster:
+        marker = cluster_marker(settings)
+        with contextlib.suppress(OSError):
+            if marker in compose_file.read_text():
+                return Project(directory, env_file, compose_file)
+        state = folder if folder is not None else directory / ".rtctl"
+        state.mkdir(parents=True, exist_ok=True)
+        rendered = state / "compose.cluster.yaml"
+        rendered.write_text(render_cluster(settings))
+        return Project(directory, env_file, rendered)
     if not compose_file.is_file():
         compose_file = template_path()
     return Project(directory, env_file, compose_file)
+
+
+# --- a cluster as a compose project --------------------------------------------------------------
+
+BUS_IMAGES = {"redis": "redis:7.0-alpine", "nats": "nats:2.9-alpine"}
+FRONT_DOOR_IMAGE = "haproxy:2.6-alpine"
+SOKETI_IMAGE = "quay.io/soketi/soketi:1.6-16-debian"
+HEALTHCHECK = (
+    "require('http').get('http://127.0.0.1:6001/ready', r => process.exit(r.statusCode === 200 "
+    "? 0 : 1)).on('error', () => process.exit(1))"
+)
+
+
+def cluster_marker(settings: Settings) -> str:
+    return f"# rtctl-cluster: nodes={settings.nodes} adapter={settings.adapter}"
+
+
+def _node_environment(settings: Settings) -> list[tuple[str, str]]:
+    """A node's variables inside the compose network (the bus is the service `bus`)."""
+    env = [
+        ("SOKETI_DEFAULT_APP_ID", "${PUSHER_APP_ID:?PUSHER_APP_ID is not set - run rtctl init}"),
+        ("SOKETI_DEFAULT_APP_KEY", "${PUSHER_APP_KEY:?PUSHER_APP_KEY is not set - run rtctl init}"),
+        (
+            "SOKETI_DEFAULT_APP_SECRET",
+            "${PUSHER_APP_SECRET:?PUSHER_APP_SECRET is not set - run rtctl init}",
+        ),
+        ("SOKETI_APP_MANAGER_DRIVER", "array"),
+        (
+            "SOKETI_DEFAULT_APP_ENABLE_CLIENT_MESSAGES",
+            "${SOKETI_DEFAULT_APP_ENABLE_CLIENT_MESSAGES:-true}",
+        ),
+        (
+            "SOKETI_DEFAULT_APP_USER_AUTHENTICATION",
+            "${SOKETI_DEFAULT_APP_USER_AUTHENTICATION:-false}",
+        ),
+        ("SOKETI_METRICS_ENABLED", "${SOKETI_METRICS_ENABLED:-true}"),
+        ("SOKETI_PORT", "6001"),
+        ("SOKETI_METRICS_SERVER_PORT", "9601"),
+        ("SOKETI_CLUSTER_UNICAST_ADDRESSES", "127.0.0.1"),
+        ("SOKETI_CLUSTER_HOST", "127.0.0.1"),
+        ("SOKETI_SHUTDOWN_GRACE_PERIOD", "1000"),
+        ("SOKETI_ADAPTER_DRIVER", settings.adapter),
+        ("SOKETI_CACHE_DRIVER", settings.cache_driver),
+        ("SOKETI_RATE_LIMITER_DRIVER", settings.rate_limiter_driver),
+        ("SOKETI_QUEUE_DRIVER", settings.queue_driver),
+        ("SOKETI_MODE", settings.soketi_mode),
+    ]
+    if settings.adapter == "redis" or "redis" in (
+        settings.cache_driver,
+        settings.rate_limiter_driver,
+        settings.queue_driver,
+    ):
+        env += [
+            ("SOKETI_DB_REDIS_HOST", "bus"),
+            ("SOKETI_DB_REDIS_PORT", "6379"),
+            ("SOKETI_DB_REDIS_KEY_PREFIX", f"{settings.cluster_prefix}:"),
+            ("SOKETI_ADAPTER_REDIS_PREFIX", settings.cluster_prefix),
+        ]
+    if settings.adapter == "nats":
+        env += [
+            ("SOKETI_ADAPTER_NATS_SERVERS", '["bus:4222"]'),
+            ("SOKETI_ADAPTER_NATS_PREFIX", settings.cluster_prefix),
+            ("SOKETI_ADAPTER_NATS_NODES_NUMBER", str(settings.nodes)),
+        ]
+    return env
+
+
+def _quote(value: str) -> str:
+    return json.dumps(value)  # a JSON string is a valid YAML double-quoted scalar
+
+
+def render_cluster(settings: Settings) -> str:
+    """compose.yaml for a cluster: the bus, N Soketi nodes and HAProxy as the one front door.
+
+    Ports are written out from .env at the time of writing (compose cannot add numbers): node i
+    on 127.0.0.1:REALTIME_PORT+i, metrics on 127.0.0.1:SOKETI_METRICS_SERVER_PORT+i-1, so
+    `rtctl status` and `rtctl smoke` reach each node from the host as they do natively.
+    """
+    from rtctl.runtime import haproxy
+
+    bus_port = {"redis": 6379, "nats": 4222}[settings.adapter]
+    lines = [
+        f"# Soketi cluster for `rtctl up --runtime docker` (written by rtctl for {settings.nodes} "
+        "nodes).",
+        cluster_marker(settings),
+        "# The bus, the nodes and HAProxy as the one front door clients see on REALTIME_PORT.",
+        "# Credentials are interpolated from .env's PUSHER_* (one source of truth); node ports are",
+        "# published on 127.0.0.1 only, for rtctl's checks.",
+        "name: rtctl",
+        "services:",
+        "  bus:",
+        f"    image: {BUS_IMAGES[settings.adapter]}",
+        "    restart: unless-stopped",
+    ]
+    if settings.adapter == "redis":
+        lines.append('    command: ["redis-server", "--save", "", "--appendonly", "no"]')
+    lines += [
+        "    ports:",
+        f'      - "127.0.0.1:${{RTCTL_BUS_PORT:-{settings.bus_port}}}:{bus_port}"',
+    ]
+    for i in range(1, settings.nodes + 1):
+        lines += [
+            f"  soketi-{i}:",
+            f"    image: {SOKETI_IMAGE}",
+            "    restart: unless-stopped",
+            "    depends_on: [bus]",
+            "    environment:",
+            *(f"      {name}: {_quote(value)}" for name, value in _node_environment(settings)),
+            "    ports:",
+            f'      - "127.0.0.1:{settings.port + i}:6001"',
+            f'      - "127.0.0.1:{settings.metrics_port + i - 1}:9601"',
+            "    stop_grace_period: 10s",
+            "    healthcheck:",
+            f"      test: [CMD, node, -e, {_quote(HEALTHCHECK)}]",
+            "      interval: 10s",
+            "      timeout: 3s",
+            "      retries: 3",
+            "      start_period: 5s",
+        ]
+    config = haproxy.render(
+        bind_host="0.0.0.0",
+        bind_port=6001,
+        servers=[
+            haproxy.Server(f"soketi-{i}", f"soketi-{i}", 6001) for i in range(1, settings.nodes + 1)
+        ],
+        maxconn=settings.front_door_maxconn or haproxy.default_maxconn(),
+        docker=True,
+    )
+    lines += [
+        "  front-door:",
+        f"    image: {FRONT_DOOR_IMAGE}",
+        "    restart: unless-stopped",
+        f"    depends_on: [{', '.join(f'soketi-{i}' for i in range(1, settings.nodes + 1))}]",
+        "    ports:",
+        '      - "${REALTIME_PORT:-6001}:6001"',
+        "    configs:",
+        "      - source: front-door",
+        "        target: /usr/local/etc/haproxy/haproxy.cfg",
+        "configs:",
+        "  front-door:",
+        "    content: |",
+        *(f"      {line}" if line else "" for line in config.splitlines()),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def cluster_compose_problems(data: Mapping[str, Any], nodes: int, adapter: str) -> list[str]:
+    """What a parsed cluster compose file lacks compared with what rtctl relies on."""
+    problems: list[str] = []
+    services = data.get("services") or {}
+    wanted = {"bus", "front-door", *(f"soketi-{i}" for i in range(1, nodes + 1))}
+    if set(services) != wanted:
+        return [f"services must be exactly {sorted(wanted)}, got {sorted(services)}"]
+    for i in range(1, nodes + 1):
+        name = f"soketi-{i}"
+        node = services[name]
+        node_problems = compose_problems({"services": {SERVICE: node}}, node_ports=True)
+        problems += [f"{name}: {problem}" for problem in node_problems]
+        env = node.get("environment") or {}
+        if str(env.get("SOKETI_ADAPTER_DRIVER")) != adapter:
+            problems.append(f"{name}: SOKETI_ADAPTER_DRIVER must be {adapter}")
+    bus_image = str(services["bus"].get("image", ""))
+    if not bus_image.startswith(BUS_IMAGES[adapter].split(":")[0] + ":"):
+        problems.append(f"bus: image must be {BUS_IMAGES[adapter]}, got {bus_image!r}")
+    if not all(str(port).startswith("127.0.0.1:") for port in services["bus"].get("ports") or []):
+        problems.append("bus: its port must be published on 127.0.0.1 only")
+    front = services["front-door"]
+    if not any(str(port).endswith(":6001") for port in front.get("ports") or []):
+        problems.append("front-door: port 6001 must be published")
+    content = str(((data.get("configs") or {}).get("front-door") or {}).get("content", ""))
+    for i in range(1, nodes + 1):
+        if f"server soketi-{i} soketi-{i}:6001 check" not in content:
+            problems.append(f"front-door: its config must route to soketi-{i}")
+    if "GET uri /ready" not in content:
+        problems.append("front-door: its config must health-check /ready")
+    return problems
 
 
 def marker_file(folder: Path) -> Path:
@@ -199,7 +392,7 @@ def require_engine() -> str:
 def up(settings: Settings, folder: Path, timeout: float = 300.0) -> Project:
     """`docker compose up -d`; the caller waits for readiness by probing /ready from the host."""
     require_engine()
-    proj = project(settings)
+    proj = project(settings, folder)
     try:
         result = _run(
             proj.command("up", "-d"), timeout, cwd=proj.directory, env=compose_environment(settings)
@@ -223,7 +416,7 @@ def down(settings: Settings, folder: Path, timeout: float = 120.0) -> bool:
     if read_marker(folder) is None:
         return False
     require_engine()
-    proj = project(settings)
+    proj = project(settings, folder)
     result = _run(proj.command("down"), timeout, cwd=proj.directory)
     if result.returncode != 0:
         last = (result.stderr or result.stdout).strip().splitlines()[-2:]
@@ -250,4 +443,6 @@ def logs_command(settings: Settings, lines: int, follow: bool) -> list[str]:
     args = ["logs", "--no-color", "--tail", str(lines)]
     if follow:
         args.append("--follow")
+    if settings.is_cluster:  # every service of the cluster, each line prefixed by compose
+        return project(settings).command(*args)
     return project(settings).command(*args, SERVICE)

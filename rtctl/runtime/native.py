@@ -198,7 +198,7 @@ class Running:
     runtime: str = "native"
 
 
-def _start_ticks(pid: int) -> int | None:
+def start_ticks(pid: int) -> int | None:
     """The kernel's start time of a PID: tells our process apart from a reused PID."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -228,7 +228,7 @@ def read_running(folder: Path) -> Running | None:
     except (ValueError, TypeError):
         path.unlink(missing_ok=True)
         return None
-    if _start_ticks(running.pid) != running.start_ticks:
+    if start_ticks(running.pid) != running.start_ticks:
         path.unlink(missing_ok=True)  # stale: the process is gone or the PID was reused
         return None
     return running
@@ -295,8 +295,13 @@ def strip_colours(text: str) -> str:
 
 def log_tail(folder: Path, lines: int = LOG_TAIL_LINES) -> str:
     """The last lines of the log, colour codes removed (Soketi colours its own output)."""
+    return file_tail(log_file(folder), lines)
+
+
+def file_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    """The last non-empty lines of any log file, colour codes removed."""
     try:
-        text = log_file(folder).read_text(errors="replace")
+        text = path.read_text(errors="replace")
     except OSError:
         return ""
     kept = [line.rstrip() for line in _ANSI.sub("", text).splitlines() if line.strip()]
@@ -414,7 +419,7 @@ def start(
             stderr=subprocess.STDOUT,
             start_new_session=True,  # survives the terminal; stopped by PID with `rtctl down`
         )
-    ticks = _start_ticks(process.pid) or 0
+    ticks = start_ticks(process.pid) or 0
     running = Running(
         pid=process.pid,
         start_ticks=ticks,
@@ -464,22 +469,31 @@ def stop(folder: Path, grace: float = 10.0) -> Running | None:
     running = read_running(folder)
     if running is None:
         return None
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(running.pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and _start_ticks(running.pid) == running.start_ticks:
-        _reap(running.pid)
-        time.sleep(0.05)
-    if _start_ticks(running.pid) == running.start_ticks:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(running.pid, signal.SIGKILL)
-        for _ in range(100):
-            _reap(running.pid)
-            if _start_ticks(running.pid) != running.start_ticks:
-                break
-            time.sleep(0.05)
+    stop_pid(running.pid, running.start_ticks, grace)
     pid_file(folder).unlink(missing_ok=True)
     return running
+
+
+def stop_pid(pid: int, ticks: int, grace: float = 10.0) -> None:
+    """SIGTERM one process we started (the PID *and* its start time must match), SIGKILL after
+    ``grace`` seconds; returns once it is gone. Never signals a PID that was reused."""
+    if start_ticks(pid) != ticks:
+        _reap(pid)
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and start_ticks(pid) == ticks:
+        _reap(pid)
+        time.sleep(0.05)
+    if start_ticks(pid) == ticks:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        for _ in range(100):
+            _reap(pid)
+            if start_ticks(pid) != ticks:
+                break
+            time.sleep(0.05)
 
 
 def _reap(pid: int) -> None:

@@ -23,7 +23,7 @@ from rtctl.errors import (
     RtctlError,
     TimedOut,
 )
-from rtctl.runtime import docker, health, native
+from rtctl.runtime import cluster, docker, health, native
 
 Progress = Callable[[str], None]
 
@@ -79,9 +79,12 @@ class UpResult:
     log_file: str | None = None
     project_dir: str | None = None
     notes: list[str] = field(default_factory=list)
+    # A cluster: every process (front door, nodes, bus) with its PID, address and log.
+    components: list[dict[str, Any]] | None = None
+    adapter: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "runtime": self.runtime,
             "started": self.started,
             "already_running": not self.started,
@@ -90,6 +93,13 @@ class UpResult:
             "log_file": self.log_file,
             "project_dir": self.project_dir,
         }
+        if self.components is not None:
+            data["cluster"] = {
+                "nodes": sum(1 for c in self.components if c["kind"] == "node"),
+                "adapter": self.adapter,
+                "components": self.components,
+            }
+        return data
 
 
 def _stale_note(folder: Path) -> str | None:
@@ -130,6 +140,9 @@ def _up(
     timeout: float,
     progress: Progress,
 ) -> UpResult:
+    recorded = cluster.read_state(folder)
+    if settings.is_cluster or (recorded is not None and recorded.alive):
+        return _cluster_up(settings, folder, runtime, wait, timeout, progress)
     notes = [note for note in (_stale_note(folder),) if note]
     running = native.read_running(folder)
     if running is not None:
@@ -179,6 +192,124 @@ def _up(
     )
 
 
+def cluster_components(recorded: cluster.ClusterState) -> list[dict[str, Any]]:
+    """Every process of a running cluster, as `up` reports it."""
+    plan = recorded.plan
+    rows: list[dict[str, Any]] = []
+    for k, proc in enumerate(recorded.front_doors, start=1):
+        rows.append(
+            {
+                "name": f"front-door-{k}",
+                "kind": "front-door",
+                "pid": proc.pid if proc else None,
+                "address": f"{plan.host}:{plan.port}",
+                "log_file": proc.log_file if proc else None,
+            }
+        )
+    for node in plan.nodes:
+        running = recorded.nodes.get(node.name)
+        rows.append(
+            {
+                "name": node.name,
+                "kind": "node",
+                "pid": running.pid if running else None,
+                "address": f"127.0.0.1:{node.port}",
+                "metrics": f"127.0.0.1:{node.metrics_port}",
+                "log_file": running.log_file if running else None,
+            }
+        )
+    rows.append(
+        {
+            "name": "bus",
+            "kind": "bus",
+            "pid": recorded.bus.pid if recorded.bus else None,
+            "address": f"{plan.bus_host}:{plan.bus_port}",
+            "log_file": recorded.bus.log_file if recorded.bus else None,
+            "shared": recorded.bus_shared,
+        }
+    )
+    return rows
+
+
+def _cluster_up(
+    settings: Settings,
+    folder: Path,
+    runtime: str,
+    wait: bool,
+    timeout: float,
+    progress: Progress,
+) -> UpResult:
+    """Several nodes: natively (bus, nodes, front door by PID) or as a compose project."""
+    recorded = cluster.read_state(folder)
+    if recorded is not None and recorded.alive and not settings.is_cluster:
+        raise Conflict(
+            f"a {len(recorded.plan.nodes)}-node cluster started by rtctl runs here, but the "
+            "configuration asks for one node",
+            hint="stop it with `rtctl down` first, or set RTCTL_SOKETI_NODES back in .env",
+        )
+    if recorded is None or not recorded.alive:
+        if (
+            runtime != "native"
+            and docker.read_marker(folder) is not None
+            and health.fetch(f"{settings.api_base}/ready", settings, 2.0).ok
+        ):
+            return UpResult(
+                "docker",
+                False,
+                None,
+                endpoints(settings),
+                project_dir=docker.read_marker(folder),
+                adapter=settings.adapter,
+            )
+        chosen = choose_runtime(runtime)
+        if chosen == "docker":
+            return _docker_up(settings, folder, wait, timeout, progress)
+    elif runtime == "docker":
+        raise Conflict(
+            "a native cluster started by rtctl already runs here",
+            hint="stop it with `rtctl down` first",
+        )
+    state, started = cluster.start(settings, folder, wait=wait, timeout=timeout, progress=progress)
+    notes = [f"started again: {', '.join(state.restarted)}"] if state.restarted else []
+    return UpResult(
+        "native",
+        started,
+        None,
+        endpoints(settings),
+        str(cluster.cluster_dir(folder)),
+        notes=notes,
+        components=cluster_components(state),
+        adapter=state.plan.adapter,
+    )
+
+
+def _docker_up(
+    settings: Settings, folder: Path, wait: bool, timeout: float, progress: Progress
+) -> UpResult:
+    docker.require_engine()
+    if not native.port_is_free(settings.host, settings.port):
+        raise Conflict(
+            f"port {settings.port} on {settings.host} is already in use",
+            hint="stop what listens there, or choose other ports in .env",
+        )
+    progress("starting the cluster with docker compose (the first run pulls the images)")
+    proj = docker.up(settings, folder)
+    if wait:
+        try:
+            wait_ready(settings, timeout)
+        except BaseException:
+            docker.down(settings, folder)
+            raise
+    return UpResult(
+        "docker",
+        True,
+        None,
+        endpoints(settings),
+        project_dir=str(proj.directory),
+        adapter=settings.adapter,
+    )
+
+
 def wait_ready(settings: Settings, timeout: float) -> None:
     """Probe /ready from the host (the images have no curl for an in-container check)."""
     deadline = time.monotonic() + timeout
@@ -198,9 +329,13 @@ class DownResult:
     stopped: bool
     runtime: str | None
     pid: int | None = None
+    components: list[dict[str, Any]] | None = None  # a cluster: every process stopped
 
     def to_dict(self) -> dict[str, Any]:
-        return {"stopped": self.stopped, "runtime": self.runtime, "pid": self.pid}
+        data: dict[str, Any] = {"stopped": self.stopped, "runtime": self.runtime, "pid": self.pid}
+        if self.components is not None:
+            data["components"] = self.components
+        return data
 
 
 def down(settings: Settings, grace: float = 10.0, progress: Progress = _silent) -> DownResult:
@@ -214,6 +349,12 @@ def down(settings: Settings, grace: float = 10.0, progress: Progress = _silent) 
 
 
 def _down(settings: Settings, folder: Path, grace: float) -> DownResult:
+    gone = cluster.stop(folder, grace=grace)
+    if gone is not None and gone.names:
+        components = [
+            {"name": name, "pid": pid} for name, pid in zip(gone.names, gone.pids, strict=True)
+        ]
+        return DownResult(True, "native", None, components)
     stopped = native.stop(folder, grace=grace)
     if stopped is not None:
         return DownResult(True, "native", stopped.pid)
@@ -286,9 +427,17 @@ class StatusReport:
         }
 
 
-def status(settings: Settings, timeout: float = 2.0) -> StatusReport:
+def status(settings: Settings, timeout: float = 2.0) -> Any:
+    """A StatusReport for one node; a cluster_status.ClusterStatus for a cluster."""
     require_local_provider(settings)
     folder = native.state_dir(settings)
+    if settings.is_cluster or cluster.read_state(folder) is not None:
+        from rtctl.runtime import cluster_status
+
+        report = cluster_status.status(settings, timeout, endpoints(settings))
+        if report.runtime is None and docker.read_marker(folder) is not None:
+            report.runtime, report.managed = "docker", True
+        return report
     probes = health.check(settings, timeout)
     running = native.read_running(folder)
     if running is not None:
@@ -358,7 +507,26 @@ def follow(
     """The last `lines` lines, then new ones as they are written; ends when the server that
     writes the log is gone (after a last read), after `stop_after` seconds, or on Ctrl-C."""
     folder = native.state_dir(settings)
-    path = native.log_file(folder)
+    return follow_file(
+        native.log_file(folder),
+        lines,
+        stop_after,
+        poll,
+        alive=lambda: native.read_running(folder) is not None,
+    )
+
+
+def follow_file(
+    path: Path,
+    lines: int,
+    stop_after: float | None = None,
+    poll: float = 0.2,
+    alive: Callable[[], bool] | None = None,
+) -> Iterator[str]:
+    """`follow` for any log file; ``alive`` says whether its writer still runs (default: a
+    cluster process whose PID file sits next to the log)."""
+    if alive is None:
+        alive = _writer_alive(path)
     # The tail and the point to follow from come from one read: a line written in between is
     # neither lost nor shown twice.
     try:
@@ -371,7 +539,7 @@ def follow(
     deadline = None if stop_after is None else time.monotonic() + stop_after
     pending = ""
     while True:
-        alive = native.read_running(folder) is not None
+        running = alive()
         try:
             with open(path, errors="replace") as handle:
                 handle.seek(position)
@@ -383,10 +551,55 @@ def follow(
             pending += chunk
             *complete, pending = pending.split("\n")
             yield from complete
-        if not alive:
+        if not running:
             if pending:
                 yield pending
             return
         if deadline is not None and time.monotonic() >= deadline:
             return
         time.sleep(poll)
+
+
+def _writer_alive(path: Path) -> Callable[[], bool]:
+    if path.name == native.log_file(path.parent).name:  # a node: native's PID file beside it
+        return lambda: native.read_running(path.parent) is not None
+    name = path.name.removesuffix(".log")
+    return lambda: cluster.read_proc(path.parent, name) is not None
+
+
+def cluster_logs(settings: Settings) -> dict[str, Path] | None:
+    """Each cluster process's log by component name; None when no cluster was started here."""
+    folder = native.state_dir(settings)
+    recorded = cluster.read_state(folder)
+    base = cluster.cluster_dir(folder)
+    if recorded is None and not (base / "bus.log").exists() and not any(base.glob("node-*")):
+        return None
+    names = (
+        [f"front-door-{k}" for k in range(1, recorded.plan.front_doors + 1)]
+        + [node.name for node in recorded.plan.nodes]
+        if recorded is not None
+        else sorted(p.name for p in base.glob("node-*"))
+    )
+    paths = {
+        name: (native.log_file(base / name) if name.startswith("node-") else base / f"{name}.log")
+        for name in names
+    }
+    if recorded is None or not recorded.bus_shared:
+        paths["bus"] = base / "bus.log"
+    return paths
+
+
+def remember(env_file: Path, changes: dict[str, str]) -> str:
+    """Write --nodes/--adapter into .env (atomically) so a plain `up` brings the same back."""
+    from rtctl.envfile import atomic_write, load
+
+    if not env_file.exists():
+        return (
+            f"note: {', '.join(f'{k}={v}' for k, v in changes.items())} not written: no {env_file}"
+        )
+    document = load(env_file)
+    changed = [key for key, value in changes.items() if document.set(key, value)]
+    if not changed:
+        return f"{env_file} already says {', '.join(f'{k}={v}' for k, v in changes.items())}"
+    atomic_write(env_file, document.text)
+    return f"wrote {', '.join(f'{k}={changes[k]}' for k in changed)} to {env_file}"
