@@ -191,6 +191,8 @@ BAD_INPUT: list[Case] = [
     C("listen", "listen", "c", "--timeout", "inf", code=2, error="Invalid value for '--timeout': inf is not a finite number"),
     C("listen", "listen", "c", "--count", "0", code=2, error="Invalid value for '--count': 0 is out of range"),
     C("listen", "listen", "c", "--auth-header", "A: b", code=2, error="--auth-header is only sent to an --auth-endpoint"),
+    C("listen", "listen", "--signin", "--user-auth-endpoint", "ftp://h/u", code=2,
+      error="--user-auth-endpoint 'ftp://h/u' is not an http(s) URL"),
     C("listen", "listen", "private-c", "--auth-endpoint", "not a url", code=2,
       error="--auth-endpoint 'not a url' is not an http(s) URL"),
     C("listen", "listen", "private-c", "--auth-endpoint", "ftp://x/y", code=2,

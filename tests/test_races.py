@@ -43,7 +43,7 @@ def servers_running_in(state: Path) -> list[int]:
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if os.readlink(entry / "cwd") == run and native._start_ticks(int(entry.name)):
+                if os.readlink(entry / "cwd") == run and native.start_ticks(int(entry.name)):
                     found.append(int(entry.name))
             except OSError:
                 continue

@@ -87,13 +87,15 @@ def check_options(options: ListenOptions) -> None:
         )
     if options.user_info is not None and not options.user_id:
         raise UsageError("--user-info needs --as-user", hint="e.g. --as-user 123 --user-info '{}'")
-    if options.auth_headers and not options.auth_endpoint:
+    if options.auth_headers and not (options.auth_endpoint or options.user_auth_endpoint):
         raise UsageError(
-            "--auth-header is only sent to an --auth-endpoint",
+            "--auth-header is only sent to an --auth-endpoint (or --user-auth-endpoint)",
             hint="add --auth-endpoint URL, or drop --auth-header (local signing needs no header)",
         )
     if options.auth_endpoint is not None:
         validate_http_url(options.auth_endpoint, "--auth-endpoint")
+    if options.user_auth_endpoint is not None:
+        validate_http_url(options.user_auth_endpoint, "--user-auth-endpoint")
     for name, value in options.auth_headers.items():
         validate_header(name, value, "--auth-header")
     if options.count is not None and options.count < 1:

@@ -133,12 +133,12 @@ def check_chat_message(event: Event) -> None:
         value = event.data
     try:
         parse_chat_message(value, event.channels[0] if len(event.channels) == 1 else None)
-    except InvalidInput as error:
-        raise InvalidInput(
-            error.message,
-            hint=f'{error.hint}; `rtctl bot say --to USER "text"` sends a well-formed one, and '
-            "--no-payload-check sends your own payload under this name",
-        ) from None
+    except InvalidInput as error:  # keep its kind (InvalidChatMessage): the gateway answers by it
+        error.hint = (
+            f'{error.hint}; `rtctl bot say --to USER "text"` sends a well-formed one, and '
+            "--no-payload-check sends your own payload under this name"
+        )
+        raise
 
 
 def check_event(
