@@ -24,7 +24,16 @@ CLUSTER_CHECKS = [
     "cross-node-api",
     "cross-node-terminate",
 ]
-SINGLE = ["config", "health", "connect", "subscribe", "deliver", "client-event", "api-read"]
+SINGLE = [
+    "config",
+    "health",
+    "connect",
+    "subscribe",
+    "deliver",
+    "client-event",
+    "cache",
+    "api-read",
+]
 
 
 def smoke(*args: str) -> tuple[int, dict]:
@@ -49,6 +58,7 @@ def test_healthy_redis_cluster_passes_every_check(
         "cluster-bus",
         *SINGLE[2:],
         "gateway",
+        "webhooks",
         *CLUSTER_CHECKS[1:],
         "cleanup",
     ]
