@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from rtctl.cli.common import state
+from rtctl.cli.common import PORT, number_option, state
 from rtctl.errors import Conflict, UsageError
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -43,7 +43,7 @@ def gateway(
         typer.Option("--host", metavar="HOST", help="Address to listen on (loopback by default)."),
     ] = "127.0.0.1",
     port: Annotated[
-        int, typer.Option("--port", min=1, max=65535, metavar="PORT", help="Port to listen on.")
+        int, number_option("--port", parser=PORT, metavar="PORT", help="Port to listen on.")
     ] = 8080,
     workers: Annotated[
         int,
@@ -142,13 +142,13 @@ def gateway(
     check_workers(workers)
     settings = state(ctx).settings()
 
-    from rtctl.runtime.native import port_is_free
+    from rtctl.runtime.native import require_free_port
 
-    if not port_is_free(host, port):
-        raise Conflict(
-            f"{host}:{port} is already in use",
-            hint="stop what listens there, or pick another port with --port",
-        )
+    busy = Conflict(
+        f"{host}:{port} is already in use",
+        hint="stop what listens there, or pick another port with --port",
+    )
+    require_free_port(host, port, busy, "--host")
 
     config = log_config(log_level, workers)
     logging.config.dictConfig(config)

@@ -43,7 +43,7 @@ from rtctl.gateway.ratelimit import DEFAULT_LIMIT, DEFAULT_WINDOW_S, FailureLimi
 from rtctl.gateway.rules import Authorizer, HookFailed, load_hook
 from rtctl.gateway.shared import SharedStore, open_store
 from rtctl.gateway.webhooks import SeenStore, WebhookEndpoint
-from rtctl.protocol import signing
+from rtctl.protocol import signing, strictjson
 
 log = logging.getLogger("rtctl.gateway")
 access_log = logging.getLogger("rtctl.gateway.access")
@@ -139,8 +139,8 @@ def media_type(request: Request) -> str:
 
 def parse_json_object(body: bytes) -> dict[str, Any]:
     try:
-        value = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
+        value = strictjson.loads(body.decode("utf-8"))
+    except ValueError:  # not UTF-8, not JSON, NaN/Infinity, nested too deeply
         raise bad_request("invalid_body", "request body is not valid JSON") from None
     if not isinstance(value, dict):
         raise bad_request("invalid_body", "request body must be a JSON object")
