@@ -9,10 +9,14 @@ from typing import Annotated, Any
 
 import typer
 
-from rtctl.cli.common import PORT, number_option, state
+from rtctl.cli.common import PORT, number, number_option, state
 from rtctl.errors import Conflict, UsageError
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
+# What the machine can hold is checked when the gateway starts (rtctl.gateway.serve.check_workers).
+WORKERS = number(1, 1024, integer=True)
+FAILURE_LIMIT = number(0, 1_000_000, integer=True)
+HEADER_TIMEOUT = number(0.1, 300)
 
 
 def log_config(level: str, workers: int = 1) -> dict[str, Any]:
@@ -47,8 +51,9 @@ def gateway(
     ] = 8080,
     workers: Annotated[
         int,
-        typer.Option(
+        number_option(
             "--workers",
+            parser=WORKERS,
             metavar="N",
             help="Worker processes sharing the port: 1 to 2 x CPUs + 1, fewer when memory cannot "
             "hold 100 MB each. A worker that dies is replaced; the failed-authentication limit "
@@ -79,9 +84,9 @@ def gateway(
     ] = None,
     auth_failure_limit: Annotated[
         int,
-        typer.Option(
+        number_option(
             "--auth-failure-limit",
-            min=0,
+            parser=FAILURE_LIMIT,
             metavar="N",
             help="Failed authentications per client address per minute before 429 (0: off).",
         ),
@@ -97,10 +102,9 @@ def gateway(
     ] = None,
     header_timeout: Annotated[
         float,
-        typer.Option(
+        number_option(
             "--header-timeout",
-            min=0.1,
-            max=300,
+            parser=HEADER_TIMEOUT,
             metavar="SECONDS",
             help="Seconds a connection has to send complete request headers.",
         ),
