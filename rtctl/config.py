@@ -127,6 +127,9 @@ class ProblemKind(str, Enum):
     PUSHER_WITH_HOST = "pusher-with-host"
     PUSHER_WITHOUT_TLS = "pusher-without-tls"
     SOKETI_WITHOUT_HOST = "soketi-without-host"
+    NOT_A_HOST = "not-a-host"
+    PORTS_COLLIDE = "ports-collide"
+    BAD_BOT_ID = "bad-bot-id"
     UNKNOWN_SCHEME = "unknown-scheme"
     NOT_A_PORT = "not-a-port"
     PORT_SCHEME_MISMATCH = "port-scheme-mismatch"
@@ -687,7 +690,8 @@ def diagnose(layers: ConfigLayers) -> list[Problem]:
                     kind=ProblemKind.PUSHER_WITHOUT_TLS,
                 )
             )
-    if provider == "soketi" and not layers.get("REALTIME_HOST").strip():
+    host = layers.get("REALTIME_HOST").strip()
+    if provider == "soketi" and not host:
         problems.append(
             Problem(
                 "REALTIME_HOST",
@@ -696,6 +700,28 @@ def diagnose(layers: ConfigLayers) -> list[Problem]:
                 kind=ProblemKind.SOKETI_WITHOUT_HOST,
             )
         )
+    elif provider == "soketi" and (problem := host_problem(host)) is not None:
+        problems.append(
+            Problem(
+                "REALTIME_HOST",
+                f"REALTIME_HOST={host!r} {problem}",
+                "set REALTIME_HOST to a host name or an IP address, e.g. 127.0.0.1",
+                kind=ProblemKind.NOT_A_HOST,
+            )
+        )
+    if provider == "soketi" and _parse_bool(layers, "SOKETI_METRICS_ENABLED", []):
+        port = _parse_port(layers, "REALTIME_PORT", 6001, [])
+        metrics_port = _parse_port(layers, "SOKETI_METRICS_SERVER_PORT", 9601, [])
+        if port == metrics_port:
+            problems.append(
+                Problem(
+                    "SOKETI_METRICS_SERVER_PORT",
+                    f"SOKETI_METRICS_SERVER_PORT and REALTIME_PORT are both {port}: Soketi would "
+                    "share the port between its API and its metrics and drop connections",
+                    "give the metrics their own port, e.g. SOKETI_METRICS_SERVER_PORT=9601",
+                    kind=ProblemKind.PORTS_COLLIDE,
+                )
+            )
     port_raw = layers.get("REALTIME_PORT").strip()
     if port_raw.isdigit() and scheme:
         if scheme == "http" and port_raw == "443":
@@ -743,6 +769,19 @@ def diagnose(layers: ConfigLayers) -> list[Problem]:
                     kind=ProblemKind.BAD_MASTER_KEY,
                 )
             )
+    bot_id = layers.get("REALTIME_BOT_ID").strip()
+    if not re.fullmatch(r"[-A-Za-z0-9=@,.;]+", bot_id):
+        problems.append(
+            Problem(
+                "REALTIME_BOT_ID",
+                "REALTIME_BOT_ID is empty"
+                if not bot_id
+                else f"REALTIME_BOT_ID={bot_id!r} cannot be part of a channel name",
+                "set REALTIME_BOT_ID to the bot's user id (letters, digits, - = @ , . ; but no _: "
+                "the bot channel is private-<user>_<bot>), e.g. REALTIME_BOT_ID=9000000",
+                kind=ProblemKind.BAD_BOT_ID,
+            )
+        )
     problems += cluster_problems(layers)
     ca = layers.get("RTCTL_CA_BUNDLE").strip()
     if ca and not Path(ca).is_file():
@@ -756,6 +795,27 @@ def diagnose(layers: ConfigLayers) -> list[Problem]:
         )
     problems += webhook_settings.problems(layers.get, provider, layers.values.__contains__)
     return problems
+
+
+_HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+
+
+def host_problem(host: str) -> str | None:
+    """What is wrong with a host's spelling (None when it is an IP address or a valid name).
+    Whether a name resolves is only known when it is used."""
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host[1:-1] if host.startswith("[") and host.endswith("]") else host)
+        return None
+    except ValueError:
+        pass
+    if re.fullmatch(r"[0-9.]+|\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\]?", host):
+        return "is not a valid IP address"
+    labels = host[:-1].split(".") if host.endswith(".") else host.split(".")
+    if len(host) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in labels):
+        return "is not a host name or an IP address"
+    return None
 
 
 def errors_only(problems: Iterable[Problem]) -> list[Problem]:

@@ -12,14 +12,17 @@ import io
 import os
 import re
 import tempfile
-from contextlib import suppress
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from rtctl.errors import ConfigError, EnvironmentProblem
+from rtctl import locks
+from rtctl.errors import ConfigError, filesystem_problem
 
 FILE_MODE = 0o600
+EDIT_LOCK_WAIT = 60.0  # seconds a writer waits for another one editing the same .env
 _BOM = "\ufeff"
 # Values written without quotes: nothing dotenv would reinterpret (spaces, #, quotes, $, \).
 _PLAIN_VALUE = re.compile(r"[A-Za-z0-9_\-.,:/@+=%~]*")
@@ -217,6 +220,18 @@ def load(path: Path) -> EnvDocument:
     return EnvDocument(read_text(path))
 
 
+@contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold for a whole read-modify-write of the .env at ``path`` (and the files kept beside it:
+    backups, the switch stash): two rtctl processes editing it at once take turns, so neither
+    loses the other's update. The lock is the folder's, where the file really lives."""
+    if path.is_symlink():
+        path = path.resolve()
+    folder = path.parent if str(path.parent) else Path(".")
+    with locks.folder_lock(folder, f"editing {path.name}", EDIT_LOCK_WAIT, create=False):
+        yield
+
+
 def backup_path(path: Path) -> Path:
     """A free name next to ``path``: ``.env.bak-20261125T171702Z`` (``-2``… if taken)."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
@@ -228,13 +243,9 @@ def backup_path(path: Path) -> Path:
     return candidate
 
 
-def atomic_write(path: Path, data: str | bytes, backup: bool = False) -> Path | None:
-    """Replace ``path`` with ``data`` atomically, mode 0600. Returns the backup path, if one was made.
-
-    The new content goes to a temp file in the same folder, is fsynced, then renamed over the old
-    file: readers see the old file or the new one, never a mix, even if we are killed midway.
-    """
-    raw = data.encode("utf-8") if isinstance(data, str) else data
+def replaceable(path: Path) -> Path:
+    """The file an atomic write of ``path`` replaces (through a symlink), or a ConfigError when
+    that is a folder or not a regular file (/dev/null, a pipe: never replace those)."""
     if path.is_symlink():  # write through the link (a .env kept elsewhere stays linked)
         path = path.resolve()
     if path.is_dir():
@@ -242,6 +253,22 @@ def atomic_write(path: Path, data: str | bytes, backup: bool = False) -> Path | 
             f"{path} is a directory, not a file",
             hint="remove it or choose another path",
         )
+    if path.exists() and not path.is_file():
+        raise ConfigError(
+            f"{path} is not a regular file: rtctl only replaces files it can write whole",
+            hint="point --env-file at a regular file (rtctl init writes one)",
+        )
+    return path
+
+
+def atomic_write(path: Path, data: str | bytes, backup: bool = False) -> Path | None:
+    """Replace ``path`` with ``data`` atomically, mode 0600. Returns the backup path, if one was made.
+
+    The new content goes to a temp file in the same folder, is fsynced, then renamed over the old
+    file: readers see the old file or the new one, never a mix, even if we are killed midway.
+    """
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    path = replaceable(path)
     saved: Path | None = None
     if backup and path.exists():
         saved = backup_path(path)
@@ -249,10 +276,7 @@ def atomic_write(path: Path, data: str | bytes, backup: bool = False) -> Path | 
     try:
         fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as exc:
-        raise EnvironmentProblem(
-            f"cannot write in {path.parent}: {exc.strerror}",
-            hint="check that the folder exists and is writable",
-        ) from exc
+        raise filesystem_problem(exc, "write in", path.parent) from exc
     try:
         os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "wb") as handle:
@@ -260,9 +284,11 @@ def atomic_write(path: Path, data: str | bytes, backup: bool = False) -> Path | 
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp, path)
-    except BaseException:
+    except BaseException as exc:
         with suppress(FileNotFoundError):
             os.unlink(temp)
+        if isinstance(exc, OSError):  # a full disk, a file-size limit: the old file is whole
+            raise filesystem_problem(exc, "write", path) from exc
         raise
     _fsync_dir(path.parent)
     return saved

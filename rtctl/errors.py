@@ -6,6 +6,7 @@ a hint, and the exit code below. Nothing here knows about Typer or rich.
 
 from __future__ import annotations
 
+import os
 from enum import IntEnum
 
 
@@ -151,4 +152,40 @@ def internal_error(error: BaseException) -> RtctlError:
     return RtctlError(
         f"unexpected {type(error).__name__}: {error}",
         hint=f"this is a bug in rtctl; set {DEBUG_ENV}=1 to see the traceback and report it",
+    )
+
+
+# Why a file-system call failed, in the words a user needs (errno names are not for people).
+_FILESYSTEM_REASONS = {
+    "ENOSPC": "no space left on the device",
+    "EDQUOT": "the disk quota is exhausted",
+    "EFBIG": "the file is larger than this process may write",
+    "EROFS": "the file system is read-only",
+    "EACCES": "permission denied",
+    "EPERM": "operation not permitted",
+    "ENOTDIR": "a part of the path is a file, not a folder",
+    "EISDIR": "it is a folder, not a file",
+    "EEXIST": "something else already exists there",
+    "ENOENT": "no such file or folder",
+    "ENAMETOOLONG": "the name is too long",
+    "ELOOP": "too many symbolic links",
+    "EMFILE": "too many open files",
+    "EIO": "an input/output error (a failing disk?)",
+}
+
+
+def filesystem_problem(
+    error: OSError, action: str = "use", path: str | os.PathLike[str] | None = None
+) -> EnvironmentProblem:
+    """One line naming the path and the reason for a failed file-system call (exit 8)."""
+    import errno as errnos
+
+    name = errnos.errorcode.get(error.errno or 0, "")
+    reason = _FILESYSTEM_REASONS.get(name) or (error.strerror or str(error)).lower()
+    where = path if path is not None else error.filename
+    target = f" {os.fsdecode(where)}" if where is not None else ""
+    return EnvironmentProblem(
+        f"cannot {action}{target}: {reason}",
+        hint="check that the path is a writable folder (or file) and that the disk has space; "
+        "RTCTL_STATE_DIR and RTCTL_CACHE_DIR choose other folders",
     )

@@ -184,17 +184,10 @@ def _flag(get: Get, name: str, problems: list[Problem]) -> bool:
 
 
 def url_problem(url: str, variable: str) -> str | None:
-    """Why ``url`` cannot be a webhook target, or None."""
-    parts = urlsplit(url)
-    if any(ch.isspace() for ch in url) or parts.scheme not in ("http", "https"):
-        return f"{variable} {url!r} is not an http(s) URL"
-    if not parts.hostname:
-        return f"{variable} {url!r} has no host"
-    try:
-        parts.port  # noqa: B018  (raises on a port that is not a number or out of range)
-    except ValueError:
-        return f"{variable} {url!r} has an invalid port"
-    return None
+    """Why ``url`` cannot be a webhook target, or None (the rule every URL follows)."""
+    from rtctl.protocol.validation import http_url_problem
+
+    return http_url_problem(url, variable)
 
 
 def check_entries(text: str) -> tuple[list[str], list[str]]:

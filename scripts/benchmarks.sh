@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# Runs the seven benchmarks in one go, side by side on this machine, against one native Soketi that
+# Runs the nine benchmarks in one go, side by side on this machine, against one native Soketi that
 # this script starts on free loopback ports (temp state dir) and stops by PID at the end; the
 # cluster benchmark starts its own node and 3-node cluster the same way.
 #   1. startup   2. emit throughput   3. listen throughput   4. bench capacity   5. pytest plugin
 #   6. console (drives Debian's Chromium: /usr/bin/chromium, /usr/bin/chromedriver)
 #   7. webhooks (starts its own Soketi, with webhook settings, and stops it)   8. cluster
+#   9. gateway /realtime/auth against the Node reference   10. reconnect storm (own Soketi nodes)
 # Usage: scripts/benchmarks.sh [--quick] [OUTDIR]     (figures also land as JSON in OUTDIR)
 # Needs: .venv (scripts/test.sh sets it up), Node + `cd tests/js && npm ci` for pusher-js and ws,
 # redis-server and haproxy (scripts/test.sh installs them). Sizes of the cluster benchmark:
 # CLUSTER_ARGS="--subscribers 40000 --fanout-workers 4" scripts/benchmarks.sh
+# Installs what is missing for 9: wrk (Debian) and the Node reference gateway (npm ci).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -20,6 +22,14 @@ WORK="$(mktemp -d -t rtctl-bench.XXXXXX)"
 export RTCTL_CACHE_DIR="${RTCTL_CACHE_DIR:-$PWD/.cache/rtctl-test}"
 # Thousands of sockets: one file descriptor each, in rtctl and in Soketi (which inherits this).
 ulimit -n "$(ulimit -Hn)"
+
+if ! command -v wrk >/dev/null; then
+  echo "installing wrk from Debian's packages" >&2
+  apt-get update -qq && apt-get install -y -qq wrk >/dev/null
+fi
+if [[ ! -d scripts/bench/node-gateway/node_modules/pusher ]]; then
+  (cd scripts/bench/node-gateway && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+fi
 
 echo "== machine =="
 echo "nproc: $(nproc)"
@@ -85,6 +95,13 @@ echo
 $PY scripts/bench_webhooks.py --json-out "$OUT/webhooks.json" "${QUICK[@]}" || status=1
 # shellcheck disable=SC2086  # CLUSTER_ARGS is a list of options
 $PY scripts/bench_cluster.py --json-out "$OUT/cluster.json" "${QUICK[@]}" ${CLUSTER_ARGS:-} || status=1
+echo
+$PY scripts/bench_gateway.py --json-out "$OUT/gateway.json" "${QUICK[@]}" || status=1
+echo
+STORM_CLIENTS=20000
+if [[ ${#QUICK[@]} -gt 0 ]]; then STORM_CLIENTS=2000; fi
+# starts its own Soketi nodes (it restarts them)
+$PY scripts/bench_storm.py --clients "$STORM_CLIENTS" --json-out "$OUT/storm.json" || status=1
 echo
 echo "figures as JSON in $OUT"
 exit $status

@@ -11,7 +11,8 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   echo "installing Node.js and npm from Debian's packages" >&2
   apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null
 fi
-# The cluster tests run the bus (Redis or NATS) and the front door (HAProxy) for real.
+# The cluster tests run the bus (Redis or NATS) and the front door (HAProxy) for real; so does the
+# gateway's front-door recipe (docs/gateway.md).
 # nats-server and haproxy live in /usr/sbin: look there too.
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 missing=()
@@ -22,7 +23,6 @@ if ((${#missing[@]})); then
   echo "installing ${missing[*]} from Debian's packages" >&2
   apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-
 if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
   echo "installing Chromium and its driver from Debian's packages (the console's and the gateway CORS browser tests)" >&2
   apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null

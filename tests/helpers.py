@@ -4,6 +4,7 @@ LocalSoketi; free_port, fresh_credentials and write_env come from it too)."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -54,6 +55,54 @@ def run_rtctl(
         timeout=timeout,
         input=input,
         stdin=None if input is not None else subprocess.DEVNULL,
+    )
+
+
+def unprivileged_runner() -> list[str] | None:
+    """A way to run Python as a user who cannot read a root-only file, or None."""
+    if os.geteuid() != 0:
+        return [sys.executable]
+    setpriv = shutil.which("setpriv")
+    system_python = Path(f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}")
+    try:
+        import pwd
+
+        nobody = pwd.getpwnam("nobody")
+    except KeyError:
+        return None
+    if not setpriv or not system_python.exists():
+        return None
+    return [
+        setpriv,
+        f"--reuid={nobody.pw_uid}",
+        f"--regid={nobody.pw_gid}",
+        "--clear-groups",
+        str(system_python),
+    ]
+
+
+def run_unprivileged(
+    runner: list[str], args: Sequence[str], cwd: Path, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`python -m rtctl ARGS` as an unprivileged user (see unprivileged_runner): the venv's
+    packages come through PYTHONPATH, as the user may not enter the venv's folder."""
+    import sysconfig
+
+    environment = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(cwd),
+        "NO_COLOR": "1",
+        "PYTHONPATH": os.pathsep.join([str(REPO), sysconfig.get_paths()["purelib"]]),
+        **(env or {}),
+    }
+    return subprocess.run(
+        [*runner, "-m", "rtctl", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=environment,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
     )
 
 

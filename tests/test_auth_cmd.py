@@ -116,7 +116,8 @@ def test_encrypted_is_golden_vector_v10(tmp_path: Path) -> None:
         (
             ["presence-room", "--socket-id", "1.2", "--user-id", "1", "--user-info", "{bad"],
             2,
-            "--user-info is not JSON: '{bad'",
+            "--user-info is not JSON (Expecting property name enclosed in double quotes at line 1 "
+            "column 2): '{bad'",
             '--user-info takes a JSON object, e.g. --user-info \'{"name":"Ann"}\'',
         ),
         (

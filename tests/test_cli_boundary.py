@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import run_rtctl, write_env
 
 MISSING = (
@@ -56,10 +58,42 @@ def test_usage_error_exit_2(tmp_path: Path) -> None:
     )
 
 
-def test_typer_usage_errors_keep_exit_2(tmp_path: Path) -> None:
+def test_typer_usage_errors_are_one_line_with_exit_2(tmp_path: Path) -> None:
     proc = run_rtctl(["switch"], cwd=tmp_path)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (
+        2,
+        "",
+        "error: Missing argument 'provider'\nhint: see `rtctl switch --help`\n",
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message", "where"),
+    [
+        (["switch", "--json"], "Missing argument 'provider'", "rtctl switch"),
+        (["status", "--bogus", "--json"], "No such option: --bogus", "rtctl status"),
+        (
+            ["--port", "x", "status", "--json"],
+            "Invalid value for '--port': 'x' is not a whole number",
+            "rtctl",
+        ),
+        (
+            ["listen", "c", "--timeout", "inf", "--json"],
+            "Invalid value for '--timeout': inf is not a finite number",
+            "rtctl listen",
+        ),
+    ],
+)
+def test_usage_errors_in_json_mode_print_the_json_error_line(
+    tmp_path: Path, args: list[str], message: str, where: str
+) -> None:
+    proc = run_rtctl(args, cwd=tmp_path)
+    hint = f"see `{where} --help`"
     assert proc.returncode == 2
-    assert "Error: Missing argument 'provider'.\n" in proc.stderr and "Traceback" not in proc.stderr
+    assert json.loads(proc.stdout) == {
+        "error": {"code": "usage", "message": message, "hint": hint, "exit_code": 2}
+    }
+    assert proc.stderr == f"error: {message}\nhint: {hint}\n"
 
 
 def test_conflict_exit_9_as_json(tmp_path: Path) -> None:

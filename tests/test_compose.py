@@ -8,14 +8,16 @@ import copy
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+import typer
 import yaml
 
 from rtctl.runtime import docker
-from tests.helpers import make_server, run_cli, write_env
+from tests.helpers import REPO, free_port, make_server, run_cli, write_env
 
 ENGINE = docker.engine_answers()
 COMPOSE = docker.compose_available()
@@ -68,7 +70,8 @@ def test_validation_catches_a_bad_compose_file() -> None:
     bad = copy.deepcopy(template())
     bad["services"]["redis"] = {"image": "redis:7"}
     assert docker.compose_problems(bad) == [
-        "services must be exactly [soketi] (no Redis), got ['redis', 'soketi']"
+        "services must be [soketi] and optionally [gateway] (no Redis), "
+        "got ['gateway', 'redis', 'soketi']"
     ]
     bad = copy.deepcopy(template())
     service = bad["services"]["soketi"]
@@ -85,6 +88,88 @@ def test_validation_catches_a_bad_compose_file() -> None:
         "SOKETI_CLUSTER_HOST must pin discovery to 127.0.0.1",
         "metrics port 9601 must be published on 127.0.0.1 only",
     ]
+
+
+def test_the_gateway_service_is_off_by_default_and_wired_to_soketi() -> None:
+    gateway = template()["services"]["gateway"]
+    assert gateway["profiles"] == ["gateway"]  # `docker compose up` alone never starts it
+    assert gateway["image"] == "${RTCTL_GATEWAY_IMAGE:-rtctl-gateway}"
+    assert gateway["depends_on"] == {"soketi": {"condition": "service_healthy"}}
+    assert gateway["env_file"] == [".env"]
+    assert gateway["environment"] == {
+        "REALTIME_PROVIDER": "soketi",
+        "REALTIME_HOST": "soketi",
+        "REALTIME_PORT": "6001",
+        "REALTIME_SCHEME": "${REALTIME_SCHEME:-http}",
+    }
+    assert gateway["command"] == [
+        "gateway",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        "8080",
+        "--workers",
+        "${RTCTL_GATEWAY_WORKERS:-2}",
+    ]
+    assert gateway["ports"] == ["127.0.0.1:${RTCTL_GATEWAY_PORT:-8080}:8080"]
+    assert gateway["read_only"] is True and gateway["tmpfs"] == ["/tmp"]
+    assert "/realtime/health" in gateway["healthcheck"]["test"][3]
+
+
+def test_the_gateway_command_in_the_compose_file_is_one_rtctl_accepts() -> None:
+    """Every option of the service's command exists on `rtctl gateway` (interpolation filled)."""
+    from rtctl.cli.app import app
+
+    command = [
+        part.replace("${RTCTL_GATEWAY_WORKERS:-2}", "2")
+        for part in template()["services"]["gateway"]["command"]
+    ]
+    params = typer.main.get_command(app).commands["gateway"].params  # type: ignore[attr-defined]
+    options = {option for param in params for option in param.opts}
+    given = [part for part in command if part.startswith("--")]
+    assert given == ["--host", "--port", "--workers"]
+    assert set(given) <= options
+
+
+def test_the_gateway_healthcheck_probe_is_valid_python(tmp_path: Path) -> None:
+    """The probe's one-liner, run for real against nothing: it must fail by connection, not by
+    a syntax error."""
+    probe = template()["services"]["gateway"]["healthcheck"]["test"][3]
+    probe = probe.replace("127.0.0.1:8080", f"127.0.0.1:{free_port()}")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert "ConnectionRefusedError" in result.stderr or "Connection refused" in result.stderr
+
+
+def test_validation_catches_an_unsafe_gateway_service() -> None:
+    bad = copy.deepcopy(template())
+    gateway = bad["services"]["gateway"]
+    del gateway["profiles"]
+    gateway["environment"]["REALTIME_HOST"] = "127.0.0.1"
+    gateway["command"] = [*gateway["command"], "--dev-user-header"]
+    gateway["ports"] = ["8080:8080"]
+    del gateway["depends_on"]
+    assert docker.compose_problems(bad) == [
+        "the gateway must be off by default (profiles: [gateway])",
+        "the gateway must depend on soketi",
+        "the gateway must reach Soketi as soketi:6001 inside the network",
+        "the gateway command must be `gateway` without --dev-user-header",
+        "the gateway port must be published on 127.0.0.1 only",
+    ]
+
+
+def test_the_dockerfile_builds_the_gateway_image_from_this_checkout() -> None:
+    """No engine here to build it: check what it copies exists and what it runs."""
+    lines = [
+        line.strip()
+        for line in (REPO / "Dockerfile").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    copied = [line.split()[1] for line in lines if line.startswith("COPY ")]
+    assert copied and all((REPO / path).exists() for path in copied)
+    assert 'ENTRYPOINT ["rtctl"]' in lines
+    assert 'CMD ["gateway", "--host", "0.0.0.0", "--port", "8080"]' in lines
+    assert any(line.startswith("USER ") and "root" not in line for line in lines)
 
 
 def test_project_command_uses_the_template_when_the_project_has_none(tmp_path: Path) -> None:

@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import sysconfig
 import tempfile
 from pathlib import Path
@@ -18,7 +17,7 @@ import pytest
 from rtctl import __version__
 from rtctl.config import DEFAULTS, diagnose, load_settings, read_layers
 from rtctl.errors import ConfigError
-from tests.helpers import REPO, fresh_credentials, run_cli, write_env
+from tests.helpers import REPO, fresh_credentials, run_cli, unprivileged_runner, write_env
 
 CREDS = {"PUSHER_APP_ID": "123456", "PUSHER_APP_KEY": "key123abc", "PUSHER_APP_SECRET": "sec456def"}
 INIT_HINT = "hint: create it with `rtctl init`, or pass --env-file with an existing file\n"
@@ -259,34 +258,11 @@ def test_load_settings_raises_config_error_for_a_library_user(tmp_path: Path) ->
 # --- unreadable .env ------------------------------------------------------------------------------
 
 
-def _unprivileged_runner() -> list[str] | None:
-    """A way to run Python as a user who cannot read a root-only file, or None."""
-    if os.geteuid() != 0:
-        return [sys.executable]
-    setpriv = shutil.which("setpriv")
-    system_python = Path(f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}")
-    try:
-        import pwd
-
-        nobody = pwd.getpwnam("nobody")
-    except KeyError:
-        return None
-    if not setpriv or not system_python.exists():
-        return None
-    return [
-        setpriv,
-        f"--reuid={nobody.pw_uid}",
-        f"--regid={nobody.pw_gid}",
-        "--clear-groups",
-        str(system_python),
-    ]
-
-
 def test_unreadable_dotenv_permission_denied() -> None:
     """As root no chmod denies a read, so the CLI runs as `nobody` (the venv's interpreter lives
     under /root, which nobody cannot enter: the same-version system Python gets the venv's
     packages on PYTHONPATH)."""
-    runner = _unprivileged_runner()
+    runner = unprivileged_runner()
     if runner is None:
         pytest.skip("running as root and no unprivileged user/setpriv to drop to")
     folder = Path(tempfile.mkdtemp(prefix="rtctl-perm-"))

@@ -215,7 +215,7 @@ def test_an_address_not_of_this_machine_is_a_usage_error(tmp_path: Path) -> None
     )
     result = run_cli(["console", "--host", "192.0.2.1", "--port", "0"])
     assert result.exit_code == 2
-    assert result.stderr.startswith("error: cannot listen on 192.0.2.1:0: ")
+    assert result.stderr.startswith("error: --host 192.0.2.1 is not an address of this machine\n")
 
 
 def test_missing_configuration_exits_3(tmp_path: Path) -> None:

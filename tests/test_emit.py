@@ -358,8 +358,8 @@ def test_oversize_allowed_with_allow_large_up_to_soketis_limit(env_file: Path, s
         ),
         (
             ["orders", "e", "--rate", "0"],
-            "--rate must be above 0, got 0",
-            "e.g. --rate 500",
+            "Invalid value for '--rate': 0 is out of range: use a number above 0 up to 1000000",
+            "see `rtctl emit --help`",
         ),
     ],
 )

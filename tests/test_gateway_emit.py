@@ -246,18 +246,26 @@ def test_provider_limit_refusal_is_surfaced_with_its_status(soketi_factory, monk
         )
 
 
-def test_unreachable_provider_is_503_and_not_ready(soketi) -> None:
+def test_unreachable_provider_is_503_and_not_ready(soketi, caplog) -> None:
     settings = gateway_settings(soketi, REALTIME_PORT=str(free_port()))
     with TestClient(create_app(settings)) as client:
         status, code, message = error_of(emit(client, {"channel": DM, "event": "e", "data": "1"}))
         assert (status, code) == (503, "provider_unreachable")
         assert message.startswith(f"cannot reach the HTTP API at {settings.api_base}")
         assert client.get("/realtime/health").json() == {"status": "ok"}
-        ready = client.get("/realtime/ready")
-        assert ready.status_code == 503
-        assert ready.json()["error"]["message"].startswith(
-            "the provider's API does not answer: cannot reach the HTTP API"
+        with caplog.at_level("WARNING", logger="rtctl.gateway"):
+            ready = client.get("/realtime/ready")
+        # the unauthenticated probe learns "not ready"; the internal address stays in the log
+        assert error_of(ready) == (
+            503,
+            "not_ready",
+            "the realtime provider does not answer (details in the log)",
         )
+        assert settings.api_base not in ready.text
+        assert [r.getMessage() for r in caplog.records if r.name == "rtctl.gateway"] == [
+            "not ready: the provider's API does not answer: cannot reach the HTTP API at "
+            f"{settings.api_base}: Connection refused"
+        ]
 
 
 def test_ready_when_the_provider_answers_a_signed_call(client) -> None:

@@ -316,7 +316,10 @@ def test_presence_without_a_user_is_a_usage_error(env_dir: Path) -> None:
     ("args", "message"),
     [
         (["bad channel"], "channel name 'bad channel' contains characters Pusher refuses: ' '"),
-        (["x", "--as-user", "1", "--user-info", "{nope"], "--user-info is not JSON: "),
+        (
+            ["x", "--as-user", "1", "--user-info", "{nope"],
+            "--user-info is not JSON (Expecting property name",
+        ),
         (["x", "--as-user", "1", "--user-info", "[1]"], "--user-info must be a JSON object"),
         (["x", "--auth-header", "NoColon"], "--auth-header 'NoColon' is not 'Name: value'"),
         (["x", "--user-info", "{}"], "--user-info needs --as-user"),

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from rtctl.config import load_settings
 from rtctl.envfile import EnvDocument, atomic_write
+from rtctl.errors import EnvironmentProblem
 from rtctl.ops.switch import plan_switch, stash_path
 from rtctl.protocol.httpapi import ApiClient
 from tests.helpers import SoketiServer, run_cli, run_rtctl
@@ -114,8 +115,9 @@ def test_a_failed_write_leaves_the_old_file_whole(
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "replace", crash)
-    with pytest.raises(OSError):
+    with pytest.raises(EnvironmentProblem) as raised:
         atomic_write(target, "NEW=1\n" * 1000)
+    assert raised.value.message == f"cannot write {target}: no space left on the device"
     assert target.read_text() == "OLD=1\n"
     assert [p.name for p in tmp_path.iterdir()] == [".env"]  # the temp file was removed
 

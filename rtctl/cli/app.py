@@ -12,6 +12,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
+# Typer vendors Click (the version is pinned in pyproject.toml): its usage errors are Click's.
+from typer._click.exceptions import ClickException
 from typer.core import TyperGroup
 
 from rtctl import __version__
@@ -29,10 +32,22 @@ from rtctl.cli import (
     cmd_webhooks,
     output,
 )
-from rtctl.cli.common import CliState
-from rtctl.errors import ExitCode, ReportPrinted, RtctlError, internal_error
+from rtctl.cli.common import PORT, CliState, number_option
+from rtctl.errors import (
+    ExitCode,
+    Interrupted,
+    ReportPrinted,
+    RtctlError,
+    UsageError,
+    filesystem_problem,
+    internal_error,
+)
 
 ARGV_KEY = "rtctl.argv"
+
+
+def _json_on_command_line(args: list[str]) -> bool:
+    return "--json" in (args[: args.index("--")] if "--" in args else args)
 
 
 def _wants_json(ctx: typer.Context) -> bool:
@@ -41,8 +56,17 @@ def _wants_json(ctx: typer.Context) -> bool:
     obj = ctx.obj
     if isinstance(obj, CliState) and obj.json_mode:
         return True
-    args = ctx.meta.get(ARGV_KEY, [])
-    return "--json" in args[: args.index("--")] if "--" in args else "--json" in args
+    return _json_on_command_line(ctx.meta.get(ARGV_KEY, []))
+
+
+def _never_fail_on_encoding() -> None:
+    """Whatever text reaches stdout or stderr, printing it never raises: what the stream's
+    encoding cannot carry (a lone surrogate, or "€" on a Latin-1 terminal) is written as its
+    backslash escape."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
 
 
 def _end_quietly_on_closed_stdout() -> None:
@@ -55,6 +79,29 @@ def _end_quietly_on_closed_stdout() -> None:
 class RtctlGroup(TyperGroup):
     """The one error boundary: every way out of a command passes here and leaves with a code
     from ExitCode; typed errors become their message and code, never a traceback."""
+
+    def main(  # type: ignore[override]
+        self, args: list[str] | None = None, standalone_mode: bool = True, **extra: Any
+    ) -> Any:
+        """Also the boundary for what happens before a command runs: Click's usage errors
+        (unknown option, bad value, missing argument) become the one error format, with the JSON
+        line in --json mode, and exit 2."""
+        _never_fail_on_encoding()
+        argv = list(sys.argv[1:] if args is None else args)
+        if not standalone_mode:
+            return super().main(args=argv, standalone_mode=False, **extra)
+        try:
+            result = super().main(args=argv, standalone_mode=False, **extra)
+        except ClickException as error:
+            context = getattr(error, "ctx", None)
+            where = context.command_path if context is not None else "rtctl"
+            problem = UsageError(error.format_message().rstrip("."), hint=f"see `{where} --help`")
+            output.error(problem, _json_on_command_line(argv))
+            sys.exit(ExitCode.USAGE)
+        except typer.Abort:  # a prompt ended by Ctrl-C or end of input
+            output.error(Interrupted("aborted: nothing was changed"), False)
+            sys.exit(ExitCode.INTERRUPTED)
+        sys.exit(result if isinstance(result, int) else ExitCode.OK)
 
     def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:  # type: ignore[override]
         ctx.meta[ARGV_KEY] = list(args)
@@ -70,13 +117,14 @@ class RtctlGroup(TyperGroup):
         except BrokenPipeError:
             _end_quietly_on_closed_stdout()
             raise typer.Exit(ExitCode.OK) from None
-        except (typer.Exit, typer.Abort):
-            raise
+        except (typer.Exit, typer.Abort, ClickException):
+            raise  # usage errors are reported by main(), with the same format
+        except OSError as error:
+            if error.filename is None:
+                self._fail(ctx, internal_error(error))
+            # a file or folder rtctl needs cannot be used: say which and why (exit 8)
+            self._fail(ctx, filesystem_problem(error))
         except Exception as error:
-            if getattr(error, "exit_code", None) is not None and type(error).__module__.startswith(
-                "typer"
-            ):
-                raise  # Typer's/Click's own usage errors print themselves (exit 2)
             self._fail(ctx, internal_error(error))
 
     @staticmethod
@@ -137,7 +185,9 @@ def root(
     ] = None,
     port: Annotated[
         int | None,
-        typer.Option("--port", metavar="PORT", help="Override REALTIME_PORT for this run."),
+        number_option(
+            "--port", parser=PORT, metavar="PORT", help="Override REALTIME_PORT for this run."
+        ),
     ] = None,
     scheme: Annotated[
         str | None,
@@ -179,7 +229,7 @@ for module in (
 def main() -> int:
     """Console-script entry point."""
     try:
-        app()
+        app(prog_name="rtctl")  # also under `python -m rtctl`: help and hints name the command
     except SystemExit as exit_:
         code = exit_.code
         return (

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from rtctl.cli import output
-from rtctl.cli.common import JsonOption, json_mode, state
+from rtctl.cli.common import JsonOption, json_mode, number, number_option, state
 from rtctl.errors import ReportPrinted
 
 if TYPE_CHECKING:
@@ -27,16 +27,20 @@ def bench(
     ctx: typer.Context,
     connections: Annotated[
         int,
-        typer.Option(
-            "--connections", "-n", min=1, max=50_000, metavar="N", help="Subscriber sockets."
+        number_option(
+            "--connections",
+            "-n",
+            parser=number(1, 50_000, integer=True),
+            metavar="N",
+            help="Subscriber sockets.",
         ),
     ] = 100,
     channels: Annotated[
         int,
-        typer.Option(
+        number_option(
             "--channels",
             "-c",
-            min=1,
+            parser=number(1, 50_000, integer=True),
             metavar="N",
             help="Channels the subscribers spread over: subscriber i joins channel i mod N "
             "(N ≤ --connections).",
@@ -53,26 +57,29 @@ def bench(
     ] = "public",
     rate: Annotated[
         float,
-        typer.Option(
+        number_option(
             "--rate",
             "-r",
-            min=0.1,
+            parser=number(0.1, 1_000_000),
             metavar="RATE",
             help="Events per second, all channels together, round-robin over the channels.",
         ),
     ] = 100.0,
     duration: Annotated[
         float,
-        typer.Option(
-            "--duration", "-d", min=0.1, max=3600, metavar="SECONDS", help="Seconds of publishing."
+        number_option(
+            "--duration",
+            "-d",
+            parser=number(0.1, 3600),
+            metavar="SECONDS",
+            help="Seconds of publishing.",
         ),
     ] = 10.0,
     payload_size: Annotated[
         int,
-        typer.Option(
+        number_option(
             "--payload-size",
-            min=0,
-            max=100 * 1024,
+            parser=number(0, 100 * 1024, integer=True),
             metavar="BYTES",
             help="Bytes of each event's data string (Soketi's limit is the maximum; Pusher's is "
             "10 KB).",
@@ -89,59 +96,56 @@ def bench(
     ] = "http",
     ramp: Annotated[
         float,
-        typer.Option(
+        number_option(
             "--ramp",
-            min=1,
+            parser=number(1, 1_000_000),
             metavar="RATE",
             help="New connections per second while ramping (at most 200 handshakes in flight).",
         ),
     ] = 500.0,
     drain: Annotated[
         float,
-        typer.Option(
+        number_option(
             "--drain",
-            min=0,
-            max=600,
+            parser=number(0, 600),
             metavar="SECONDS",
             help="Seconds to wait after the last publish for late deliveries.",
         ),
     ] = 5.0,
     timeout: Annotated[
         float,
-        typer.Option(
+        number_option(
             "--timeout",
-            min=0.1,
+            parser=number(0.1, 3600),
             metavar="SECONDS",
             help="Seconds each connection may take to connect and subscribe.",
         ),
     ] = 10.0,
     min_delivery: Annotated[
         float,
-        typer.Option(
+        number_option(
             "--min-delivery",
-            min=0,
-            max=1,
+            parser=number(0, 1),
             metavar="FRACTION",
             help="Fail (exit 1) when received ÷ expected is under this fraction.",
         ),
     ] = 1.0,
     max_p99: Annotated[
         float | None,
-        typer.Option(
+        number_option(
             "--max-p99",
-            min=0,
+            parser=number(0, 3_600_000),
             metavar="MS",
             help="Fail (exit 1) when delivery p99 exceeds this many milliseconds.",
         ),
     ] = None,
     workers: Annotated[
         int,
-        typer.Option(
+        number_option(
             "--workers",
             "-w",
             metavar="N",
-            min=1,
-            max=32,
+            parser=number(1, 32, integer=True),
             help="Processes holding the subscribers (one report); each opens up to ~19,000.",
         ),
     ] = 1,

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from rtctl.cli import output
-from rtctl.cli.common import JsonOption, json_mode, state
+from rtctl.cli.common import JsonOption, json_mode, number, number_option, state
 
 if TYPE_CHECKING:
     from rtctl.ops.compat import CompatReport
@@ -37,9 +37,9 @@ def compat(
     ] = None,
     timeout: Annotated[
         float,
-        typer.Option(
+        number_option(
             "--timeout",
-            min=0.1,
+            parser=number(0.1, 3600),
             metavar="SECONDS",
             help="Seconds each connection or request may take.",
         ),
@@ -55,9 +55,9 @@ def compat(
     ] = None,
     webhook_wait: Annotated[
         float,
-        typer.Option(
+        number_option(
             "--webhook-wait",
-            min=0.5,
+            parser=number(0.5, 3600),
             metavar="SECONDS",
             help="How long to wait for a webhook, and for a failed one to come again.",
         ),

@@ -10,7 +10,7 @@ import typer
 
 from rtctl.cli import output
 from rtctl.cli.cmd_runtime import AdapterOption, NodesOption
-from rtctl.cli.common import JsonOption, json_mode, state
+from rtctl.cli.common import PORT, JsonOption, json_mode, number_option, state
 from rtctl.cli.output import is_interactive
 
 ShowSecrets = Annotated[
@@ -102,20 +102,18 @@ def init(
     ] = False,
     port: Annotated[
         int | None,
-        typer.Option(
+        number_option(
             "--port",
-            min=1,
-            max=65535,
+            parser=PORT,
             metavar="PORT",
             help="Soketi port written to REALTIME_PORT (default 6001, or the global --port).",
         ),
     ] = None,
     metrics_port: Annotated[
         int,
-        typer.Option(
+        number_option(
             "--metrics-port",
-            min=1,
-            max=65535,
+            parser=PORT,
             metavar="PORT",
             help="Soketi metrics port written to SOKETI_METRICS_SERVER_PORT.",
         ),
@@ -217,13 +215,15 @@ def switch(
     import os
 
     from rtctl.ops.clientconfig import render_changes, render_js
-    from rtctl.ops.switch import apply_switch, plan_switch, stash_path
+    from rtctl.ops.switch import stash_path
+    from rtctl.ops.switch import switch as run_switch
 
     json_mode(ctx, as_json)
     env_path = state(ctx).env_path()
     given = _credentials(cluster, app_id, key, secret)
+    # planned and written in one step under the .env's lock (see rtctl.ops.switch.switch)
     plan = _asking_for_missing(
-        given, as_json, lambda: plan_switch(env_path, provider, given, environ=os.environ)
+        given, as_json, lambda: run_switch(env_path, provider, given, os.environ, dry_run)
     )
     for warning in plan.warnings:
         output.say(f"warning: {warning}")
@@ -241,7 +241,6 @@ def switch(
             output.data_raw(plan.diff(show_secrets=show_secrets))
             output.say(f"dry run: {env_path} was not changed")
         return
-    apply_switch(plan)
     if as_json:
         output.data_json({**plan.to_dict(), "dry_run": False})
         return
@@ -277,16 +276,17 @@ def config(
         if name == "env_file":
             source = "flag" if root.env_file is not None else "default"
         rows[name] = {"value": value, "variable": variable, "source": source}
+    layers = root.layers()  # found: any readable file, /dev/null (no settings) included
     warnings = [
         p
-        for p in diagnose(root.layers())
+        for p in diagnose(layers)
         if p.severity == "warning" or p.kind is ProblemKind.CREDENTIAL_MISSING
     ]
     if as_json:
         output.data_json(
             {
                 "env_file": str(settings.env_file),
-                "env_file_found": settings.env_file.is_file(),
+                "env_file_found": layers.env_file_found,
                 "settings": rows,
                 "problems": [
                     {
@@ -308,7 +308,7 @@ def config(
     for line in table:
         cells = [cell.ljust(width) for cell, width in zip(line, widths, strict=False)]
         output.data("  ".join([*cells, line[3]]))
-    if not settings.env_file.is_file():
+    if not layers.env_file_found:
         output.say(f"note: {settings.env_file} not found; showing defaults and environment")
     for problem in warnings:
         output.say(f"warning: {problem.message} ({problem.hint})")
@@ -320,8 +320,8 @@ def _plain(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, list):
-        return ",".join(str(item) for item in value)
-    return str(value)
+        return output.printable(",".join(str(item) for item in value))
+    return output.printable(str(value))
 
 
 def client_config(ctx: typer.Context, as_json: JsonOption = False) -> None:

@@ -12,15 +12,14 @@ from typing import Annotated, Any
 import typer
 
 from rtctl.cli import output
-from rtctl.cli.common import json_mode, state
-from rtctl.errors import Conflict, UsageError
+from rtctl.cli.common import json_mode, number, number_option, state
+from rtctl.errors import Conflict
 
 DEFAULT_PORT = 8090
 
 
 def bind(host: str, port: int) -> socket.socket:
     """The listening socket, or Conflict (port busy) / UsageError (not an address of this host)."""
-    import errno
 
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -29,16 +28,14 @@ def bind(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
         sock.listen(128)
     except OSError as exc:
+        from rtctl.runtime.native import listen_error
+
         sock.close()
-        if exc.errno == errno.EADDRINUSE:
-            raise Conflict(
-                f"{host}:{port} is already in use",
-                hint="stop what listens there, or pick another port with --port (0 picks a free one)",
-            ) from None
-        raise UsageError(
-            f"cannot listen on {host}:{port}: {exc.strerror or exc}",
-            hint="--host must be an address of this machine, e.g. 127.0.0.1",
-        ) from None
+        busy = Conflict(
+            f"{host}:{port} is already in use",
+            hint="stop what listens there, or pick another port with --port (0 picks a free one)",
+        )
+        raise listen_error(exc, host, port, busy, "--host") from None
     sock.set_inheritable(True)
     return sock
 
@@ -66,10 +63,9 @@ def console(
     ctx: typer.Context,
     port: Annotated[
         int,
-        typer.Option(
+        number_option(
             "--port",
-            min=0,
-            max=65535,
+            parser=number(0, 65535, integer=True),
             metavar="PORT",
             help="Port to serve on (0 picks a free one).",
         ),

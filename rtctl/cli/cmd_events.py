@@ -13,8 +13,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from rtctl.cli import output
-from rtctl.cli.common import JsonOption, json_mode, json_object_option, state
-from rtctl.errors import InvalidInput, UsageError
+from rtctl.cli.common import (
+    COUNT,
+    JsonOption,
+    json_mode,
+    json_object_option,
+    number,
+    number_option,
+    state,
+)
+from rtctl.errors import UsageError
 
 if TYPE_CHECKING:
     from rtctl.config import Settings
@@ -164,11 +172,18 @@ def emit(
     ] = None,
     count: Annotated[
         int,
-        typer.Option("--count", "-n", min=1, metavar="N", help="Send the event this many times."),
+        number_option(
+            "--count", "-n", parser=COUNT, metavar="N", help="Send the event this many times."
+        ),
     ] = 1,
     rate: Annotated[
         float | None,
-        typer.Option("--rate", metavar="RATE", help="Pace sending to this many events per second."),
+        number_option(
+            "--rate",
+            parser=number(0, 1_000_000, above=True),
+            metavar="RATE",
+            help="Pace sending to this many events per second.",
+        ),
     ] = None,
     allow_large: Annotated[
         bool,
@@ -345,7 +360,7 @@ def bot_say(
             {"ok": True, "channel": message.channel, "event": CHAT_EVENT, "data": payload}
         )
     else:
-        output.say(f"{settings.bot_name} -> {message.channel}: {text}")
+        output.say(output.printable(f"{settings.bot_name} -> {message.channel}: {text}"))
 
 
 # --- queries -------------------------------------------------------------------------------------
@@ -357,8 +372,8 @@ def _table(columns: list[str], rows: list[list[str]]) -> None:
     table = Table(box=None, show_edge=False, pad_edge=False)
     for column in columns:
         table.add_column(column, overflow="fold")
-    for row in rows:
-        table.add_row(*row)
+    for row in rows:  # names and ids come from the server (and whoever created them)
+        table.add_row(*(output.printable(cell) for cell in row))
     output.data_rich(table)
 
 
@@ -449,15 +464,20 @@ def terminate_cmd(
 ) -> None:
     """Close every signed-in connection of USER_ID (the user may reconnect)."""
     json_mode(ctx, as_json)
-    if not user_id.strip():
-        raise InvalidInput("user id is empty", hint="rtctl terminate 123")
+    from rtctl.protocol.validation import validate_user_id
+
+    validate_user_id(user_id)
     settings = state(ctx).settings()
     with _client(settings) as client:
         client.terminate(user_id)
     if as_json:
         output.data_json({"ok": True, "user_id": user_id, "terminated": True})
     else:
-        output.say(f"asked the server to close the signed-in connections of user {user_id}")
+        output.say(
+            output.printable(
+                f"asked the server to close the signed-in connections of user {user_id}"
+            )
+        )
 
 
 def register(app: typer.Typer) -> None:

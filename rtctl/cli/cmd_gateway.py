@@ -5,25 +5,32 @@ Starlette, uvicorn and PyJWT are imported inside the command body (startup stays
 
 from __future__ import annotations
 
-import logging
 from typing import Annotated, Any
 
 import typer
 
-from rtctl.cli.common import state
+from rtctl.cli.common import PORT, number, number_option, state
 from rtctl.errors import Conflict, UsageError
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
+# What the machine can hold is checked when the gateway starts (rtctl.gateway.serve.check_workers).
+WORKERS = number(1, 1024, integer=True)
+FAILURE_LIMIT = number(0, 1_000_000, integer=True)
+HEADER_TIMEOUT = number(0.1, 300)
 
 
-def log_config(level: str) -> dict[str, Any]:
+def log_config(level: str, workers: int = 1) -> dict[str, Any]:
     """Everything to stderr, one format. uvicorn's own access log stays off: it prints query
-    strings; the gateway's structured access log (logger rtctl.gateway.access) never does."""
+    strings; the gateway's structured access log (logger rtctl.gateway.access) never does.
+    With several workers each line names the process that wrote it."""
+    fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    if workers > 1:
+        fmt = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
     handler = {"class": "logging.StreamHandler", "stream": "ext://sys.stderr", "formatter": "plain"}
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+        "formatters": {"plain": {"format": fmt}},
         "handlers": {"stderr": handler},
         "loggers": {
             "uvicorn": {"handlers": ["stderr"], "level": level.upper(), "propagate": False},
@@ -33,26 +40,6 @@ def log_config(level: str) -> dict[str, Any]:
     }
 
 
-def _quiet_signal_server(uvicorn: Any) -> Any:
-    """uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown, so the process would die by
-    the signal; a gateway that drained its requests and stopped cleanly exits 0 instead."""
-    from contextlib import contextmanager
-
-    class Server(uvicorn.Server):
-        @contextmanager
-        def capture_signals(self) -> Any:
-            with super().capture_signals():
-                yield
-                stopped_by = list(getattr(self, "_captured_signals", []))
-                if stopped_by:
-                    self._captured_signals.clear()
-                    logging.getLogger("rtctl.gateway").info(
-                        "stopped cleanly (signal %d)", stopped_by[-1]
-                    )
-
-    return Server
-
-
 def gateway(
     ctx: typer.Context,
     host: Annotated[
@@ -60,8 +47,19 @@ def gateway(
         typer.Option("--host", metavar="HOST", help="Address to listen on (loopback by default)."),
     ] = "127.0.0.1",
     port: Annotated[
-        int, typer.Option("--port", min=1, max=65535, metavar="PORT", help="Port to listen on.")
+        int, number_option("--port", parser=PORT, metavar="PORT", help="Port to listen on.")
     ] = 8080,
+    workers: Annotated[
+        int,
+        number_option(
+            "--workers",
+            parser=WORKERS,
+            metavar="N",
+            help="Worker processes sharing the port: 1 to 2 x CPUs + 1, fewer when memory cannot "
+            "hold 100 MB each. A worker that dies is replaced; the failed-authentication limit "
+            "is shared by all.",
+        ),
+    ] = 1,
     prefix: Annotated[
         str,
         typer.Option(
@@ -84,6 +82,33 @@ def gateway(
         str | None,
         typer.Option("--jwt-issuer", metavar="ISS", help="Require this 'iss' claim in tokens."),
     ] = None,
+    auth_failure_limit: Annotated[
+        int,
+        number_option(
+            "--auth-failure-limit",
+            parser=FAILURE_LIMIT,
+            metavar="N",
+            help="Failed authentications per client address per minute before 429 (0: off).",
+        ),
+    ] = 30,
+    forwarded_allow_ips: Annotated[
+        str | None,
+        typer.Option(
+            "--forwarded-allow-ips",
+            metavar="ADDRS",
+            help="Comma list of proxy addresses whose X-Forwarded-For names the client "
+            "(default: none; the header is ignored).",
+        ),
+    ] = None,
+    header_timeout: Annotated[
+        float,
+        number_option(
+            "--header-timeout",
+            parser=HEADER_TIMEOUT,
+            metavar="SECONDS",
+            help="Seconds a connection has to send complete request headers.",
+        ),
+    ] = 10.0,
     log_level: Annotated[
         str,
         typer.Option("--log-level", metavar="LEVEL", help="debug, info, warning or error."),
@@ -94,7 +119,9 @@ def gateway(
     Identity comes from a bearer JWT (REALTIME_JWT_SECRET or REALTIME_JWT_PUBLIC_KEY); emit needs
     REALTIME_EMIT_TOKEN, the channel monitor REALTIME_MONITOR_TOKEN. Stops cleanly on Ctrl-C/SIGTERM.
     """
+    import logging
     import logging.config
+    import math
 
     from rtctl.gateway.identity import is_loopback
 
@@ -110,56 +137,44 @@ def gateway(
         )
     if prefix and not prefix.startswith("/"):
         raise UsageError(f"--prefix {prefix!r} must start with /", hint="e.g. --prefix /realtime")
+    if not math.isfinite(header_timeout):  # nan slips through a range check
+        raise UsageError(
+            f"--header-timeout {header_timeout} is not a number of seconds", hint="e.g. 10"
+        )
+    from rtctl.gateway.serve import check_workers
+
+    check_workers(workers)
     settings = state(ctx).settings()
 
-    from rtctl.runtime.native import port_is_free
+    from rtctl.runtime.native import require_free_port
 
-    if not port_is_free(host, port):
-        raise Conflict(
-            f"{host}:{port} is already in use",
-            hint="stop what listens there, or pick another port with --port",
-        )
+    busy = Conflict(
+        f"{host}:{port} is already in use",
+        hint="stop what listens there, or pick another port with --port",
+    )
+    require_free_port(host, port, busy, "--host")
 
-    logging.config.dictConfig(log_config(log_level))
-    import uvicorn
+    config = log_config(log_level, workers)
+    logging.config.dictConfig(config)
+    from rtctl.gateway.serve import AppSpec, serve
 
-    from rtctl.gateway.app import create_app
-
-    app = create_app(
+    spec = AppSpec(
         settings,
         prefix=prefix,
         dev_user_header=dev_user_header,
         audience=jwt_audience,
         issuer=jwt_issuer,
+        auth_failure_limit=auth_failure_limit,
     )
-    where = f"[{host}]" if ":" in host else host
-    logging.getLogger("rtctl.gateway").info(
-        "serving http://%s:%d%s/auth for %s at %s",
-        where,
-        port,
-        prefix.rstrip("/"),
-        settings.provider,
-        settings.api_base,
-    )
-    config = uvicorn.Config(
-        app,
+    serve(
+        spec,
         host=host,
         port=port,
-        log_config=None,  # configured above
-        access_log=False,
-        proxy_headers=False,  # never let X-Forwarded-For make a remote client look local
-        server_header=False,
-        timeout_keep_alive=5,
-        timeout_graceful_shutdown=10,
-        lifespan="on",
+        workers=workers,
+        log_config=config,
+        header_timeout=header_timeout,
+        forwarded_allow_ips=forwarded_allow_ips,
     )
-    server = _quiet_signal_server(uvicorn)(config)
-    server.run()
-    if not server.started:
-        raise Conflict(
-            f"the gateway could not start on {host}:{port}",
-            hint="see the log lines above; another process may have taken the port",
-        )
 
 
 def register(app: typer.Typer) -> None:

@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from rtctl.cli.common import json_mode, json_object_option, state
+from rtctl.cli.common import (
+    COUNT,
+    MAX_SECONDS,
+    json_mode,
+    json_object_option,
+    number,
+    number_option,
+    state,
+)
 from rtctl.cli.output import say
 
 CHANNELS_HELP = (
@@ -27,18 +35,18 @@ def listen_command(
     ] = False,
     count: Annotated[
         int | None,
-        typer.Option(
+        number_option(
             "--count",
-            min=1,
+            parser=COUNT,
             metavar="N",
             help="Exit 0 after this many events were printed (after --event filtering).",
         ),
     ] = None,
     timeout: Annotated[
         float | None,
-        typer.Option(
+        number_option(
             "--timeout",
-            min=0.1,
+            parser=number(0.1, MAX_SECONDS),
             metavar="SECONDS",
             help="Give up after this many seconds: exit 6 if fewer than --count events arrived "
             "(without --count: if none did), else exit 0. Also bounds reconnect attempts.",

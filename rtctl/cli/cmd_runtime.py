@@ -14,7 +14,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from rtctl.cli import output
-from rtctl.cli.common import JsonOption, json_mode, state
+from rtctl.cli.common import (
+    MAX_COUNT,
+    MAX_SECONDS,
+    JsonOption,
+    json_mode,
+    number,
+    number_option,
+    state,
+)
 from rtctl.cli.output import say
 
 if TYPE_CHECKING:
@@ -38,11 +46,10 @@ class AdapterChoice(str, Enum):
 MAX_NODES = 16  # rtctl.config.MAX_NODES (not imported: `rtctl --help` stays light)
 NodesOption = Annotated[
     int | None,
-    typer.Option(
+    number_option(
         "--nodes",
         metavar="N",
-        min=1,
-        max=MAX_NODES,
+        parser=number(1, MAX_NODES, integer=True),
         help="Soketi nodes behind one front door (RTCTL_SOKETI_NODES; 1 = a single Soketi).",
         show_default=False,
     ),
@@ -99,9 +106,9 @@ def up(
     ] = True,
     timeout: Annotated[
         float,
-        typer.Option(
+        number_option(
             "--timeout",
-            min=0.1,
+            parser=number(0.1, MAX_SECONDS),
             metavar="SECONDS",
             help="Seconds to wait for readiness (a server not ready by then is stopped).",
         ),
@@ -193,7 +200,9 @@ def down(
     from rtctl.runtime import service
 
     json_mode(ctx, json_)
-    result = service.down(state(ctx).settings(require_credentials=False))
+    settings = state(ctx).settings(require_credentials=False)
+    with output.progress("stopping Soketi", enabled=not json_) as progress:
+        result = service.down(settings, progress=progress)
     if json_:
         output.data_json(result.to_dict())
     elif result.components is not None:
@@ -312,15 +321,18 @@ def status(
     ] = False,
     interval: Annotated[
         float,
-        typer.Option(
-            "--interval", min=0.2, metavar="SECONDS", help="Seconds between refreshes (--watch)."
+        number_option(
+            "--interval",
+            parser=number(0.2, 3600),
+            metavar="SECONDS",
+            help="Seconds between refreshes (--watch).",
         ),
     ] = 2.0,
     count: Annotated[
         int,
-        typer.Option(
+        number_option(
             "--count",
-            min=0,
+            parser=number(0, MAX_COUNT, integer=True),
             metavar="N",
             help="Stop --watch after this many reports (0: never).",
         ),
@@ -398,7 +410,14 @@ def _watch(settings: Any, interval: float, count: int, as_json: bool) -> Any:
 def logs(
     ctx: typer.Context,
     lines: Annotated[
-        int, typer.Option("--lines", "-n", min=0, metavar="N", help="Show the last N lines.")
+        int,
+        number_option(
+            "--lines",
+            "-n",
+            parser=number(0, 10_000_000, integer=True),
+            metavar="N",
+            help="Show the last N lines.",
+        ),
     ] = 50,
     follow: Annotated[
         bool,
@@ -406,8 +425,11 @@ def logs(
     ] = False,
     timeout: Annotated[
         float | None,
-        typer.Option(
-            "--timeout", min=0.1, metavar="SECONDS", help="Stop following after this many seconds."
+        number_option(
+            "--timeout",
+            parser=number(0.1, MAX_SECONDS),
+            metavar="SECONDS",
+            help="Stop following after this many seconds.",
         ),
     ] = None,
     component: Annotated[
@@ -424,6 +446,7 @@ def logs(
     import subprocess
 
     from rtctl.runtime import docker, native, service
+    from rtctl.runtime.native import strip_colours
 
     settings = state(ctx).settings(require_credentials=False)
     folder = native.state_dir(settings)
@@ -446,8 +469,8 @@ def logs(
         if follow
         else iter(service.tail_lines(path, lines))
     )
-    for line in source:
-        output.data(line)
+    for line in source:  # Soketi's colours dropped, anything else a client made it log escaped
+        output.data(output.printable(strip_colours(line)))
 
 
 def _cluster_logs(
@@ -492,9 +515,10 @@ def doctor_lines(results: list[CheckResult]) -> list[str]:
     width = max((len(result.name) for result in results), default=0)
     out = []
     for result in results:
-        out.append(f"{SYMBOLS[result.status]} {result.name:<{width}}  {result.evidence}")
+        evidence = output.printable(result.evidence)  # may quote what a server answered
+        out.append(f"{SYMBOLS[result.status]} {result.name:<{width}}  {evidence}")
         if result.fix and result.status in ("fail", "warn"):
-            out.append(f"  {'':<{width}}  fix: {result.fix}")
+            out.append(f"  {'':<{width}}  fix: {output.printable(result.fix)}")
     return out
 
 
@@ -503,8 +527,11 @@ def doctor(
     json_: JsonOption = False,
     timeout: Annotated[
         float,
-        typer.Option(
-            "--timeout", min=0.1, metavar="SECONDS", help="Seconds each network check may take."
+        number_option(
+            "--timeout",
+            parser=number(0.1, 3600),
+            metavar="SECONDS",
+            help="Seconds each network check may take.",
         ),
     ] = 3.0,
     strict: Annotated[

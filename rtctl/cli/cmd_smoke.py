@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from rtctl.cli import output
-from rtctl.cli.common import JsonOption, json_mode, state
+from rtctl.cli.common import JsonOption, json_mode, number, number_option, state
 
 if TYPE_CHECKING:
     from rtctl.ops.smoke import CheckResult, CheckSpec, SmokeReport
@@ -21,9 +21,9 @@ def smoke(
     ctx: typer.Context,
     timeout: Annotated[
         float,
-        typer.Option(
+        number_option(
             "--timeout",
-            min=0.1,
+            parser=number(0.1, 3600),
             metavar="SECONDS",
             help="Seconds each wait may take (handshake, subscription, delivery, cleanup).",
         ),
@@ -223,9 +223,9 @@ def _render(report: SmokeReport) -> None:
 def _evidence_cell(check: CheckResult) -> str:
     from rich.markup import escape
 
-    text = escape(check.evidence)
+    text = escape(output.printable(check.evidence))  # may quote what a server answered
     if check.status == "fail" and check.hint:
-        text += f"\n[dim]hint: {escape(check.hint)}[/]"
+        text += f"\n[dim]hint: {escape(output.printable(check.hint))}[/]"
     return text
 
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from rtctl.cli import output
-from rtctl.cli.common import JsonOption, json_mode, state
+from rtctl.cli.common import JsonOption, json_mode, number, number_option, state
 
 if TYPE_CHECKING:
     from rtctl.protocol.explain import Explanation
@@ -56,7 +56,8 @@ def report(explanation: Explanation, as_json: bool) -> None:
     if as_json:
         output.data_json(explanation.to_dict())
     else:
-        output.data("\n".join(render(explanation)))
+        # each line may quote what was sent: shown, never obeyed by the terminal
+        output.data("\n".join(output.printable(line) for line in render(explanation)))
     if not explanation.verifies:
         parts = sorted({f.part for f in explanation.findings if f.blocking})
         raise ReportPrinted(
@@ -154,8 +155,9 @@ def verify_api(
     ] = None,
     at: Annotated[
         float | None,
-        typer.Option(
+        number_option(
             "--at",
+            parser=number(0, 100_000_000_000),
             metavar="UNIX_SECONDS",
             help="Check the timestamp window against this time (e.g. when the server received "
             "it) instead of now.",

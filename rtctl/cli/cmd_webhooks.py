@@ -13,7 +13,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from rtctl.cli import output
-from rtctl.cli.common import JsonOption, json_mode, state
+from rtctl.cli.common import (
+    COUNT,
+    MAX_COUNT,
+    MAX_SECONDS,
+    JsonOption,
+    json_mode,
+    number,
+    number_option,
+    state,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -32,7 +41,12 @@ EVENT_TYPES_HELP = (
 )
 Timeout = Annotated[
     float,
-    typer.Option("--timeout", min=0.1, metavar="SECONDS", help="Seconds to wait for the answer."),
+    number_option(
+        "--timeout",
+        parser=number(0.1, 3600),
+        metavar="SECONDS",
+        help="Seconds to wait for the answer.",
+    ),
 ]
 
 
@@ -48,11 +62,10 @@ def listen_command(
     ] = "127.0.0.1",
     port: Annotated[
         int | None,
-        typer.Option(
+        number_option(
             "--port",
             metavar="PORT",
-            min=0,
-            max=65535,
+            parser=number(0, 65535, integer=True),
             help="Port (default: REALTIME_WEBHOOK_URL's, else 6080; 0 picks a free one).",
             show_default=False,
         ),
@@ -71,13 +84,13 @@ def listen_command(
     ] = False,
     count: Annotated[
         int | None,
-        typer.Option("--count", min=1, metavar="N", help="Exit 0 after this many events."),
+        number_option("--count", parser=COUNT, metavar="N", help="Exit 0 after this many events."),
     ] = None,
     timeout: Annotated[
         float | None,
-        typer.Option(
+        number_option(
             "--timeout",
-            min=0.1,
+            parser=number(0.1, MAX_SECONDS),
             metavar="SECONDS",
             help="Give up after this many seconds (exit 6 if --count events, or none at all, "
             "arrived by then).",
@@ -101,15 +114,18 @@ def listen_command(
     ] = None,
     forward_timeout: Annotated[
         float,
-        typer.Option(
-            "--forward-timeout", metavar="SECONDS", min=0.1, help="Seconds to wait for your app."
+        number_option(
+            "--forward-timeout",
+            metavar="SECONDS",
+            parser=number(0.1, 3600),
+            help="Seconds to wait for your app.",
         ),
     ] = 10.0,
     max_age: Annotated[
         float | None,
-        typer.Option(
+        number_option(
             "--max-age",
-            min=0,
+            parser=number(0, MAX_SECONDS),
             metavar="SECONDS",
             help="Refuse deliveries whose time_ms is further than this from now (default "
             "REALTIME_WEBHOOK_MAX_AGE, 300; 0 = no limit).",
@@ -117,7 +133,13 @@ def listen_command(
         ),
     ] = None,
     max_body: Annotated[
-        int, typer.Option("--max-body", min=1, metavar="BYTES", help="Refuse larger bodies (413).")
+        int,
+        number_option(
+            "--max-body",
+            parser=number(1, 1024**3, integer=True),
+            metavar="BYTES",
+            help="Refuse larger bodies (413).",
+        ),
     ] = 1024 * 1024,
     only: Annotated[
         list[str] | None,
@@ -209,7 +231,12 @@ def trigger_command(
     ] = "123.456",
     subscription_count: Annotated[
         int,
-        typer.Option("--subscription-count", metavar="N", min=0, help="For subscription_count."),
+        number_option(
+            "--subscription-count",
+            metavar="N",
+            parser=number(0, MAX_COUNT, integer=True),
+            help="For subscription_count.",
+        ),
     ] = 1,
     soketi: Annotated[
         bool,
@@ -360,9 +387,9 @@ def verify_command(
     ] = None,
     max_age: Annotated[
         float | None,
-        typer.Option(
+        number_option(
             "--max-age",
-            min=0,
+            parser=number(0, MAX_SECONDS),
             metavar="SECONDS",
             help="The time_ms window (default REALTIME_WEBHOOK_MAX_AGE, 300; 0 = no limit).",
             show_default=False,

@@ -3,7 +3,7 @@ All output goes through rtctl.cli.output."""
 
 from __future__ import annotations
 
-import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -60,15 +60,78 @@ def json_object_option(text: str, option: str) -> dict[str, Any]:
     from rtctl.errors import InvalidInput
 
     example = f'{option} takes a JSON object, e.g. {option} \'{{"name":"Ann"}}\''
+    from rtctl.protocol import strictjson
+
     try:
-        value = json.loads(text)
-    except ValueError:
-        raise InvalidInput(f"{option} is not JSON: {text[:60]!r}", hint=example) from None
+        value = strictjson.loads(text)
+    except ValueError as exc:
+        raise InvalidInput(f"{option} is not JSON ({exc}): {text[:60]!r}", hint=example) from None
     if not isinstance(value, dict):
         raise InvalidInput(
             f"{option} must be a JSON object, got {type(value).__name__}", hint=example
         )
     return value
+
+
+# --- numbers in options -------------------------------------------------------------------------
+
+MAX_SECONDS = 30 * 24 * 3600.0  # any wait: beyond this, timers overflow (and nobody waits longer)
+MAX_COUNT = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class Number:
+    """The one parser for numeric options: a finite number (a whole one with ``integer``) from
+    ``low`` (excluded with ``above``) to ``high``. ``inf``, ``nan`` and out-of-range values are
+    usage errors (exit 2) naming the option, before any command runs. Declare such options with
+    ``number_option``, which also shows the range in --help."""
+
+    low: float
+    high: float
+    integer: bool = False
+    above: bool = False
+
+    def __call__(self, text: Any) -> float | int:
+        if isinstance(text, (int, float)) and not isinstance(text, bool):
+            value: float | int = text  # a default, already a number
+        else:
+            try:
+                value = int(str(text).strip()) if self.integer else float(str(text).strip())
+            except ValueError:
+                kind = "a whole number" if self.integer else "a number"
+                raise typer.BadParameter(f"{str(text)!r} is not {kind}") from None
+        if not math.isfinite(value):
+            raise typer.BadParameter(f"{text} is not a finite number")
+        if value < self.low or (self.above and value == self.low) or value > self.high:
+            low = f"above {_shown(self.low)} up" if self.above else f"from {_shown(self.low)}"
+            raise typer.BadParameter(
+                f"{text} is out of range: use a number {low} to {_shown(self.high)}"
+            )
+        return value
+
+
+def number(low: float, high: float, *, integer: bool = False, above: bool = False) -> Number:
+    return Number(low, high, integer, above)
+
+
+def number_option(*names: str, parser: Number, **options: Any) -> Any:
+    """``typer.Option`` for a number: parsed by ``parser``, its range shown in --help."""
+    return typer.Option(
+        *names,
+        parser=parser,
+        min=None if parser.above else parser.low,
+        max=parser.high,
+        **options,
+    )
+
+
+def _shown(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+SECONDS = number(0, MAX_SECONDS, above=True)
+PORT = number(1, 65535, integer=True)
+COUNT = number(1, MAX_COUNT, integer=True)
 
 
 # Shared option types, declared once.

@@ -5,7 +5,9 @@ The rules they keep:
   (progress, notes, warnings, errors) goes to stderr, so a pipe carries only data;
 - whether stderr is a terminal is decided here and nowhere else: spinners and live views appear
   only on a terminal and never in --json mode; off a terminal progress is one plain line per step;
-- rich picks colour only on a terminal and honours NO_COLOR; rich is imported only when used.
+- rich picks colour only on a terminal and honours NO_COLOR; rich is imported only when used;
+- text from a server or a user goes through ``printable`` (rtctl.printable) before it reaches a
+  person: control characters are shown escaped, never obeyed; JSON stays exact (``json_safe``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
+
+from rtctl.printable import json_safe, printable_lines
+from rtctl.printable import printable as printable  # for commands: output.printable(text)
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
@@ -68,12 +73,12 @@ def data_raw(text: str) -> None:
 
 def data_json(value: Any) -> None:
     """One JSON document."""
-    data(json.dumps(value, indent=2, default=str, ensure_ascii=False))
+    data(json_safe(json.dumps(value, indent=2, default=str, ensure_ascii=False)))
 
 
 def data_ndjson(value: Any) -> None:
     """One compact JSON line, flushed at once (for jq and CI)."""
-    data(json.dumps(value, separators=(",", ":"), default=str, ensure_ascii=False))
+    data(json_safe(json.dumps(value, separators=(",", ":"), default=str, ensure_ascii=False)))
 
 
 def data_rich(renderable: RenderableType) -> None:
@@ -85,8 +90,10 @@ def data_rich(renderable: RenderableType) -> None:
 
 
 def say(message: str) -> None:
-    """One plain line, never wrapped (paths and URLs stay whole for people and scripts)."""
-    sys.stderr.write(message + "\n")
+    """One plain line, never wrapped (paths and URLs stay whole for people and scripts).
+    Control characters other than line breaks are shown escaped; text from a server or a user
+    inside ``message`` should already have passed ``printable`` (its line breaks too)."""
+    sys.stderr.write(printable_lines(message) + "\n")
     sys.stderr.flush()
 
 
@@ -110,9 +117,9 @@ def error(problem: RtctlError, as_json: bool) -> None:
 
 def verdict(message: str, hint: str | None) -> None:
     """The error lines alone (a report that already printed its data ends with these)."""
-    sys.stderr.write(f"error: {message}\n")
+    sys.stderr.write(f"error: {printable_lines(message)}\n")
     if hint:
-        sys.stderr.write(f"hint: {hint}\n")
+        sys.stderr.write(f"hint: {printable_lines(hint)}\n")
     sys.stderr.flush()
 
 

@@ -4,8 +4,9 @@
 a user's own Starlette/FastAPI backend can mount. Everything is decided at creation (keys loaded,
 hook imported, routes chosen), so a mounted app works without its lifespan running.
 
-Request handling order, for every route: body size (413), caller identity or service token (401),
-body shape (400), channel rules (403), then the signature or the provider call.
+Request handling order, for every route: failed-authentication limit (429), body size (413), caller
+identity or service token (401), body shape (400), channel rules (403), then the signature or the
+provider call.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ import hmac
 import json
 import logging
 import re
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -27,7 +30,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -35,10 +38,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from rtctl.config import Settings
 from rtctl.errors import AuthRejected, ConfigError, InvalidInput, RtctlError, ServerRejected
 from rtctl.gateway.errors import GatewayError, bad_request, forbidden, unauthorized
-from rtctl.gateway.identity import DEV_USER_HEADER, Identity, Verifier
+from rtctl.gateway.identity import DEV_USER_HEADER, Identity, Verifier, check_service_tokens
+from rtctl.gateway.ratelimit import DEFAULT_LIMIT, DEFAULT_WINDOW_S, FailureLimit
 from rtctl.gateway.rules import Authorizer, HookFailed, load_hook
+from rtctl.gateway.shared import SharedStore, open_store
 from rtctl.gateway.webhooks import SeenStore, WebhookEndpoint
-from rtctl.protocol import signing
+from rtctl.protocol import signing, strictjson
 
 log = logging.getLogger("rtctl.gateway")
 access_log = logging.getLogger("rtctl.gateway.access")
@@ -134,12 +139,28 @@ def media_type(request: Request) -> str:
 
 def parse_json_object(body: bytes) -> dict[str, Any]:
     try:
-        value = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
+        value = strictjson.loads(body.decode("utf-8"))
+    except ValueError:  # not UTF-8, not JSON, NaN/Infinity, nested too deeply
         raise bad_request("invalid_body", "request body is not valid JSON") from None
     if not isinstance(value, dict):
         raise bad_request("invalid_body", "request body must be a JSON object")
+    try:
+        # "\ud800" escapes parse into lone surrogates, which are not text: refuse them here,
+        # before anything is published, not when the answer cannot be encoded afterwards.
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except (UnicodeEncodeError, RecursionError):
+        raise bad_request(
+            "invalid_body", "request body holds a lone surrogate escape (not valid Unicode)"
+        ) from None
     return value
+
+
+class AsciiJSONResponse(JSONResponse):
+    """JSON with non-ASCII escaped: encoding it cannot fail, so an answer given after a side
+    effect (an event already published) never turns into a 500 that invites a retry."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, separators=(",", ":")).encode("ascii")
 
 
 async def read_fields(request: Request, names: tuple[str, ...]) -> dict[str, str]:
@@ -271,8 +292,10 @@ class Gateway:
         dev_user_header: bool = False,
         audience: str | None = None,
         issuer: str | None = None,
+        shared: SharedStore | None = None,
     ) -> None:
         self.settings = settings
+        self.shared = shared or open_store(None)  # failure counters, de-duplication windows
         self.verifier = Verifier(
             settings, audience=audience, issuer=issuer, dev_user_header=dev_user_header
         )
@@ -283,6 +306,7 @@ class Gateway:
         self._clients_lock = threading.Lock()
         self._ready_at = 0.0
         self._ready_error: GatewayError | None = None
+        self._ready_detail: str | None = None
 
     # --- provider access -------------------------------------------------------------------------
 
@@ -312,6 +336,7 @@ class Gateway:
             for client in self._clients:
                 client.close()
             self._clients.clear()
+        self.shared.close()
 
     # --- identity --------------------------------------------------------------------------------
 
@@ -395,7 +420,9 @@ class Gateway:
         event = build_event(parse_json_object(body), self.master_key)
         await self.call_provider("trigger", event)
         request.scope.setdefault("rtctl.access", {})["event"] = event.name
-        return JSONResponse({"ok": True, "event": event.name, "channels": list(event.channels)})
+        return AsciiJSONResponse(
+            {"ok": True, "event": event.name, "channels": list(event.channels)}
+        )
 
     async def channels(self, request: Request) -> Response:
         assert self.settings.monitor_token is not None  # the route exists only with a token
@@ -422,10 +449,17 @@ class Gateway:
         if now - self._ready_at > READY_CACHE_SECONDS:
             try:
                 await self.call_provider("request", "GET", "/channels", None)
-                self._ready_error = None
+                if self._ready_detail is not None:
+                    log.info("ready again: the provider's API answers")
+                self._ready_error = self._ready_detail = None
             except GatewayError as error:
+                # The route is unauthenticated: the reason (it names internal addresses) goes to
+                # the log, once per change, and the probe only learns "not ready".
+                if error.message != self._ready_detail:
+                    log.warning("not ready: the provider's API does not answer: %s", error.message)
+                self._ready_detail = error.message
                 self._ready_error = GatewayError(
-                    503, "not_ready", f"the provider's API does not answer: {error.message}"
+                    503, "not_ready", "the realtime provider does not answer (details in the log)"
                 )
             self._ready_at = now
         if self._ready_error is not None:
@@ -456,15 +490,27 @@ def build_event(body: Mapping[str, Any], master_key: bytes | None) -> Any:
     return event
 
 
+async def within(seconds: float, work: Awaitable[Response]) -> Response:
+    """``asyncio.wait_for`` without its extra task per request where Python has asyncio.timeout."""
+    if sys.version_info >= (3, 11):
+        async with asyncio.timeout(seconds):
+            return await work
+    return await asyncio.wait_for(work, timeout=seconds)
+
+
 def guarded(handler: Handler) -> Handler:
     """Every endpoint: time-limited, GatewayError -> JSON error, anything else -> logged 500."""
 
     async def endpoint(request: Request) -> Response:
         try:
-            return await asyncio.wait_for(handler(request), timeout=REQUEST_TIMEOUT)
+            return await within(REQUEST_TIMEOUT, handler(request))
         except GatewayError as error:
             request.scope.setdefault("rtctl.access", {})["code"] = error.code
             return error_response(error)
+        except ClientDisconnect:
+            # The client went away before its body arrived: nothing to answer, nothing to fix.
+            request.scope.setdefault("rtctl.access", {})["code"] = "client_abort"
+            return Response(status_code=499)
         except asyncio.TimeoutError:
             request.scope.setdefault("rtctl.access", {})["code"] = "timeout"
             return error_response(GatewayError(504, "timeout", "the request took too long"))
@@ -514,20 +560,35 @@ def create_app(
     dev_user_header: bool = False,
     audience: str | None = None,
     issuer: str | None = None,
+    shared_state: str | Path | None = None,
+    auth_failure_limit: int = DEFAULT_LIMIT,
+    auth_failure_window: float = DEFAULT_WINDOW_S,
     webhook_seen: SeenStore | None = None,
 ) -> Starlette:
     """The gateway app. Raises ConfigError when the settings cannot make a safe gateway.
 
-    ``webhook_seen``: where /webhooks remembers events for de-duplication (default in-process).
+    ``shared_state``: the SQLite file that several worker processes of one gateway share (the
+    failed-authentication counters and the /webhooks de-duplication window); None keeps that
+    state in this process.
+    ``auth_failure_limit`` failed authentications per client address within
+    ``auth_failure_window`` seconds, then 429 (0 turns the limit off).
+    ``webhook_seen``: another store for /webhooks de-duplication (default: the shared state).
     """
     if not settings.key or not settings.secret or not settings.app_id:
         raise ConfigError(
             "the gateway needs PUSHER_APP_ID, PUSHER_APP_KEY and PUSHER_APP_SECRET",
             hint="run `rtctl init` or set them in the environment",
         )
+    check_service_tokens(settings)
     origins = check_origins(settings.cors_origins)
     cors_headers = check_cors_headers(settings.cors_headers)
-    gateway = Gateway(settings, dev_user_header=dev_user_header, audience=audience, issuer=issuer)
+    gateway = Gateway(
+        settings,
+        dev_user_header=dev_user_header,
+        audience=audience,
+        issuer=issuer,
+        shared=open_store(shared_state),
+    )
     base = prefix.rstrip("/")
     routes = [
         Route(f"{base}/auth", guarded(gateway.channel_auth), methods=["POST"]),
@@ -536,7 +597,7 @@ def create_app(
         Route(f"{base}/ready", guarded(gateway.ready), methods=["GET"]),
         Route(
             f"{base}/webhooks",
-            guarded(WebhookEndpoint(settings, webhook_seen).handle),
+            guarded(WebhookEndpoint(settings, webhook_seen or gateway.shared).handle),
             methods=["POST"],
         ),
     ]
@@ -557,6 +618,15 @@ def create_app(
                 max_age=600,
             )
         )
+    # inside CORS, so a browser can read the 429
+    middleware.append(
+        Middleware(
+            FailureLimit,
+            store=gateway.shared,
+            limit=auth_failure_limit,
+            window_s=auth_failure_window,
+        )
+    )
     warnings = startup_warnings(gateway)
     for warning in warnings:
         log.warning(warning)
@@ -572,6 +642,9 @@ def create_app(
         exception_handlers={HTTPException: http_error},
         lifespan=lifespan,
     )
+    # /realtime/auth/ is 404, never a redirect whose Location comes from the client's Host header
+    app.router.redirect_slashes = False
     app.state.gateway = gateway
+    app.state.shared = gateway.shared  # seen(key, window_s) for de-duplication
     app.state.warnings = warnings
     return app

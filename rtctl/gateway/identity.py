@@ -10,7 +10,10 @@ among them, so ``alg: none`` and algorithm-confusion tokens are refused.
 from __future__ import annotations
 
 import ipaddress
+import json
+import math
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -24,8 +27,10 @@ USER_ID_RE = re.compile(r"[-a-zA-Z0-9_=@,.;]+")  # used with fullmatch: no "\n" 
 MAX_USER_ID = 128
 MIN_SECRET_BYTES = 32  # RFC 7518 §3.2: an HS256 key at least as long as the hash
 MAX_TOKEN_CHARS = 8192
-MAX_INFO_CHARS = 400  # name and avatar each; keeps user_info under Pusher's 1 KB
+MAX_INFO_BYTES = 400  # name and avatar each, as JSON text in UTF-8
+MAX_USER_INFO_BYTES = 1024  # Pusher's limit on a presence member's user_info (Soketi counts bytes)
 LEEWAY_SECONDS = 5  # clock skew tolerated on exp/nbf/iat
+VERIFIED_CACHE_SIZE = 10_000  # tokens whose verification is remembered until they expire
 
 DEV_USER_HEADER = "X-Realtime-User-Id"
 
@@ -89,6 +94,21 @@ def _default_asymmetric(algorithms: tuple[str, ...]) -> tuple[str, ...]:
     return ("RS256",) if algorithms == RSA_ALGORITHMS else algorithms
 
 
+def check_service_tokens(settings: Settings) -> None:
+    """Service tokens are bearer secrets like the HS256 key: as long, so they cannot be guessed."""
+    tokens = {
+        "REALTIME_EMIT_TOKEN": settings.emit_token,
+        "REALTIME_MONITOR_TOKEN": settings.monitor_token,
+    }
+    for name, value in tokens.items():
+        if value is not None and len(value.encode()) < MIN_SECRET_BYTES:
+            raise ConfigError(
+                f"{name} is {len(value.encode())} bytes; service tokens need at least "
+                f"{MIN_SECRET_BYTES}",
+                hint="generate one with `openssl rand -hex 32`",
+            )
+
+
 def is_loopback(host: str | None) -> bool:
     if not host:
         return False
@@ -128,6 +148,10 @@ class Verifier:
         self.audience = audience or settings.jwt_audience
         self.issuer = issuer or settings.jwt_issuer
         self.dev_user_header = dev_user_header
+        # A browser presents the same token for every channel and again after each reconnect;
+        # a verified token stays valid until its exp, so its check is done once (bounded, oldest
+        # first out; failures are never remembered).
+        self._verified: dict[str, tuple[Identity, float]] = {}
         if self.secret is not None and len(self.secret.encode()) < MIN_SECRET_BYTES:
             raise ConfigError(
                 f"REALTIME_JWT_SECRET is {len(self.secret.encode())} bytes; HS256 needs at least "
@@ -183,6 +207,19 @@ class Verifier:
         raise unauthorized("missing_token", "no Authorization: Bearer token was sent")
 
     def verify(self, token: str) -> Identity:
+        remembered = self._verified.get(token)
+        if remembered is not None:
+            identity, expires = remembered
+            if time.time() < expires + LEEWAY_SECONDS:
+                return identity
+            del self._verified[token]
+        identity, expires = self._verify(token)
+        if len(self._verified) >= VERIFIED_CACHE_SIZE:
+            del self._verified[next(iter(self._verified))]
+        self._verified[token] = (identity, expires)
+        return identity
+
+    def _verify(self, token: str) -> tuple[Identity, float]:
         import jwt
 
         if not self.algorithms:
@@ -224,10 +261,30 @@ class Verifier:
             raise unauthorized("invalid_token", f"bearer token refused: {exc}"[:200]) from None
         except (ValueError, TypeError):  # odd key/claim types deep in the crypto layer
             raise unauthorized("invalid_token", "bearer token cannot be verified") from None
+        check_claim_types(claims, self.audience)
         subject = claims.get("sub")
         if not isinstance(subject, str):
             raise unauthorized("invalid_token", "bearer token subject is not a string")
-        return Identity(check_user_id(subject, "token subject"), user_info(claims), "jwt")
+        identity = Identity(check_user_id(subject, "token subject"), user_info(claims), "jwt")
+        return identity, float(claims["exp"])
+
+
+def check_claim_types(claims: dict[str, Any], audience: str | None) -> None:
+    """What PyJWT lets through: a time claim given as a numeric string ("exp": "9999999999"), and an
+    empty ``aud`` ("" or []) when no audience is configured. RFC 7519 makes times NumericDates."""
+    for name in ("exp", "nbf", "iat"):
+        if name not in claims:
+            continue
+        value = claims[name]
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+        ):
+            raise unauthorized("invalid_token", f"bearer token claim {name!r} is not a number")
+    if audience is None and "aud" in claims:
+        # the same answer PyJWT gives for a non-empty aud that nobody configured
+        raise unauthorized("invalid_token", "bearer token refused: Invalid audience")
 
 
 def bearer_token(authorization: str) -> str:
@@ -246,13 +303,28 @@ def check_user_id(user_id: str, what: str) -> str:
     return user_id
 
 
+def json_bytes(value: Any) -> int | None:
+    """Size of ``value`` as the JSON text signed into channel_data (UTF-8, escapes included);
+    None when it is not valid Unicode (a lone surrogate from a ``\\ud800`` escape)."""
+    try:
+        return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+    except UnicodeEncodeError:
+        return None
+
+
 def user_info(claims: dict[str, Any]) -> dict[str, str]:
-    """Presence ``user_info`` from optional claims: ``name``, and ``avatar`` (else OIDC ``picture``)."""
+    """Presence ``user_info`` from optional claims: ``name``, and ``avatar`` (else OIDC ``picture``).
+
+    Limited in bytes, as Pusher and Soketi count: a value over MAX_INFO_BYTES as JSON is left out,
+    so the whole object always stays under Pusher's 1 KB and Soketi never refuses the member."""
     info: dict[str, str] = {}
     for target, names in (("name", ("name",)), ("avatar", ("avatar", "picture"))):
         for name in names:
             value = claims.get(name)
-            if isinstance(value, str) and value and len(value) <= MAX_INFO_CHARS:
+            if not isinstance(value, str) or not value:
+                continue
+            size = json_bytes(value)
+            if size is not None and size - 2 <= MAX_INFO_BYTES:  # without the quotes
                 info[target] = value
                 break
     return info

@@ -24,8 +24,8 @@ from rtctl.config import (
     build_settings,
     credential_problems,
 )
-from rtctl.envfile import EnvDocument, atomic_write
-from rtctl.errors import Conflict, UsageError
+from rtctl.envfile import EnvDocument, atomic_write, locked
+from rtctl.errors import ConfigError, Conflict, UsageError, filesystem_problem
 from rtctl.runtime.docker import COMPOSE_FILE, compose_template
 
 ENV_NAME = ".env"
@@ -279,6 +279,33 @@ def initialize(
         check_credentials(values)
         files[env_path] = pusher_env(values)
 
+    result = InitResult(provider, directory)
+    result.settings = _loadable(files[env_path], env_path)  # refuse to write what cannot load
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise filesystem_problem(exc, "create the folder") from None
+    # Checked and written under the .env's lock: two `init` at once never both write.
+    with locked(env_path):
+        _refuse_existing(files, force)
+        for path, text in files.items():
+            saved = atomic_write(path, text, backup=True)
+            result.written.append(path)
+            if saved is not None:
+                result.backups.append(saved)
+    return result
+
+
+def _loadable(text: str, env_path: Path) -> Settings:
+    """The settings of the file about to be written; a problem in it comes from the options."""
+    try:
+        return settings_of(text, env_path)
+    except ConfigError as error:
+        raise UsageError(f"{error.message}; nothing was written", hint=error.hint) from None
+
+
+def _refuse_existing(files: dict[Path, str], force: bool) -> None:
+    """Drop files already identical (compose.yaml); refuse others unless ``force``."""
     for path, text in list(files.items()):  # an identical file (compose.yaml) is no conflict
         if path.is_file() and path.read_bytes() == text.encode("utf-8"):
             del files[path]
@@ -293,13 +320,3 @@ def initialize(
     for path in existing:
         if path.is_dir():
             raise Conflict(f"{path} is a directory", hint="remove it or pass --dir elsewhere")
-
-    result = InitResult(provider, directory)
-    result.settings = settings_of(files[env_path], env_path)  # refuse to write what cannot load
-    directory.mkdir(parents=True, exist_ok=True)
-    for path, text in files.items():
-        saved = atomic_write(path, text, backup=True)
-        result.written.append(path)
-        if saved is not None:
-            result.backups.append(saved)
-    return result

@@ -22,14 +22,16 @@ from typing import Any, TextIO
 
 from rtctl.config import Settings
 from rtctl.errors import AuthRejected, ServerRejected, TimedOut, Unreachable, UsageError
+from rtctl.printable import json_safe, printable
 from rtctl.protocol.closecodes import Disconnected, backoff_delay, close_policy, refusal
 from rtctl.protocol.explain import add_verify_hint
 from rtctl.protocol.payloads import CHAT_EVENT
 from rtctl.protocol.signing import SERVER_TO_USER_PREFIX, channel_kind
 from rtctl.protocol.socket import Message, PusherSocket, Subscription
-from rtctl.protocol.validation import validate_channel
+from rtctl.protocol.validation import validate_channel, validate_header, validate_http_url
 
 CONNECT_TIMEOUT = 10.0  # per connect+subscribe attempt, within --timeout if that is shorter
+MAX_TIMEOUT = 30 * 24 * 3600.0  # longer waits overflow the timers
 # pusher-js' public names for the protocol events app code binds to; each is shown as an event.
 PUBLIC_NAMES = {
     "pusher_internal:member_added": "pusher:member_added",
@@ -85,8 +87,25 @@ def check_options(options: ListenOptions) -> None:
         )
     if options.user_info is not None and not options.user_id:
         raise UsageError("--user-info needs --as-user", hint="e.g. --as-user 123 --user-info '{}'")
+    if options.auth_headers and not (options.auth_endpoint or options.user_auth_endpoint):
+        raise UsageError(
+            "--auth-header is only sent to an --auth-endpoint (or --user-auth-endpoint)",
+            hint="add --auth-endpoint URL, or drop --auth-header (local signing needs no header)",
+        )
+    if options.auth_endpoint is not None:
+        validate_http_url(options.auth_endpoint, "--auth-endpoint")
+    if options.user_auth_endpoint is not None:
+        validate_http_url(options.user_auth_endpoint, "--user-auth-endpoint")
+    for name, value in options.auth_headers.items():
+        validate_header(name, value, "--auth-header")
     if options.count is not None and options.count < 1:
         raise UsageError("--count must be at least 1", hint="e.g. --count 1")
+    timeout = options.timeout
+    if timeout is not None and not (0 < timeout <= MAX_TIMEOUT):  # also refuses NaN
+        raise UsageError(
+            f"--timeout must be a number of seconds above 0 up to {MAX_TIMEOUT:.0f}",
+            hint="e.g. --timeout 30",
+        )
 
 
 def validate_user_id_option(user_id: str | None) -> None:
@@ -142,7 +161,8 @@ def ndjson_line(message: Message, event: str, clock: _Clock) -> str:
         head = f'"channel":{_dumps(message.channel)},"event":{_dumps(event)}'
         _heads[(message.channel, event)] = head
     user = "" if message.user_id is None else f',"user_id":{_dumps(message.user_id)}'
-    return f'{{"time":"{clock.iso(message.received_at)}",{head}{user},"data":{text}}}\n'
+    # exact JSON; a lone surrogate from the server becomes its \uXXXX escape, not a crash
+    return json_safe(f'{{"time":"{clock.iso(message.received_at)}",{head}{user},"data":{text}}}\n')
 
 
 def describe(message: Message, event: str) -> str:
@@ -175,10 +195,10 @@ def describe(message: Message, event: str) -> str:
 
 
 def human_line(message: Message, event: str, clock: _Clock) -> str:
-    return (
-        f"{clock.local(message.received_at)}  {message.channel}  {event}  "
-        f"{describe(message, event)}\n"
-    )
+    """One line per event, whatever the event carries: control characters in names and data
+    are shown escaped, so a publisher cannot forge lines or recolour the terminal."""
+    line = f"{clock.local(message.received_at)}  {message.channel}  {event}  {describe(message, event)}"
+    return printable(line) + "\n"
 
 
 def members_line(sub: Subscription) -> str:
@@ -187,7 +207,7 @@ def members_line(sub: Subscription) -> str:
         f"{user} {_pretty(info)}" if info else str(user) for user, info in members.items()
     )
     noun = "member" if len(members) == 1 else "members"
-    return f"{sub.name}: {len(members)} {noun}" + (f": {shown}" if shown else "")
+    return printable(f"{sub.name}: {len(members)} {noun}" + (f": {shown}" if shown else ""))
 
 
 # --- the loop -------------------------------------------------------------------------------------
@@ -301,7 +321,9 @@ class Listener:
             if names and event not in names:
                 continue
             if message.error is not None:
-                self.status(f"could not decrypt {event} on {message.channel}: {message.error}")
+                self.status(
+                    printable(f"could not decrypt {event} on {message.channel}: {message.error}")
+                )
                 continue
             if as_json:
                 self._batch.append(ndjson_line(message, event, self._clock))
@@ -329,7 +351,7 @@ class Listener:
         code = data.get("code")
         if isinstance(code, int) and 4000 <= code <= 4299:
             return
-        self.status(f"server error {code}: {data.get('message', message.raw)}")
+        self.status(printable(f"server error {code}: {data.get('message', message.raw)}"))
 
     def _reconnect(self, lost: Disconnected) -> None:
         code = lost.close_code
@@ -343,9 +365,11 @@ class Listener:
             delay = backoff_delay(attempt, code)
             when = "now" if delay == 0 else f"in {delay:.1f}s"
             if attempt == 1:
-                self.status(f"connection lost: {reason}; reconnecting {when}")
+                self.status(printable(f"connection lost: {reason}; reconnecting {when}"))
             else:
-                self.status(f"reconnect attempt {attempt - 1} failed: {reason}; retrying {when}")
+                self.status(
+                    printable(f"reconnect attempt {attempt - 1} failed: {reason}; retrying {when}")
+                )
             if self._deadline is not None and time.monotonic() + delay >= self._deadline:
                 raise self._timed_out() from lost
             time.sleep(delay)

@@ -7,7 +7,6 @@ No Typer, no rich: the CLI renders what this module returns.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from rtctl.errors import InvalidInput, RtctlError
+from rtctl.protocol import strictjson
 from rtctl.protocol.crypto import require_master_key
 from rtctl.protocol.payloads import CHAT_EVENT, parse_chat_message
 from rtctl.protocol.signing import channel_kind, compact_json
@@ -89,19 +89,13 @@ def read_data(spec: str | None, raw: bool = False, stdin: TextIO | None = None) 
     text = text.strip()
     source = "stdin" if spec == "-" else (spec[1:] if spec.startswith("@") else "--data")
     try:
-        json.loads(text)
+        strictjson.loads(text)
     except ValueError as exc:
         raise InvalidInput(
-            f"event data from {source} is not JSON: {_json_problem(exc)}",
+            f"event data from {source} is not JSON: {exc}",
             hint='quote it as JSON, e.g. --data \'{"text":"hi"}\', or pass --raw to send text as is',
         ) from None
     return text
-
-
-def _json_problem(exc: ValueError) -> str:
-    if isinstance(exc, json.JSONDecodeError):
-        return f"{exc.msg} at line {exc.lineno} column {exc.colno}"
-    return str(exc)
 
 
 def wire_data(value: Any) -> str:
@@ -134,7 +128,7 @@ def check_chat_message(event: Event) -> None:
     if event.name != CHAT_EVENT:
         return
     try:
-        value = json.loads(event.data)
+        value = strictjson.loads(event.data)
     except ValueError:
         value = event.data
     try:
@@ -245,9 +239,9 @@ def _batch_item(
 ) -> Event:
     shape = 'one JSON object per line: {"channel": "c", "event": "e", "data": {}}'
     try:
-        item = json.loads(line)
+        item = strictjson.loads(line)
     except ValueError as exc:
-        raise InvalidInput(f"not JSON: {_json_problem(exc)}", hint=shape) from None
+        raise InvalidInput(f"not JSON: {exc}", hint=shape) from None
     if not isinstance(item, dict):
         raise InvalidInput("not a JSON object", hint=shape)
     return event_from_object(
@@ -343,6 +337,6 @@ def emit(
     progress: Progress | None = None,
 ) -> EmitResult:
     """Public entry point (also for the bench): validated events in, a summary out."""
-    if rate is not None and rate <= 0:
-        raise InvalidInput(f"--rate must be above 0, got {rate:g}", hint="e.g. --rate 500")
+    if rate is not None and not (0 < rate < float("inf")):  # NaN fails both comparisons
+        raise InvalidInput(f"--rate must be a number above 0, got {rate:g}", hint="e.g. --rate 500")
     return send(client, events, total, rate, progress)

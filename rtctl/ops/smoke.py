@@ -886,12 +886,10 @@ def gateway_routes(url: str) -> str:
     already has a path (``https://api.example.com/rt``) is taken as the prefix itself."""
     from urllib.parse import urlsplit
 
+    from rtctl.protocol.validation import validate_http_url
+
+    validate_http_url(url, "--via-gateway")
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise UsageError(
-            f"--via-gateway {url!r} is not an http(s) URL",
-            hint="pass the gateway's base URL, e.g. http://127.0.0.1:8080",
-        )
     base = url.rstrip("/")
     return base if parts.path.strip("/") else f"{base}/realtime"
 

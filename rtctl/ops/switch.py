@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from rtctl.config import PROVIDERS, SECRET_VARIABLES, mask
-from rtctl.envfile import Entry, EnvDocument, atomic_write, read_text
-from rtctl.errors import ConfigError, RtctlError, UsageError
+from rtctl.envfile import Entry, EnvDocument, atomic_write, locked, read_text, replaceable
+from rtctl.errors import ConfigError, Conflict, RtctlError, UsageError
 from rtctl.ops.clientconfig import ClientConfig, client_config, option_changes
 from rtctl.ops.initialize import (
     PUSHER_CREDENTIALS,
@@ -216,10 +216,18 @@ def plan_switch(
             f"{', '.join(shadowing)} set in the environment override{'s' if len(shadowing) == 1 else ''} "
             f"{env_path.name}: unset {'it' if len(shadowing) == 1 else 'them'} to use the switched file"
         )
+    given_values = {name: value for name, value in (given or {}).items() if value is not None}
     if plan.noop:
+        differing = [name for name, value in given_values.items() if document.get(name) != value]
+        if differing:  # never report "nothing to do" while dropping what the caller asked for
+            raise Conflict(
+                f"{env_path} already uses {target} with other values for "
+                f"{', '.join(differing)}; nothing was written",
+                hint=f"edit {env_path.name} to change them, or switch to the other provider "
+                "and back",
+            )
         return plan
 
-    given_values = {name: value for name, value in (given or {}).items() if value is not None}
     stashes = read_stash(env_path)
     saved = stashes.get(target)
     left = {name: document.get(name) for name in SWITCHED}
@@ -314,13 +322,42 @@ def _fresh_values(
     return values
 
 
+def switch(
+    env_path: Path,
+    target: str,
+    given: Mapping[str, str | None] | None = None,
+    environ: Mapping[str, str] | None = None,
+    dry_run: bool = False,
+) -> SwitchPlan:
+    """Plan and (unless ``dry_run``) write the switch as one step: the .env is read and written
+    under its lock, so two switches at once take turns and neither loses the other's update."""
+    if dry_run:
+        return plan_switch(env_path, target, given, environ)
+    with locked(env_path):
+        plan = plan_switch(env_path, target, given, environ)
+        apply_switch(plan)
+    return plan
+
+
 def apply_switch(plan: SwitchPlan) -> None:
     """Write the plan: stash first (so nothing is lost if we die), then .env, then tidy the stash.
 
     No .bak file: the stash entry of the provider being left holds the old .env text verbatim.
+    A .env that changed since the plan was made is refused, never overwritten.
     """
     if plan.noop:
         return
+    replaceable(plan.env_path)  # before the stash is written next to it
+    with locked(plan.env_path):
+        if read_text(plan.env_path) != plan.old_text:
+            raise Conflict(
+                f"{plan.env_path} changed while the switch was being prepared; nothing was written",
+                hint=f"run `rtctl switch {plan.target}` again",
+            )
+        _write_switch(plan)
+
+
+def _write_switch(plan: SwitchPlan) -> None:
     interim = dict(read_stash(plan.env_path))
     interim.update(plan.stashes)
     _write_stash(plan.env_path, interim)

@@ -29,7 +29,6 @@ Callbacks (``on_delivery``, ``on_rejection``) run on the server's threads: keep 
 from __future__ import annotations
 
 import contextlib
-import errno
 import http
 import json
 import queue
@@ -44,7 +43,7 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
-from rtctl.errors import Conflict, EnvironmentProblem
+from rtctl.errors import Conflict
 from rtctl.protocol.webhooks import DEFAULT_MAX_AGE, Delivery, WebhookRejected, verify
 
 DEFAULT_MAX_BODY = 1024 * 1024  # bytes; a Soketi batch of 10 client events of 100 KB still fits
@@ -213,15 +212,13 @@ class WebhookReceiver:
         try:
             server = _Server((self.host, self.port), self)
         except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise Conflict(
-                    f"port {self.port} on {self.host} is already in use",
-                    hint="is `rtctl webhooks listen` already running? stop it, or pass --port",
-                ) from None
-            raise EnvironmentProblem(
-                f"cannot listen on {self.host}:{self.port}: {exc.strerror or exc}",
-                hint="use a local address, e.g. --host 127.0.0.1",
-            ) from None
+            from rtctl.runtime.native import listen_error
+
+            busy = Conflict(
+                f"port {self.port} on {self.host} is already in use",
+                hint="is `rtctl webhooks listen` already running? stop it, or pass --port",
+            )
+            raise listen_error(exc, self.host, self.port, busy, "--host") from None
         self._server = server
         self.port = server.server_address[1]
         self._thread = threading.Thread(

@@ -4,10 +4,10 @@ authentication, ``pusher.signin()``), form-encoded, custom headers added, JSON `
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from rtctl.errors import AuthRejected, ServerRejected, Unreachable
+from rtctl.protocol import strictjson
 
 AUTH_TIMEOUT = 10.0
 
@@ -83,7 +83,7 @@ def _post(
             hint="is the gateway running? check --auth-endpoint",
         ) from exc
     try:
-        data = json.loads(text)
+        data = strictjson.loads(text)
     except ValueError:
         data = None
     if not isinstance(data, dict) or not isinstance(data.get("auth"), str):

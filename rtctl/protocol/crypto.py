@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from rtctl.errors import InvalidInput
+from rtctl.protocol import strictjson
 from rtctl.protocol.signing import shared_secret
 
 
@@ -46,7 +47,7 @@ def decrypt(key: bytes, payload: Any) -> str:
 
     if isinstance(payload, str):
         try:
-            payload = json.loads(payload)
+            payload = strictjson.loads(payload)
         except ValueError as exc:
             raise DecryptionFailed("encrypted payload is not JSON") from exc
     if not isinstance(payload, dict) or not {"nonce", "ciphertext"} <= payload.keys():

@@ -52,6 +52,7 @@ from rtctl.errors import (
     TimedOut,
     Unreachable,
 )
+from rtctl.protocol import strictjson
 from rtctl.protocol.authclient import request_channel_auth, request_user_auth
 from rtctl.protocol.closecodes import Disconnected, refusal
 from rtctl.protocol.frames import CLOSE, PING, ByteSource, FrameSplitter
@@ -76,7 +77,7 @@ log = logging.getLogger("rtctl.protocol")
 def parse_frame(text: str) -> dict[str, Any] | None:
     """A server frame as a dict with an ``event`` string, or None when it is not one."""
     try:
-        frame = json.loads(text)
+        frame = strictjson.loads(text)  # nesting too deep is not a frame either
     except ValueError:
         return None
     if not isinstance(frame, dict) or not isinstance(frame.get("event"), str):
@@ -153,8 +154,9 @@ class Subscription:
 
 
 def _decode(text: str) -> Any:
+    """An event's data: JSON when it is strict JSON, else the text as sent."""
     try:
-        return json.loads(text)
+        return strictjson.loads(text)
     except ValueError:
         return text
 
@@ -519,17 +521,18 @@ class PusherSocket:
     # --- receiving -------------------------------------------------------------------------------
 
     def recv(self, timeout: float) -> Message | None:
-        """The next event, or None when ``timeout`` seconds pass without one."""
+        """The next event, or None when ``timeout`` seconds pass without one. What has already
+        arrived is returned even with a zero timeout (``while sock.has_buffered(): recv(0)``
+        drains the buffer instead of spinning)."""
         if self._pending:
             return self._pending.popleft()
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + max(0.0, timeout)
         while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return None
-            message = self._read(remaining)
+            message = self._read(max(0.0, deadline - time.monotonic()))
             if message is not None:
                 return message
+            if time.monotonic() >= deadline:
+                return None
 
     def _drop(self) -> None:
         ws, self._ws = self._ws, None
@@ -594,11 +597,18 @@ class PusherSocket:
         """The next text message, or None if none is complete within ``timeout``; answers
         protocol pings and turns a close frame into ``Disconnected``."""
         deadline = time.monotonic() + timeout
+        last_look = False
         while True:
             frame = self._frames.next()
             if frame is None:
                 remaining = deadline - time.monotonic()
-                if remaining <= 0 or not self._fill(remaining):
+                if remaining <= 0:
+                    # Out of time: one last look at what has already arrived (a zero timeout
+                    # still gets it), and no more.
+                    if last_look:
+                        return None
+                    last_look = True
+                if not self._fill(max(0.0, remaining)):
                     return None
                 continue
             opcode, payload = frame

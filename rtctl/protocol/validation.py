@@ -24,6 +24,9 @@ SOKETI_MAX_DATA_BYTES = 100 * 1024  # Soketi's default, the ceiling with --allow
 MAX_CHANNELS_PER_TRIGGER = 100
 MAX_EVENTS_PER_BATCH = 10
 RESERVED_EVENT_PREFIXES = ("pusher:", "pusher_internal:")
+# Control characters forge lines and escape sequences on whoever prints the name; a lone
+# surrogate cannot even be encoded as UTF-8 (it arrives from a command line holding bad bytes).
+UNSENDABLE_RE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -108,12 +111,68 @@ def validate_event_name(name: str) -> str:
             f"event name is {len(name)} characters; the limit is {MAX_EVENT_NAME}",
             hint="shorten the event name",
         )
+    bad = UNSENDABLE_RE.search(name)
+    if bad is not None:
+        raise InvalidInput(
+            f"event name {name!r} contains a control character or invalid text "
+            f"({bad.group()!r} at position {bad.start() + 1})",
+            hint="use printable characters only, e.g. chat_message",
+        )
     if name.startswith(RESERVED_EVENT_PREFIXES):
         raise InvalidInput(
             f"event name {name!r} uses a reserved prefix (pusher: / pusher_internal:)",
             hint="choose a name of your own",
         )
     return name
+
+
+_HEADER_NAME_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_HEADER_VALUE_BAD_RE = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def http_url_problem(url: str, name: str) -> str | None:
+    """Why ``url`` (named ``name`` in the message: an option or a variable) is not an http(s) URL
+    with a host and a valid port, and nothing that could split a request (spaces, control
+    characters); None when it is one. The one rule for every URL rtctl is given."""
+    from urllib.parse import urlsplit
+
+    if UNSENDABLE_RE.search(url) or any(char.isspace() for char in url):
+        return f"{name} {url!r} is not an http(s) URL"
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return f"{name} {url!r} is not an http(s) URL"
+    if parts.scheme not in ("http", "https"):
+        return f"{name} {url!r} is not an http(s) URL"
+    if not parts.hostname:
+        return f"{name} {url!r} has no host"
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number or out of range
+    except ValueError:
+        return f"{name} {url!r} has an invalid port"
+    return None
+
+
+def validate_http_url(url: str, option: str) -> str:
+    """``url`` when it is an http(s) URL (see ``http_url_problem``), else InvalidInput."""
+    problem = http_url_problem(url, option)
+    if problem is not None:
+        raise InvalidInput(problem, hint=f"e.g. {option} http://127.0.0.1:8080/realtime/auth")
+    return url
+
+
+def validate_header(name: str, value: str, option: str) -> None:
+    """An HTTP header as a server would take it: a token name, a value without line breaks
+    (a CR/LF would let the value smuggle extra headers)."""
+    example = f"e.g. {option} 'Authorization: Bearer eyJ...'"
+    if not _HEADER_NAME_RE.fullmatch(name):
+        raise InvalidInput(
+            f"{option} header name {name!r} is not a valid header name", hint=example
+        )
+    if _HEADER_VALUE_BAD_RE.search(value) or UNSENDABLE_RE.search(value.replace("\t", "")):
+        raise InvalidInput(
+            f"{option} {name!r} value contains a line break or control character", hint=example
+        )
 
 
 def validate_data(data: str, allow_large: bool = False) -> str:

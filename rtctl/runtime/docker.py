@@ -27,6 +27,7 @@ from rtctl.errors import EnvironmentProblem, ServerDied
 
 COMPOSE_FILE = "compose.yaml"
 SERVICE = "soketi"
+GATEWAY_SERVICE = "gateway"  # optional, behind the compose profile of the same name
 MARKER = "docker.json"
 ENGINE_TIMEOUT = (
     3.0  # `docker info` against a dead socket fails at once; a hung one must not hang us
@@ -106,8 +107,11 @@ def compose_problems(data: Mapping[str, Any], node_ports: bool = False) -> list[
     cluster node, whose ports are all published on 127.0.0.1 (clients use the front door)."""
     problems: list[str] = []
     services = data.get("services") or {}
-    if set(services) != {SERVICE}:
-        problems.append(f"services must be exactly [{SERVICE}] (no Redis), got {sorted(services)}")
+    if set(services) - {GATEWAY_SERVICE} != {SERVICE}:
+        problems.append(
+            f"services must be [{SERVICE}] and optionally [{GATEWAY_SERVICE}] (no Redis), "
+            f"got {sorted(services)}"
+        )
         return problems
     soketi = services[SERVICE]
     image = str(soketi.get("image", ""))
@@ -132,6 +136,27 @@ def compose_problems(data: Mapping[str, Any], node_ports: bool = False) -> list[
     metrics = [port for port in ports if port.endswith(":9601")]
     if not metrics or not all(port.startswith("127.0.0.1:") for port in metrics):
         problems.append("metrics port 9601 must be published on 127.0.0.1 only")
+    if GATEWAY_SERVICE in services:
+        problems += gateway_problems(services[GATEWAY_SERVICE])
+    return problems
+
+
+def gateway_problems(gateway: Mapping[str, Any]) -> list[str]:
+    """The optional gateway service: off by default, talking to the soketi service, loopback."""
+    problems: list[str] = []
+    if GATEWAY_SERVICE not in (gateway.get("profiles") or []):
+        problems.append(f"the gateway must be off by default (profiles: [{GATEWAY_SERVICE}])")
+    if SERVICE not in (gateway.get("depends_on") or {}):
+        problems.append(f"the gateway must depend on {SERVICE}")
+    env = gateway.get("environment") or {}
+    if str(env.get("REALTIME_HOST")) != SERVICE or str(env.get("REALTIME_PORT")) != "6001":
+        problems.append(f"the gateway must reach Soketi as {SERVICE}:6001 inside the network")
+    command = [str(part) for part in gateway.get("command") or []]
+    if command[:1] != ["gateway"] or "--dev-user-header" in command:
+        problems.append("the gateway command must be `gateway` without --dev-user-header")
+    ports = [str(port) for port in gateway.get("ports") or []]
+    if not ports or not all(port.startswith("127.0.0.1:") for port in ports):
+        problems.append("the gateway port must be published on 127.0.0.1 only")
     return problems
 
 

@@ -13,6 +13,7 @@ The facts behind this module (see shared/reference/soketi-native.md):
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -29,7 +30,15 @@ from pathlib import Path
 
 from rtctl.config import Settings
 from rtctl.envfile import atomic_write
-from rtctl.errors import Conflict, EnvironmentProblem, ServerDied, TimedOut
+from rtctl.errors import (
+    ConfigError,
+    Conflict,
+    EnvironmentProblem,
+    RtctlError,
+    ServerDied,
+    TimedOut,
+    UsageError,
+)
 
 SOKETI_VERSION = "1.6.1"
 SUPPORTED_NODE_MAJORS = (16, 18, 20)
@@ -225,8 +234,9 @@ def read_running(folder: Path) -> Running | None:
     return running
 
 
-def port_is_free(host: str, port: int) -> bool:
-    """Bind without SO_REUSEPORT: fails exactly when something (uWS included) listens there.
+def bind_problem(host: str, port: int) -> OSError | None:
+    """Bind without SO_REUSEPORT: fails exactly when something (uWS included) listens there,
+    or when the host is no address of this machine. None when a server could listen there.
 
     SO_REUSEADDR lets the probe ignore TIME_WAIT leftovers; on Linux it still fails on a listener.
     """
@@ -234,13 +244,53 @@ def port_is_free(host: str, port: int) -> bool:
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            probe.bind((host, port))
-        except OSError:
-            return False
-    return True
+            probe.bind((host.strip("[]"), port))
+        except (OSError, UnicodeError) as exc:  # UnicodeError: a name IDNA cannot encode
+            return exc if isinstance(exc, OSError) else socket.gaierror(str(exc))
+    return None
+
+
+def port_is_free(host: str, port: int) -> bool:
+    return bind_problem(host, port) is None
+
+
+def require_free_port(host: str, port: int, in_use: RtctlError, host_source: str) -> None:
+    """Raise ``in_use`` when something listens on host:port; when the host itself is the
+    problem (unresolvable, not this machine's), say that, naming ``host_source`` (a variable
+    means a config error, a flag a usage error)."""
+    problem = bind_problem(host, port)
+    if problem is not None:
+        raise listen_error(problem, host, port, in_use, host_source)
+
+
+def listen_error(
+    problem: OSError, host: str, port: int, in_use: RtctlError, host_source: str
+) -> RtctlError:
+    """What a failed bind means, for every server rtctl starts: ``in_use`` for a busy port; a
+    config error (``host_source`` a variable) or usage error (a flag) for a host that does not
+    resolve or is not this machine's; an environment problem for the rest."""
+    if problem.errno == errno.EADDRINUSE:
+        return in_use
+    fix = f"set {host_source} to an address of this machine, e.g. 127.0.0.1"
+    wrong_host = ConfigError if host_source.isupper() else UsageError
+    if isinstance(problem, socket.gaierror):
+        return wrong_host(f"{host_source} {host!r} cannot be resolved to an address", hint=fix)
+    if problem.errno == errno.EADDRNOTAVAIL:
+        return wrong_host(f"{host_source} {host} is not an address of this machine", hint=fix)
+    if problem.errno == errno.EACCES:
+        return EnvironmentProblem(
+            f"no permission to listen on port {port} of {host}",
+            hint="ports below 1024 need extra privileges: choose a port above 1023",
+        )
+    return EnvironmentProblem(f"cannot listen on {host}:{port}: {problem.strerror or problem}")
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def strip_colours(text: str) -> str:
+    """Soketi colours its own log lines: drop those escape sequences."""
+    return _ANSI.sub("", text) if "\x1b" in text else text
 
 
 def log_tail(folder: Path, lines: int = LOG_TAIL_LINES) -> str:
@@ -329,8 +379,6 @@ def start(
     ``extra_env`` adds Soketi variables that rtctl's settings do not carry (limits such as
     ``SOKETI_EVENT_MAX_SIZE_IN_KB``, per-app options such as ``SOKETI_DEFAULT_APP_WEBHOOKS``)."""
     if settings.provider != "soketi":
-        from rtctl.errors import ConfigError
-
         raise ConfigError(
             "the provider is pusher: there is no local server to start",
             hint="run `rtctl switch soketi` to use a local Soketi",
@@ -348,11 +396,11 @@ def start(
         ("REALTIME_PORT", settings.port, settings.host),
         ("SOKETI_METRICS_SERVER_PORT", settings.metrics_port, "127.0.0.1"),
     ):
-        if not port_is_free(bind_host, port):
-            raise Conflict(
-                f"port {port} on {bind_host} is already in use ({name})",
-                hint=f"stop what listens there, or set {name} to a free port in .env",
-            )
+        busy = Conflict(
+            f"port {port} on {bind_host} is already in use ({name})",
+            hint=f"stop what listens there, or set {name} to a free port in .env",
+        )
+        require_free_port(bind_host, port, busy, "REALTIME_HOST")
     root = ensure_installed(progress)
     node, _ = find_node()
     folder.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from rtctl import locks
 from rtctl.config import Settings
 from rtctl.errors import (
     ConfigError,
@@ -111,6 +112,11 @@ def _stale_note(folder: Path) -> str | None:
     return None
 
 
+# How long `up`/`down` wait for another `up`/`down` in the same state folder: as long as a first
+# start may take (a first `up` installs Soketi with npm, bounded at 15 minutes).
+STATE_LOCK_WAIT = 900.0
+
+
 def up(
     settings: Settings,
     runtime: str = "auto",
@@ -118,8 +124,22 @@ def up(
     timeout: float = 30.0,
     progress: Progress = _silent,
 ) -> UpResult:
+    """Start a server, or report the one running. One `up`/`down` at a time per state folder:
+    a second `up` waits for the first, then finds its server instead of starting another."""
     require_local_provider(settings)
     folder = native.state_dir(settings)
+    with locks.folder_lock(folder, "starting or stopping Soketi", STATE_LOCK_WAIT, progress):
+        return _up(settings, folder, runtime, wait, timeout, progress)
+
+
+def _up(
+    settings: Settings,
+    folder: Path,
+    runtime: str,
+    wait: bool,
+    timeout: float,
+    progress: Progress,
+) -> UpResult:
     recorded = cluster.read_state(folder)
     if settings.is_cluster or (recorded is not None and recorded.alive):
         return _cluster_up(settings, folder, runtime, wait, timeout, progress)
@@ -154,11 +174,11 @@ def up(
         )
     docker.require_engine()
     for port, host in ((settings.port, settings.host), (settings.metrics_port, "127.0.0.1")):
-        if not native.port_is_free(host, port):
-            raise Conflict(
-                f"port {port} on {host} is already in use",
-                hint="stop what listens there, or choose other ports in .env",
-            )
+        busy = Conflict(
+            f"port {port} on {host} is already in use",
+            hint="stop what listens there, or choose other ports in .env",
+        )
+        native.require_free_port(host, port, busy, "REALTIME_HOST")
     progress("starting Soketi with docker compose (the first run pulls the image)")
     proj = docker.up(settings, folder)
     if wait:
@@ -318,9 +338,17 @@ class DownResult:
         return data
 
 
-def down(settings: Settings, grace: float = 10.0) -> DownResult:
-    """Stop what `up` started here; idempotent (stopped=False when nothing was running)."""
+def down(settings: Settings, grace: float = 10.0, progress: Progress = _silent) -> DownResult:
+    """Stop what `up` started here; idempotent (stopped=False when nothing was running).
+    Waits for an `up` in progress in the same state folder, so it stops what that one starts."""
     folder = native.state_dir(settings)
+    if not folder.exists():
+        return DownResult(False, None)  # nothing was ever started here (and nothing is created)
+    with locks.folder_lock(folder, "starting or stopping Soketi", STATE_LOCK_WAIT, progress):
+        return _down(settings, folder, grace)
+
+
+def _down(settings: Settings, folder: Path, grace: float) -> DownResult:
     gone = cluster.stop(folder, grace=grace)
     if gone is not None and gone.names:
         components = [
@@ -465,8 +493,8 @@ def log_path(settings: Settings) -> Path:
 def tail_lines(path: Path, lines: int) -> list[str]:
     try:
         text = path.read_text(errors="replace")
-    except OSError:
-        return []
+    except FileNotFoundError:
+        return []  # other failures (a folder in its place, no permission) are for the user
     return text.splitlines()[-lines:] if lines > 0 else []
 
 
@@ -517,7 +545,7 @@ def follow_file(
                 handle.seek(position)
                 chunk = handle.read()
                 position = handle.tell()
-        except OSError:
+        except FileNotFoundError:
             chunk = ""
         if chunk:
             pending += chunk

@@ -65,6 +65,15 @@ def check_options(options: BenchOptions) -> None:
         raise InvalidInput("--connections and --channels must be at least 1", hint=None)
     if options.rate <= 0 or options.duration <= 0:
         raise InvalidInput("--rate and --duration must be positive", hint=None)
+    for flag, value in (
+        ("--rate", options.rate),
+        ("--duration", options.duration),
+        ("--ramp", options.ramp),
+        ("--drain", options.drain),
+        ("--timeout", options.connect_timeout),
+    ):
+        if not math.isfinite(value) or value < 0:  # inf would crash the publisher's pacing
+            raise InvalidInput(f"{flag} must be a finite number, not {value}", hint=None)
     if not 1 <= options.workers <= MAX_WORKERS:
         raise InvalidInput(f"--workers must be 1 to {MAX_WORKERS}", hint=None)
     if options.workers > options.connections:
