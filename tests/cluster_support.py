@@ -9,6 +9,7 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rtctl import webhook_settings
 from rtctl.config import Settings, load_settings
 from rtctl.runtime import cluster, native
 from tests.helpers import TEST_CACHE, fresh_credentials, write_env
@@ -73,9 +74,21 @@ class Cluster:
     env: dict[str, str]
     state: Path
     node_overrides: dict[str, dict[str, str]] = field(default_factory=dict)
+    # REALTIME_WEBHOOK_* the nodes were started with. Not in ``env`` (the .env tests write), so
+    # smoke and doctor see webhooks only in a test that adds them: see ``webhook_env``.
+    webhooks: dict[str, str] = field(default_factory=dict)
 
     def settings(self) -> Settings:
         return load_settings(environ=self.env)
+
+    @property
+    def webhook_env(self) -> dict[str, str]:
+        """The .env additions that describe the webhooks the nodes send (empty: none)."""
+        return dict(self.webhooks)
+
+    @property
+    def webhook_url(self) -> str:
+        return self.webhooks[webhook_settings.URL]
 
     def write_env(self, path: Path, **changes: str) -> Path:
         return write_env(path, {**self.env, **changes})
@@ -90,7 +103,10 @@ class Cluster:
     def start(self, timeout: float = 60.0) -> cluster.ClusterState:
         os.environ["RTCTL_CACHE_DIR"] = str(TEST_CACHE)
         state, _ = cluster.start(
-            self.settings(), self.state, timeout=timeout, node_overrides=self.node_overrides
+            load_settings(environ={**self.env, **self.webhooks}),
+            self.state,
+            timeout=timeout,
+            node_overrides=self.node_overrides,
         )
         return state
 
@@ -119,9 +135,15 @@ def make_cluster(
     nodes: int = 3,
     adapter: str = "redis",
     node_overrides: dict[str, dict[str, str]] | None = None,
+    webhooks: bool = False,
     **overrides: str,
 ) -> Cluster:
-    return Cluster(cluster_env(nodes, adapter, **overrides), state, node_overrides or {})
+    """``webhooks``: the nodes send every webhook to http://127.0.0.1:<a free port>/webhooks,
+    where nothing listens until a test starts a receiver there."""
+    hooks = {}
+    if webhooks:
+        hooks[webhook_settings.URL] = f"http://127.0.0.1:{free_run(1)}/webhooks"
+    return Cluster(cluster_env(nodes, adapter, **overrides), state, node_overrides or {}, hooks)
 
 
 def alive(pid: int) -> bool:

@@ -156,12 +156,15 @@ AUTH_TIMEOUT = {"SOKETI_USER_AUTHENTICATION_TIMEOUT": "600000"}  # sockets witho
 
 @pytest.fixture(scope="session")
 def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """Three healthy nodes on Redis behind one front door; sign-in on (terminate is tested)."""
+    """Three healthy nodes on Redis behind one front door; sign-in on (terminate is tested);
+    webhooks to ``webhook_url`` (a test that receives them writes ``webhook_env`` into its
+    .env: ``use_cluster(redis_cluster, **redis_cluster.webhook_env)``)."""
     found = make_cluster(
         tmp_path_factory.mktemp("redis-cluster"),
         nodes=3,
         adapter="redis",
         node_overrides={f"node-{i}": AUTH_TIMEOUT for i in (1, 2, 3)},
+        webhooks=True,
         SOKETI_DEFAULT_APP_USER_AUTHENTICATION="true",
     )
     found.start()

@@ -5,6 +5,7 @@ inside it is validated by the real haproxy binary."""
 from __future__ import annotations
 
 import copy
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,20 @@ def test_init_writes_a_valid_cluster_compose(nodes: int, adapter: str) -> None:
     assert services["front-door"]["ports"] == ["${REALTIME_PORT:-6001}:6001"]
 
 
+def test_every_node_gets_the_same_webhooks(tmp_path: Path) -> None:
+    url = "http://host.docker.internal:6080/webhooks"
+    write_env(tmp_path / ".env", {**cluster_env(3, "redis"), "REALTIME_WEBHOOK_URL": url})
+    settings = load_settings(tmp_path / ".env", environ={})
+    services = yaml.safe_load(docker.render_cluster(settings))["services"]
+    for i in (1, 2, 3):
+        env = services[f"soketi-{i}"]["environment"]
+        assert env["SOKETI_DEFAULT_APP_WEBHOOKS"] == "${SOKETI_DEFAULT_APP_WEBHOOKS:-[]}"
+        assert env["SOKETI_WEBHOOKS_BATCHING"] == "${SOKETI_WEBHOOKS_BATCHING:-false}"
+    # what `rtctl up --runtime docker` hands compose for that interpolation
+    composed = docker.compose_environment(settings)["SOKETI_DEFAULT_APP_WEBHOOKS"]
+    assert [entry["url"] for entry in json.loads(composed)] == [url]
+
+
 def test_haproxy_accepts_the_front_door_config(tmp_path: Path) -> None:
     content = rendered()["configs"]["front-door"]["content"]
     config = tmp_path / "front-door.cfg"
@@ -73,6 +88,7 @@ def test_validation_catches_a_broken_cluster_compose() -> None:
     ]
     bad = copy.deepcopy(good)
     bad["services"]["soketi-2"]["environment"]["SOKETI_ADAPTER_DRIVER"] = "local"
+    del bad["services"]["soketi-3"]["environment"]["SOKETI_DEFAULT_APP_WEBHOOKS"]
     bad["services"]["soketi-1"]["ports"][0] = "6002:6001"
     bad["services"]["bus"]["ports"] = ["6379:6379"]
     bad["configs"]["front-door"]["content"] = bad["configs"]["front-door"]["content"].replace(
@@ -81,6 +97,7 @@ def test_validation_catches_a_broken_cluster_compose() -> None:
     assert docker.cluster_compose_problems(bad, 3, "redis") == [
         "soketi-1: a node's ports must be published on 127.0.0.1 only",
         "soketi-2: SOKETI_ADAPTER_DRIVER must be redis",
+        "soketi-3: SOKETI_DEFAULT_APP_WEBHOOKS must be interpolated (rtctl up composes it)",
         "bus: its port must be published on 127.0.0.1 only",
         "front-door: its config must route to soketi-3",
     ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -13,8 +13,9 @@ import pytest
 
 from rtctl.console.feed import Feed
 from rtctl.protocol.signing import sign
+from tests.cluster_support import Cluster
 from tests.console_support import Console, poll, running_console
-from tests.helpers import SoketiServer, run_cli, write_env
+from tests.helpers import SoketiServer, free_port, run_cli, write_env
 from tests.listen_support import MASTER_KEY
 
 pytestmark = pytest.mark.soketi
@@ -281,8 +282,180 @@ def test_pusher_provider_overview(pusher_standin, tmp_path: Path) -> None:  # ty
         assert overview["health"] is None  # Pusher has no health routes or metrics endpoint
         assert overview["endpoints"]["metrics"] is None
         assert overview["nodes"] == [
-            {"name": "Pusher cluster eu", "url": f"https://127.0.0.1:{pusher_standin.server.port}"}
+            {
+                "name": "Pusher cluster eu",
+                "kind": "pusher",
+                "address": f"https://127.0.0.1:{pusher_standin.server.port}",
+                "healthy": None,  # Pusher does not expose its nodes' health
+                "evidence": None,
+                "connections": None,
+                "messages_in": None,
+                "messages_out": None,
+            }
         ]
+
+
+# --- the Overview's nodes -----------------------------------------------------------------------
+
+
+def test_overview_of_a_single_soketi_has_its_health_and_figures(
+    console: Console, soketi: SoketiServer
+) -> None:
+    token = {"X-Rtctl-Token": console.token}
+    console_soketi_address = f"127.0.0.1:{soketi.port}"
+
+    def sampled() -> list[dict] | None:
+        rows: list[dict] = get(console, "/api/overview", **token).json()["nodes"]
+        return rows if rows[0]["healthy"] is not None else None
+
+    rows = poll(sampled)
+    [row] = rows
+    assert (row["name"], row["kind"], row["address"]) == ("soketi", "node", console_soketi_address)
+    assert (row["healthy"], row["evidence"]) == (True, "/ready 200 OK")
+    assert row["connections"] >= 1  # the console's own socket
+    assert isinstance(row["messages_in"], int) and isinstance(row["messages_out"], int)
+
+
+def test_overview_of_a_cluster_lists_the_front_door_every_node_and_the_bus(
+    redis_cluster: Cluster, use_cluster: Callable[..., Path]
+) -> None:
+    from rtctl.console.overview import Sampler, nodes
+    from rtctl.protocol import PusherSocket
+    from rtctl.runtime import cluster
+
+    use_cluster(redis_cluster)  # its state folder: the front door's view of each node
+    settings = redis_cluster.settings()
+    node_2 = cluster.node_settings(settings, cluster.plan(settings).nodes[1])
+
+    def connections(rows: list[dict]) -> dict[str, int]:
+        return {r["name"]: r["connections"] for r in rows if r["kind"] == "node"}
+
+    before = connections(nodes(settings))
+    with PusherSocket(node_2) as one, PusherSocket(node_2) as two:
+        one.connect(10)
+        two.connect(10)
+        rows = poll(
+            lambda: (
+                (r := nodes(settings)) and connections(r)["node-2"] == before["node-2"] + 2 and r
+            )
+        )
+    assert [(r["name"], r["kind"], r["address"], r["healthy"]) for r in rows] == [
+        ("front-door-1", "front-door", f"127.0.0.1:{redis_cluster.port}", True),
+        *[
+            (f"node-{i}", "node", f"127.0.0.1:{redis_cluster.node_port(i)}", True)
+            for i in (1, 2, 3)
+        ],
+        ("bus", "bus", f"127.0.0.1:{redis_cluster.env['RTCTL_BUS_PORT']}", True),
+    ]
+    assert rows[0]["evidence"] == "routes to 3/3 nodes"
+    for row in rows[1:4]:
+        assert row["evidence"] == "/ready 200"
+        assert isinstance(row["messages_in"], int) and isinstance(row["messages_out"], int)
+    assert connections(rows)["node-1"] == before["node-1"]  # each node's own metrics
+    # the Overview's chart: the nodes summed, one sample after another
+    sampler = Sampler(settings)
+    sampler.sample()
+    sampler.sample()
+    assert sampler.nodes is not None and len(sampler.nodes) == 5
+    first, second = sampler.points
+    assert second["connections"] == sum(connections(sampler.nodes).values())
+    assert first["messages_per_second"] is None and second["messages_per_second"] is not None
+
+
+# --- webhooks in the live log -------------------------------------------------------------------
+
+
+def stream_entries(console: Console, wanted: Callable[[list[dict]], bool]) -> list[dict]:
+    """Read the live log's stream until ``wanted(entries so far)``."""
+    entries: list[dict] = []
+    headers = {"X-Rtctl-Token": console.token}
+    with httpx.stream("GET", console.base + "/api/stream", headers=headers, timeout=15) as stream:
+        for line in stream.iter_lines():
+            if line.startswith("data: ["):
+                entries += json.loads(line[6:])
+                if wanted(entries):
+                    return entries
+    raise AssertionError(f"the stream ended; entries: {entries}")
+
+
+def test_verified_and_refused_webhooks_reach_the_live_log(
+    soketi: SoketiServer, tmp_path: Path
+) -> None:
+    url = f"http://127.0.0.1:{free_port()}/webhooks"
+    env = {**soketi.env, "REALTIME_WEBHOOK_URL": url}
+    env_file = write_env(tmp_path / "app.env", env)
+    with running_console(env, tmp_path) as running:
+        said = f"receiving webhooks at {url}: they appear in the live log\n"
+        poll(lambda: said in "".join(running.stderr))
+        trigger = ["--env-file", str(env_file), "webhooks", "trigger", "member_added"]
+        trigger += ["--channel", "presence-room", "--user-id", "ann", "--to", url]
+        for extra in ([], ["--bad-signature"]):
+            sent = run_cli([*trigger, *extra])
+            assert sent.exit_code == 0, sent.stderr
+        hooks = [
+            e
+            for e in stream_entries(
+                running, lambda es: sum(e["kind"] == "webhook" for e in es) == 2
+            )
+            if e["kind"] == "webhook"
+        ]
+        overview = get(running, "/api/overview", **{"X-Rtctl-Token": running.token}).json()
+    good, forged = hooks
+    assert (good["valid"], good["error"], good["channel"], good["event"]) == (
+        True,
+        None,
+        "presence-room",
+        "member_added",
+    )
+    assert good["data"]["events"] == [
+        {"name": "member_added", "channel": "presence-room", "user_id": "ann"}
+    ]
+    assert forged["valid"] is False
+    assert forged["error"].startswith("401 ")
+    assert forged["data"]["events"] == good["data"]["events"]  # what the forged one claimed
+    assert overview["webhooks"] == {
+        "configured": True,
+        "url": url,
+        "targets": [url],
+        "receiving": True,
+        "error": None,
+        "hint": None,
+        "deliveries": 1,
+        "rejections": 1,
+    }
+
+
+def test_a_busy_webhook_port_is_said_and_the_console_runs_on(
+    soketi: SoketiServer, tmp_path: Path
+) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        url = f"http://127.0.0.1:{port}/webhooks"
+        with running_console({**soketi.env, "REALTIME_WEBHOOK_URL": url}, tmp_path) as running:
+            token = {"X-Rtctl-Token": running.token}
+            webhooks = get(running, "/api/overview", **token).json()["webhooks"]
+            assert (webhooks["receiving"], webhooks["error"]) == (
+                False,
+                f"port {port} on 127.0.0.1 is already in use",
+            )
+            [error] = [
+                e
+                for e in stream_entries(running, lambda es: any(e["kind"] == "error" for e in es))
+                if e["kind"] == "error"
+            ]
+            assert error["text"] == (
+                f"webhooks are not shown: cannot receive at {url}: port {port} on 127.0.0.1 "
+                "is already in use"
+            )
+            assert error["hint"].startswith("stop what listens there (`rtctl webhooks listen`?)")
+            assert get(running, "/api/channels", **token).status_code == 200  # all else works
+            warned = (
+                f"warning: webhooks are not shown: cannot receive at {url}: port {port} on "
+                "127.0.0.1 is already in use\n"
+            )
+            poll(lambda: warned in "".join(running.stderr))
 
 
 # --- the feed -----------------------------------------------------------------------------------

@@ -15,6 +15,8 @@ from selenium.webdriver.common.by import By
 
 from rtctl.protocol import PusherSocket
 from rtctl.protocol.signing import sign
+from rtctl.runtime import cluster
+from tests.cluster_support import Cluster
 from tests.console_support import (
     Console,
     browser_errors,
@@ -327,6 +329,75 @@ def test_overview_shows_the_server_its_health_and_a_live_chart(
     assert drawn > 0, "no line drawn on the connections chart"
     assert browser_errors(page) == []
     screenshot(page, "overview", tmp_path)
+
+
+# --- a cluster, and the webhooks its nodes send ---------------------------------------------------
+
+
+def node_rows(driver: Any) -> list[list[str]]:
+    return list(
+        driver.execute_script(
+            "return [...document.querySelectorAll('#nodes tbody tr')]"
+            ".map(r => [...r.cells].map(c => c.innerText));"
+        )
+    )
+
+
+def test_a_cluster_overview_and_its_webhooks_in_the_live_log(
+    browser: Any, redis_cluster: Cluster, tmp_path: Path
+) -> None:
+    settings = redis_cluster.settings()
+    url = redis_cluster.webhook_url
+    env = {**redis_cluster.env, **redis_cluster.webhook_env}
+    # its state folder: the front door's view of each node, as `rtctl status` has it
+    with running_console(env, tmp_path, RTCTL_STATE_DIR=str(redis_cluster.state)) as console:
+        browser.get(console.url)
+        wait_for(browser, lambda d: text_of(d, "server-state") == "connected", what="connected")
+        # Overview: the front door, every node (each with its own figures) and the bus
+        rows = wait_for(
+            browser,
+            lambda d: (r := node_rows(d)) and len(r) == 5 and r[1][3] != "—" and r,
+            what="the cluster's rows",
+        )
+        port = redis_cluster.port
+        assert [row[:3] for row in rows] == [
+            ["front-door-1", f"127.0.0.1:{port}", "healthy"],
+            *[[f"node-{i}", f"127.0.0.1:{port + i}", "healthy"] for i in (1, 2, 3)],
+            ["bus", f"127.0.0.1:{redis_cluster.env['RTCTL_BUS_PORT']}", "healthy"],
+        ]
+        for row in rows[1:4]:
+            assert row[3].isdigit() and " in · " in row[4] and row[4].endswith(" out"), row
+        assert f"Webhooks\nreceiving at {url} · " in text_of(browser, "endpoint-facts")
+        screenshot(browser, "overview-cluster", tmp_path)
+        # a presence member joins on node-2: the webhooks the cluster sends appear in the log
+        channel = name("presence-")
+        node_2 = cluster.node_settings(settings, cluster.plan(settings).nodes[1])
+        with PusherSocket(node_2, user_id="ann", user_info={"name": "Ann"}) as ann:
+            ann.connect(10)
+            ann.subscribe(channel, 10)
+            view(browser, "log")
+
+            def webhook(event: str) -> Callable[[Any], dict[str, str] | None]:
+                return lambda d: row_with(
+                    d,
+                    lambda r: (r["kind"], r["channel"], r["event"]) == ("webhook", channel, event),
+                )
+
+            occupied = wait_for(browser, webhook("channel_occupied"), what="channel_occupied")
+            added = wait_for(browser, webhook("member_added"), what="member_added")
+        assert occupied["data"].endswith(
+            f',"events":[{{"name":"channel_occupied","channel":"{channel}"}}]}}'
+        )
+        assert occupied["data"].startswith('{"time_ms":')
+        assert added["data"].endswith(
+            f',"events":[{{"name":"member_added","channel":"{channel}","user_id":"ann"}}]}}'
+        )
+        wait_for(browser, webhook("member_removed"), what="member_removed")
+        wait_for(browser, webhook("channel_vacated"), what="channel_vacated")
+        assert row_with(browser, lambda r: r["data"].startswith(f"receiving webhooks at {url}"))
+        assert browser_errors(browser) == []
+        screenshot(browser, "live-log-webhooks", tmp_path)
+    assert f"receiving webhooks at {url}: they appear in the live log\n" in "".join(console.stderr)
 
 
 # --- a server that goes away and comes back ------------------------------------------------------

@@ -11,6 +11,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -135,6 +136,71 @@ def test_a_client_event_goes_from_one_listener_to_another(
     message = bob.wait_for(event="client-typing", channel=channel)
     assert (message.data, message.user_id) == ({"typing": True}, "ann")
     assert bob.members(channel) == {"ann": {"name": "Ann"}, "bob": None}
+
+
+def test_webhooks_of_the_tests_own_channels_arrive_verified(
+    realtime_listener: Callable[..., Listener], realtime_webhooks: Any, unique_channel: Any
+) -> None:
+    room = unique_channel("presence-room")
+    ann = realtime_listener(room, user_id="ann")
+
+    occupied = realtime_webhooks.wait_for(name="channel_occupied", channel=room)
+    joined = realtime_webhooks.wait_for(name="member_added", channel=room)
+    assert (occupied.user_id, joined.user_id) == (None, "ann")
+    ann.send(room, "client-typing", {"typing": True})
+    typed = realtime_webhooks.wait_for(name="client_event", channel=room)
+    assert (typed.event, typed.data, typed.user_id) == ("client-typing", {"typing": True}, "ann")
+    ann.unsubscribe(room)
+    realtime_webhooks.wait_for(name="member_removed", user_id="ann")
+    realtime_webhooks.wait_for(name="channel_vacated", channel=room)
+
+    realtime_webhooks.assert_nothing(within=0.2)  # each arrived once, nothing else
+    assert sorted(w.name for w in realtime_webhooks.received) == [
+        "channel_occupied",
+        "channel_vacated",
+        "client_event",
+        "member_added",
+        "member_removed",
+    ]
+    assert all(w.time_ms > 0 and w.channel == room for w in realtime_webhooks.received)
+
+
+def test_webhooks_keep_only_the_channels_this_test_made(
+    realtime_server: RealtimeServer,
+    realtime_listener: Callable[..., Listener],
+    realtime_webhooks: Any,
+    unique_channel: Any,
+) -> None:
+    other = f"presence-made-elsewhere-{time.monotonic_ns()}"  # not by unique_channel
+    mine = unique_channel("presence-mine")
+    realtime_listener(other, user_id="eve")
+    realtime_listener(mine, user_id="ann")
+
+    realtime_webhooks.wait_for(name="member_added", channel=mine)
+    inbox = realtime_server.webhooks
+    assert inbox is not None
+    wait_until(
+        lambda: any(w.channel == other for w in inbox.events()), 5, "the other channel's webhooks"
+    )  # it arrived at the session's receiver ...
+    assert {w.channel for w in realtime_webhooks.received} == {mine}  # ... but is not this test's
+    with pytest.raises(AssertionError) as failure:
+        realtime_webhooks.wait_for(name="member_added", user_id="eve", timeout=0.3)
+    lines = str(failure.value).splitlines()
+    assert lines[0] == "no webhook matching name='member_added', user_id='eve' arrived within 0.3s"
+    assert lines[1] == f"2 webhook(s) arrived for this test's channels ({mine}):"
+    assert sorted(line.split("s ", 1)[1] for line in lines[2:]) == [  # in arrival order
+        f"channel_occupied {mine}",
+        f"member_added {mine} (user ann)",
+    ]
+
+
+def test_webhooks_without_unique_channels_say_so(realtime_webhooks: Any) -> None:
+    with pytest.raises(AssertionError) as failure:
+        realtime_webhooks.wait_for(name="channel_occupied", timeout=0.1)
+    assert str(failure.value).splitlines()[1] == (
+        "this test made no channel with unique_channel: only webhooks of the channels it makes "
+        "are collected"
+    )
 
 
 def test_zero_and_negative_bounds_are_refused(
@@ -293,7 +359,7 @@ def test_a_timeout_option_that_is_not_above_zero_is_a_usage_error(
     )
 
 
-def test_a_failing_test_gets_the_soketi_log_of_its_own_run(
+def test_a_failing_test_gets_the_soketi_log_of_its_own_run_and_its_own_webhooks(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, native_soketi: Path
 ) -> None:
     monkeypatch.setenv("SOKETI_DEBUG", "1")  # Soketi logs every connection
@@ -305,15 +371,45 @@ def test_a_failing_test_gets_the_soketi_log_of_its_own_run(
         def test_fails(realtime_listener, unique_channel):
             realtime_listener(unique_channel("private-logged"))
             assert False, "the app did not publish"
+
+        def test_a_member_joins(realtime_listener, realtime_webhooks, unique_channel):
+            room = unique_channel("presence-first")
+            realtime_listener(room, user_id="ann")
+            assert realtime_webhooks.wait_for(name="member_added", channel=room).user_id == "ann"
+            # its listener leaves at teardown: channel_vacated arrives during the next test
+
+        def test_a_webhook_that_never_comes(realtime_listener, realtime_webhooks, unique_channel):
+            room = unique_channel("presence-second")
+            realtime_listener(room, user_id="bob")
+            realtime_webhooks.wait_for(name="member_added", user_id="bob")
+            realtime_webhooks.wait_for(name="member_removed", channel=room, timeout=1)
         """
     )
     result = run(pytester)
-    result.assert_outcomes(passed=1, failed=1)
+    result.assert_outcomes(passed=2, failed=2)
     output = result.stdout.str()
-    assert output.count("rtctl: realtime_server Soketi log (") == 1, output  # the failing test's
+    # each failing test gets its own run's log
+    assert output.count("rtctl: realtime_server Soketi log (") == 2, output
     section = output.split("rtctl: realtime_server Soketi log (", 1)[1]
     assert "Sent message to client" in section, section
     assert "private-logged-" in section, section
+    # the failed wait_for lists what arrived: only this test's channel, not the earlier test's
+    # (whose listener left at its teardown: its last webhooks may come while this one runs)
+    failure = output.split("_ test_a_webhook_that_never_comes _", 1)[1]
+    said = [line[1:].strip() for line in failure.splitlines() if line.startswith("E  ")]
+    room = re.search(r"presence-second-[0-9a-f]{8}-1", said[0])
+    assert room is not None, said
+    assert said[:2] == [
+        f"AssertionError: no webhook matching name='member_removed', channel='{room[0]}' "
+        "arrived within 1s",
+        f"2 webhook(s) arrived for this test's channels ({room[0]}):",
+    ]
+    # each its own request: they may arrive in either order
+    assert sorted(re.sub(r"^\+\d+\.\d{3}s ", "", line) for line in said[2:4]) == [
+        f"channel_occupied {room[0]}",
+        f"member_added {room[0]} (user bob)",
+    ]
+    assert not any("presence-first" in line for line in said), said
 
 
 def test_an_existing_deployment_is_used_and_nothing_is_started(
@@ -330,9 +426,24 @@ def test_an_existing_deployment_is_used_and_nothing_is_started(
             listener = realtime_listener(channel)
             pusher_client.trigger(channel, "hello", {{"to": "deployment"}})
             assert listener.wait_for(event="hello").data == {{"to": "deployment"}}
+
+        def test_webhooks(realtime_webhooks):
+            pass
         """
     )
-    run(pytester).assert_outcomes(passed=1)
+    result = run(pytester)
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "realtime_webhooks: the session's server is the deployment in "
+            f"{env_file} (ws://127.0.0.1:{soketi.port}/app/{soketi.key}), which sends its "
+            "webhooks where it is configured, not to this test process; only the native Soketi "
+            "the plugin starts sends them here",
+            "hint: run these tests without --rtctl-env-file / RTCTL_ENV_FILE and without "
+            "--rtctl-runtime docker, or receive that deployment's webhooks with `rtctl webhooks "
+            "listen`",
+        ]
+    )
 
 
 def test_an_existing_tls_pusher_configuration_works_through_its_ca_bundle(

@@ -171,6 +171,39 @@ def test_a_second_receiver_on_the_same_port_is_refused(
     )
 
 
+def test_stop_ends_kept_alive_connections_so_a_new_receiver_gets_their_next_delivery() -> None:
+    """Soketi's HTTP client keeps connections alive: a stopped receiver must close them, or the
+    next deliveries go to it over them, never to the receiver started next on its port."""
+    key, secret, port = "key", "secret", free_port()
+
+    def post(connection: http.client.HTTPConnection, channel: str) -> int:
+        body = build_body([{"name": "channel_occupied", "channel": channel}])
+        connection.request("POST", "/webhooks", body, signed_headers(key, secret, body))
+        response = connection.getresponse()
+        response.read()
+        return response.status
+
+    first = WebhookReceiver(key, secret, port=port).start()
+    kept = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        assert post(kept, "one") == 200
+        first.stop()
+        second = WebhookReceiver(key, secret, port=port).start()
+        try:
+            # the kept connection was closed by the stopped receiver: the client notices and
+            # connects again (to the new one), as Soketi's does
+            with pytest.raises((http.client.RemoteDisconnected, ConnectionError)):
+                post(kept, "two")
+            kept.close()
+            assert post(kept, "two") == 200
+            assert [r.events[0]["channel"] for r in second.received] == ["two"]
+        finally:
+            second.stop()
+    finally:
+        kept.close()
+    assert [r.events[0]["channel"] for r in first.received] == ["one"]
+
+
 def test_batching_mixes_event_types_past_the_filter(batching: SoketiServer) -> None:
     """Our webhook wants channel_occupied only, but with batching Soketi posts the whole batch
     (member_added was queued for the other webhook). Also: a hand-written

@@ -126,6 +126,15 @@ def console(
             f"warning: serving on {host}, reachable from other machines; anyone with the URL "
             "can use this app's secret through the console"
         )
+    webhooks = state_.webhooks
+    webhooks.start()
+    if webhooks.receiving:
+        output.say(f"receiving webhooks at {webhooks.url}: they appear in the live log")
+    elif webhooks.error is not None:
+        output.say(
+            f"warning: webhooks are not shown: cannot receive at {webhooks.url}: {webhooks.error}"
+        )
+        output.say(f"hint: {webhooks.hint}")
     config = uvicorn.Config(
         app,
         log_config=None,  # configured above
@@ -141,6 +150,7 @@ def console(
         server.run(sockets=[sock])
     finally:
         sock.close()
+        webhooks.stop()  # started above, before the server (whose shutdown stops it too)
     if not server.started:
         log.error("the console did not start")
         raise Conflict(

@@ -36,6 +36,7 @@ from starlette.routing import Route
 from rtctl.console.feed import Feed
 from rtctl.console.overview import Sampler, nodes
 from rtctl.console.watcher import PRESENCE_USER, Watcher
+from rtctl.console.webhooks import WebhookTap
 from rtctl.errors import InvalidInput, RtctlError, ServerRejected, Unreachable
 
 if TYPE_CHECKING:
@@ -185,6 +186,12 @@ class Console:
         self.feed = feed or Feed()
         self.watcher = Watcher(settings, self.feed)
         self.sampler = Sampler(settings)
+        self.webhooks = WebhookTap(settings, self.feed)
+        self.feed.publish(
+            "status",
+            text=f"console started for {settings.provider} at {settings.api_base}; "
+            f"presence channels show the console as user {PRESENCE_USER}",
+        )
 
     # --- pages -----------------------------------------------------------------------------------
 
@@ -203,6 +210,9 @@ class Console:
 
     async def overview(self, request: Request) -> Response:
         s = self.settings
+        rows = self.sampler.nodes
+        if rows is None:  # not sampled yet (or Pusher, never sampled): a cluster is probed now
+            rows = await run_in_threadpool(nodes, s)
         return JSONResponse(
             {
                 "provider": s.provider,
@@ -214,11 +224,12 @@ class Console:
                     "http_api": s.api_base,
                     "metrics": s.metrics_url,
                 },
-                "nodes": nodes(s),
+                "nodes": rows,
                 "health": self.sampler.health,
                 "sampled_at": self.sampler.sampled_at,
                 "series": list(self.sampler.points),
                 "connection": self.watcher.state(),
+                "webhooks": self.webhooks.state(),
                 "encryption": s.master_key is not None,
                 "feed_size": self.feed.size,
             }
@@ -410,17 +421,14 @@ class Console:
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         self.feed.attach(asyncio.get_running_loop())
+        await run_in_threadpool(self.webhooks.start)  # once: `rtctl console` may have already
         self.watcher.start()
         self.sampler.start()
-        self.feed.publish(
-            "status",
-            text=f"console started for {self.settings.provider} at {self.settings.api_base}; "
-            f"presence channels show the console as user {PRESENCE_USER}",
-        )
         try:
             yield
         finally:
             self.feed.close()
+            await run_in_threadpool(self.webhooks.stop)
             await run_in_threadpool(self.watcher.stop)
             await run_in_threadpool(self.sampler.stop)
 
@@ -428,9 +436,10 @@ class Console:
 def create_app(
     settings: Settings, token: str, feed: Feed | None = None, host: str = "127.0.0.1"
 ) -> tuple[ASGIApp, Console]:
-    """The guarded ASGI app and the state behind it (its ``feed`` takes other producers, e.g.
-    webhook deliveries through ``feed.publish_webhook``). Served on a loopback ``host``, it
-    answers only to loopback host names (a DNS-rebinding page gets 403)."""
+    """The guarded ASGI app and the state behind it (its ``feed`` takes other producers through
+    ``feed.publish``; its ``webhooks`` receives the app's webhooks when `.env` sends them to this
+    machine). Served on a loopback ``host``, it answers only to loopback host names (a
+    DNS-rebinding page gets 403)."""
     console = Console(settings, token, feed)
     routes = [
         Route("/", console.index),

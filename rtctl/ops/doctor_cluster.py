@@ -4,7 +4,7 @@ What breaks across nodes, and the rule that catches it:
 - ``cluster-adapter``: more than one node on the ``local`` adapter (each node delivers only to
   its own clients); a NATS bus asked to carry Redis drivers;
 - ``cluster-drivers``: a memory cache, a local rate limiter or the ``sync`` queue with more than
-  one node (last events of cache channels, rate limits and webhook retries stay per node);
+  one node (last events of cache channels, rate limits and webhook sending stay per node);
 - ``queue-mode``: ``SOKETI_MODE=server`` with the ``sync`` queue drops every webhook silently
   (one node or many);
 - ``cluster-programs``: redis-server / nats-server and haproxy are installed;
@@ -56,8 +56,9 @@ PER_NODE = {
     ),
     "queue_driver": (
         "sync",
-        "SOKETI_QUEUE_DRIVER=sync: each node sends its own webhooks in-process; one lost with "
-        "its node or refused by the receiver is never retried",
+        "SOKETI_QUEUE_DRIVER=sync: each node sends its own clients' webhooks in-process, so no "
+        "other node can take them over (worker-mode nodes cannot send them), and those a node "
+        "had not sent when it stopped are lost",
     ),
 }
 

@@ -399,10 +399,11 @@ class _SmokeRun:
         assert self._main is not None, "connect did not run"
         return self._main
 
-    def open_socket(self, **kwargs: Any) -> PusherSocket:
+    def open_socket(self, on: Settings | None = None, **kwargs: Any) -> PusherSocket:
+        """A socket to the configured server, or to ``on`` (one node of a cluster)."""
         from rtctl.protocol.socket import PusherSocket
 
-        socket = PusherSocket(self.require_settings(), **kwargs)
+        socket = PusherSocket(on or self.require_settings(), **kwargs)
         self.sockets.append(socket)
         return socket
 

@@ -5,7 +5,10 @@ Two users (two sockets) join one channel, one sends a client event, both leave:
 channel_occupied, member_added ×2, client_event, member_removed ×2, channel_vacated — as far as
 the channel's type and the configured event types and filter allow. Nothing here assumes one
 server: the sockets may land on different nodes, events are matched by content rather than
-order, and an event that arrives twice is reported, not failed.
+order, and an event that arrives twice is reported, not failed. On a cluster (several nodes in
+`.env`, or ``--node`` addresses) the two sockets connect to two different nodes directly, so the
+webhooks come from more than one node and each expected one must still arrive (once: a second
+copy is the ``duplicate-webhooks`` warning).
 
 Soketi's known deviations from Pusher are named warnings (``details["warnings"]``), never
 failures: ``client-event-data-object``, ``no-vacate-delay``, ``vacated-before-member-removed``,
@@ -58,6 +61,9 @@ class Plan:
     suffix: str = ""
     client_event: bool = False
     notes: list[str] = field(default_factory=list)
+    # On a cluster: the two nodes the sockets connect to, (name, settings) each; else None
+    # (both through the configured address).
+    nodes: tuple[tuple[str, Settings], tuple[str, Settings]] | None = None
 
 
 def channel_for(prefix: str, suffix: str, core: str) -> str:
@@ -140,6 +146,7 @@ def check_webhooks(run: _SmokeRun, result: CheckResult) -> str:
             )
         raise Skipped(message)
     steps = plan(settings, run.run_id)
+    steps.nodes = two_nodes(run)
     parts = urlsplit(steps.url)
     receiver = WebhookReceiver(
         settings.key,
@@ -164,12 +171,24 @@ def check_webhooks(run: _SmokeRun, result: CheckResult) -> str:
     return _judge(receiver, steps, actions, arrived, result, run.timeout)
 
 
+def two_nodes(run: _SmokeRun) -> tuple[tuple[str, Settings], tuple[str, Settings]] | None:
+    """On a cluster, the first two nodes (addressed directly); None on one server."""
+    from rtctl.ops import smoke_cluster
+
+    settings = run.require_settings()
+    if not smoke_cluster.applies(settings, run.options):
+        return None
+    nodes = smoke_cluster.node_list(settings, run.options.node_addresses)
+    return (nodes[0].name, nodes[0].settings), (nodes[1].name, nodes[1].settings)
+
+
 def _drive(run: _SmokeRun, steps: Plan) -> dict[str, float]:
     """Make the socket actions happen; returns when each started (time.monotonic())."""
     timeout = run.timeout
     run.attempted.append(steps.channel)  # cleanup checks it is left unoccupied
-    first = run.open_socket(user_id=steps.users[0], user_info={"name": "rtctl smoke A"})
-    second = run.open_socket(user_id=steps.users[1], user_info={"name": "rtctl smoke B"})
+    on_a, on_b = (steps.nodes[0][1], steps.nodes[1][1]) if steps.nodes else (None, None)
+    first = run.open_socket(on_a, user_id=steps.users[0], user_info={"name": "rtctl smoke A"})
+    second = run.open_socket(on_b, user_id=steps.users[1], user_info={"name": "rtctl smoke B"})
     first.connect(timeout)
     second.connect(timeout)
     actions: dict[str, float] = {}
@@ -266,14 +285,21 @@ def _judge(
             hint=RESTART_HINT,
         )
     latencies: dict[str, float] = {}
+    counts: dict[str, int] = {}
     for expected, copies in seen.items():
         label = expected.name + (f" {expected.user_id}" if expected.user_id else "")
         latencies[label] = round((copies[0][0].monotonic - actions[expected.action]) * 1000, 3)
+        counts[label] = len(copies)
         if len(copies) > 1:
+            why = (
+                "nodes that see the channel change at the same moment each send it"
+                if steps.nodes
+                else "the server sent it more than once"
+            )
             warnings.append(
                 {
                     "name": "duplicate-webhooks",
-                    "detail": f"{label} arrived {len(copies)} times (several nodes sent it)",
+                    "detail": f"{label} arrived {len(copies)} times ({why})",
                 }
             )
         if expected.name == "client_event":
@@ -325,14 +351,19 @@ def _judge(
         url=steps.url,
         channel=steps.channel,
         latency_ms=latencies,
+        copies=counts,
         warnings=warnings,
         notes=steps.notes,
     )
+    if steps.nodes:
+        result.details["sockets"] = {"a": steps.nodes[0][0], "b": steps.nodes[1][0]}
     worst = max(latencies.values()) if latencies else 0.0
     text = (
         f"{len(steps.expected)} webhooks for {steps.channel} arrived at {steps.url}, each "
         f"verified (key, signature, time_ms); latency max {worst:.1f} ms"
     )
+    if steps.nodes:
+        text += f"; sockets on {steps.nodes[0][0]} and {steps.nodes[1][0]}"
     if steps.notes:
         text += "; " + "; ".join(steps.notes)
     if warnings:

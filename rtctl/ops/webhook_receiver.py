@@ -231,12 +231,15 @@ class WebhookReceiver:
         return self
 
     def stop(self) -> None:
-        """Stop accepting; requests in flight finish on their own (daemon) threads."""
+        """Stop accepting, and end the open connections: a sender that keeps connections alive
+        (Soketi's HTTP client does) would otherwise go on delivering to this stopped receiver
+        over them, even to a new receiver's port, and the new one would never see those."""
         server, self._server = self._server, None
         if server is None:
             return
         server.shutdown()
         server.server_close()
+        server.close_connections()
         if self._thread is not None:
             self._thread.join(timeout=5)
 
@@ -579,8 +582,13 @@ class _Handler(socketserver.BaseRequestHandler):
         timeval = struct.pack("ll", int(seconds), int((seconds % 1) * 1_000_000))
         for option in (socket.SO_RCVTIMEO, socket.SO_SNDTIMEO):
             sock.setsockopt(socket.SOL_SOCKET, option, timeval)
-        with contextlib.suppress(OSError):  # the sender went away: nobody is left to answer
-            _Connection(self.server.receiver, sock, str(self.client_address[0])).run()
+        if not self.server.track(sock):
+            return  # the receiver is stopping
+        try:
+            with contextlib.suppress(OSError):  # the sender went away: nobody is left to answer
+                _Connection(self.server.receiver, sock, str(self.client_address[0])).run()
+        finally:
+            self.server.untrack(sock)
 
 
 class _Server(socketserver.ThreadingTCPServer):
@@ -592,4 +600,27 @@ class _Server(socketserver.ThreadingTCPServer):
     def __init__(self, address: tuple[str, int], receiver: WebhookReceiver) -> None:
         self.receiver = receiver
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+        self._closing = False
         super().__init__(address, _Handler)
+
+    def track(self, sock: socket.socket) -> bool:
+        with self._open_lock:
+            if self._closing:
+                return False
+            self._open.add(sock)
+            return True
+
+    def untrack(self, sock: socket.socket) -> None:
+        with self._open_lock:
+            self._open.discard(sock)
+
+    def close_connections(self) -> None:
+        """Shut every open connection down: its reader wakes up to an ended stream and closes."""
+        with self._open_lock:
+            self._closing = True
+            sockets = list(self._open)
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)

@@ -158,6 +158,17 @@ def node_environment(settings: Settings, cluster: ClusterPlan, node: NodePlan) -
     return env
 
 
+def webhook_environment(settings: Settings) -> dict[str, str]:
+    """The webhooks every node sends, recorded with the cluster: a node started again later
+    (failover, `rtctl up` repairing the cluster) sends what its siblings send, even when `.env`
+    changed since (an empty list when there were none)."""
+    return {
+        "SOKETI_DEFAULT_APP_WEBHOOKS": "[]",
+        "SOKETI_WEBHOOKS_BATCHING": "false",
+        **settings.webhooks.soketi_environment(),
+    }
+
+
 # --- processes other than Soketi (the bus, the front door) ---------------------------------------
 
 
@@ -496,6 +507,7 @@ def start(
         node_env = {
             node.name: {
                 **node_environment(settings, cluster, node),
+                **webhook_environment(settings),
                 **(node_overrides or {}).get(node.name, {}),
             }
             for node in cluster.nodes

@@ -240,6 +240,11 @@ def _node_environment(settings: Settings) -> list[tuple[str, str]]:
             "${SOKETI_DEFAULT_APP_USER_AUTHENTICATION:-false}",
         ),
         ("SOKETI_METRICS_ENABLED", "${SOKETI_METRICS_ENABLED:-true}"),
+        # Every node sends webhooks, so every node gets the same ones (composed by `rtctl up`
+        # from REALTIME_WEBHOOK_*, as for one node).
+        ("SOKETI_DEFAULT_APP_WEBHOOKS", "${SOKETI_DEFAULT_APP_WEBHOOKS:-[]}"),
+        ("SOKETI_WEBHOOKS_BATCHING", "${SOKETI_WEBHOOKS_BATCHING:-false}"),
+        ("SOKETI_WEBHOOKS_BATCHING_DURATION", "${SOKETI_WEBHOOKS_BATCHING_DURATION:-50}"),
         ("SOKETI_PORT", "6001"),
         ("SOKETI_METRICS_SERVER_PORT", "9601"),
         ("SOKETI_CLUSTER_UNICAST_ADDRESSES", "127.0.0.1"),

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from rtctl.errors import RtctlError
     from rtctl.testing.listener import Listener
     from rtctl.testing.server import LocalSoketi, RealtimeServer
+    from rtctl.testing.webhooks import Webhooks
 
 ENV_FILE_VARIABLE = "RTCTL_ENV_FILE"
 DEFAULT_TIMEOUT = "5"
@@ -33,6 +34,7 @@ NOTHING_LOGGED = (
 
 _LOGS = pytest.StashKey[list[tuple[str, "LocalSoketi"]]]()
 _LOG_OFFSETS = pytest.StashKey[dict[int, int]]()
+_CHANNELS = pytest.StashKey[set[str]]()  # the names unique_channel made for a test
 
 
 # --- options -------------------------------------------------------------------------------------
@@ -201,7 +203,7 @@ def pusher_client(realtime_settings: Settings, request: pytest.FixtureRequest) -
 
 
 @pytest.fixture
-def unique_channel() -> Callable[..., str]:
+def unique_channel(request: pytest.FixtureRequest) -> Callable[..., str]:
     """``unique_channel("private-orders")`` -> ``"private-orders-1a2b3c4d-1"``: a new name per
     call, unique to this test, checked against Pusher's channel-name rules."""
     import secrets
@@ -211,6 +213,7 @@ def unique_channel() -> Callable[..., str]:
 
     token = secrets.token_hex(4)
     counter = itertools.count(1)
+    made = request.node.stash.setdefault(_CHANNELS, set())  # realtime_webhooks reads them
 
     def make(prefix: str = "test") -> str:
         name = f"{prefix}-{token}-{next(counter)}"
@@ -221,9 +224,31 @@ def unique_channel() -> Callable[..., str]:
             problem = error
         if problem is not None:
             _fail(problem, f"unique_channel({prefix!r}) gives {name!r}, which Pusher refuses: ")
+        made.add(name)
         return name
 
     return make
+
+
+@pytest.fixture
+def realtime_webhooks(realtime_server: RealtimeServer, request: pytest.FixtureRequest) -> Webhooks:
+    """The webhooks the session's Soketi sent during this test, verified (key, signature,
+    time_ms), on this test's own channels (those ``unique_channel`` made): ``wait_for(name=…,
+    channel=…, user_id=…, timeout=…)``, ``assert_nothing(…)``, ``received``."""
+    from rtctl.testing.webhooks import Webhooks
+
+    inbox = realtime_server.webhooks
+    if inbox is None:
+        pytest.fail(
+            f"realtime_webhooks: the session's server is {realtime_server.description}, which "
+            "sends its webhooks where it is configured, not to this test process; only the "
+            "native Soketi the plugin starts sends them here\nhint: run these tests without "
+            "--rtctl-env-file / RTCTL_ENV_FILE and without --rtctl-runtime docker, or receive "
+            "that deployment's webhooks with `rtctl webhooks listen`",
+            pytrace=False,
+        )
+    stash = request.node.stash
+    return Webhooks(inbox, lambda: stash.get(_CHANNELS, set()), timeout=_timeout(request.config))
 
 
 @pytest.fixture

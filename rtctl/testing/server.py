@@ -24,7 +24,9 @@ from rtctl.errors import ConfigError, RtctlError, Unreachable
 
 if TYPE_CHECKING:
     from rtctl.config import Settings
+    from rtctl.ops.webhook_receiver import WebhookReceiver
     from rtctl.runtime.native import Running
+    from rtctl.testing.webhooks import WebhookInbox
 
 # What the plugin's own Soketi enforces on top of rtctl's settings: Pusher's 10 KB event limit
 # (Soketi's default is 100 KB), so a payload Pusher would refuse is refused in tests too.
@@ -223,12 +225,16 @@ class LocalSoketi:
 @dataclass
 class RealtimeServer:
     """The server a test session talks to. ``soketi`` is set when this process started it;
-    ``env_file`` describes it in rtctl's .env format (what ``rtctl --env-file`` reads)."""
+    ``env_file`` describes it in rtctl's .env format (what ``rtctl --env-file`` reads);
+    ``webhooks`` holds the webhooks it sent, verified, when it sends them here (the Soketi the
+    plugin starts natively)."""
 
     settings: Settings
     env_file: Path
     description: str
     soketi: LocalSoketi | None = None
+    webhooks: WebhookInbox | None = None
+    receiver: WebhookReceiver | None = None
 
     @property
     def env(self) -> dict[str, str]:
@@ -236,8 +242,12 @@ class RealtimeServer:
         return app_environment(self.settings)
 
     def stop(self) -> None:
-        if self.soketi is not None:
-            self.soketi.stop()
+        try:
+            if self.soketi is not None:
+                self.soketi.stop()
+        finally:
+            if self.receiver is not None:
+                self.receiver.stop()
 
 
 def app_environment(settings: Settings) -> dict[str, str]:
@@ -266,21 +276,49 @@ def app_environment(settings: Settings) -> dict[str, str]:
 
 
 def start_local(folder: Path, timeout: float = START_TIMEOUT) -> RealtimeServer:
-    """A native Soketi with Pusher's limits, fresh credentials and an encryption master key."""
+    """A native Soketi with Pusher's limits, fresh credentials and an encryption master key,
+    sending every webhook to a verifying receiver in this process (started first, on a free
+    port: Soketi reads its webhooks once, at start)."""
+    from rtctl import webhook_settings
     from rtctl.config import load_settings
+    from rtctl.ops.webhook_receiver import WebhookReceiver
+    from rtctl.testing.webhooks import WebhookInbox
 
+    env = local_env()
+    inbox = WebhookInbox()
+    receiver = WebhookReceiver(
+        env["PUSHER_APP_KEY"],
+        env["PUSHER_APP_SECRET"],
+        on_delivery=inbox.delivered,
+        on_rejection=inbox.refused,
+        keep=False,
+        buffer=False,
+    ).start()
+    master_key = {"PUSHER_ENCRYPTION_MASTER_KEY_BASE64": fresh_master_key()}
     soketi = LocalSoketi(
-        local_env(),
+        env,
         folder / "soketi",
-        extra={"PUSHER_ENCRYPTION_MASTER_KEY_BASE64": fresh_master_key()},
+        # settings-only: composed into SOKETI_DEFAULT_APP_WEBHOOKS as for `rtctl up`
+        extra={**master_key, webhook_settings.URL: receiver.url},
         soketi_env=dict(PUSHER_LIMITS),
     )
-    soketi.start(timeout)
+    try:
+        soketi.start(timeout)
+    except BaseException:
+        receiver.stop()
+        raise
     pid = soketi.running.pid if soketi.running else "?"
-    env_file = write_env(folder / ".env", {**soketi.env, **soketi.extra})
+    # The .env describes the server, not where its webhooks go: `rtctl smoke --env-file` on it
+    # must not try to receive on the port this process holds.
+    env_file = write_env(folder / ".env", {**soketi.env, **master_key})
     settings = load_settings(env_file=env_file, environ={})
     return RealtimeServer(
-        settings, env_file, f"a native Soketi on 127.0.0.1:{soketi.port} (pid {pid})", soketi
+        settings,
+        env_file,
+        f"a native Soketi on 127.0.0.1:{soketi.port} (pid {pid})",
+        soketi,
+        webhooks=inbox,
+        receiver=receiver,
     )
 
 

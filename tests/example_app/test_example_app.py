@@ -70,7 +70,7 @@ def test_an_over_limit_message_is_refused_and_nothing_arrives(
 
 
 def test_a_presence_member_appears_with_the_apps_user_info(
-    live_app, realtime_listener, unique_channel
+    live_app, realtime_listener, realtime_webhooks, unique_channel
 ):
     room = unique_channel("presence-room")
     observer = realtime_listener(room, user_id="observer")
@@ -81,6 +81,8 @@ def test_a_presence_member_appears_with_the_apps_user_info(
     joined = observer.wait_for(event="pusher_internal:member_added", channel=room)
     assert joined.data == {"user_id": "bob", "user_info": {"name": "Bob"}}
     assert observer.members(room) == {"observer": None, "bob": {"name": "Bob"}}
+    # and the server told the app's backend, in a signed webhook (the user id the app signed)
+    assert realtime_webhooks.wait_for(name="member_added", user_id="bob").channel == room
 
 
 def test_the_app_configured_from_the_environment_publishes_too(

@@ -85,19 +85,35 @@
     const o = overview;
     $("provider").textContent = o.provider === "pusher" ? `Pusher (${o.cluster})` : "Soketi";
     facts($("app-facts"), [["Provider", o.provider], ["App id", o.app_id], ["Key", o.key], ["Encrypted channels", o.encryption ? "master key set" : "no master key"]]);
-    facts($("endpoint-facts"), [["WebSocket", o.endpoints.websocket], ["HTTP API", o.endpoints.http_api], ["Metrics", o.endpoints.metrics || "none"]]);
+    facts($("endpoint-facts"), [["WebSocket", o.endpoints.websocket], ["HTTP API", o.endpoints.http_api], ["Metrics", o.endpoints.metrics || "none"], ["Webhooks", webhooksText(o.webhooks)]]);
     const health = o.health;
     const routes = health ? Object.entries(health.routes) : [["health routes", o.provider === "pusher" ? "none on Pusher" : "not sampled yet"]];
     const socket = o.connection.connected ? `connected (socket ${o.connection.socket_id})` : `not connected${o.connection.error ? ": " + o.connection.error : ""}`;
     facts($("health-facts"), [...routes, ["Console socket", socket], ["Memory", health && health.memory_percent != null ? `${health.memory_percent.toFixed(1)} %` : "—"]]);
     const healthy = health ? health.healthy : o.connection.connected;
-    $("nodes").tBodies[0].replaceChildren(...o.nodes.map((node) => el("tr", null,
-      el("td", { text: node.name }), el("td", { class: "mono", text: node.url }),
-      el("td", null, el("span", { class: `badge ${healthy ? "up" : "down"}`, text: healthy ? "healthy" : "down" })))));
+    $("nodes").tBodies[0].replaceChildren(...o.nodes.map((node) => nodeRow(node, healthy)));
     const down = health ? !health.answering || !o.connection.connected : !o.connection.connected;
     setState(down, o.connection.error || (health && !health.answering ? health.routes["/"] : "the server does not answer"));
     renderWatching(o.connection.channels);
     if (!$("view-overview").hidden) drawCharts();
+  }
+
+  function webhooksText(w) {
+    if (!w || !w.configured) return "none configured";
+    if (!w.url) return `sent to ${w.targets.join(", ")}: not received here`;
+    if (w.receiving) return `receiving at ${w.url} · ${w.deliveries} verified, ${w.rejections} refused`;
+    return `not receiving at ${w.url}: ${w.error}`;
+  }
+
+  const count = (n) => (n == null ? "—" : n.toLocaleString("en"));
+  function nodeRow(node, fallback) { // one server behind the endpoint: a node, the front door, the bus
+    const ok = node.healthy == null ? fallback : node.healthy;
+    const messages = node.messages_in == null ? "—" : `${count(node.messages_in)} in · ${count(node.messages_out)} out`;
+    return el("tr", { "data-node": node.name, "data-kind": node.kind },
+      el("td", { text: node.name }), el("td", { class: "mono", text: node.address }),
+      el("td", null, el("span", { class: `badge ${ok ? "up" : "down"}`, text: ok ? "healthy" : "down", title: node.evidence || "" }),
+        ok || !node.evidence ? null : el("div", { class: "note", text: node.evidence })),
+      el("td", { class: "num", text: count(node.connections) }), el("td", { class: "num", text: messages }));
   }
 
   function setState(down, reason) {
@@ -282,7 +298,7 @@
       const text = typeof entry.data === "string" ? entry.data : JSON.stringify(entry.data);
       const from = entry.user_id ? `(from ${entry.user_id}) ` : "";
       const mark = entry.decrypted ? "[decrypted] " : "";
-      const valid = entry.kind === "webhook" && entry.valid === false ? `invalid signature${entry.error ? ": " + entry.error : ""} · ` : "";
+      const valid = entry.kind === "webhook" && entry.valid === false ? `refused: ${entry.error || "did not verify"} · ` : "";
       return valid + mark + from + (text.length > 600 ? text.slice(0, 600) + "…" : text);
     }
     return (entry.text || "") + (entry.hint ? `\nhint: ${entry.hint}` : "");
