@@ -21,11 +21,20 @@ def _refuse_constant(name: str) -> Any:
     raise NotJson(f"{name} is not a JSON value (JSON has no NaN or Infinity)")
 
 
+# One decoder, built once: json.loads(text, parse_constant=...) builds a new decoder per call,
+# which made every server frame a listener reads measurably slower.
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+
+
 def loads(text: str | bytes) -> Any:
     """Parse ``text``; NotJson (a ValueError) when it is not strict JSON."""
     try:
-        return json.loads(text, parse_constant=_refuse_constant)
+        if isinstance(text, bytes):
+            text = text.decode("utf-8")
+        return _DECODER.decode(text)
     except RecursionError:
         raise NotJson("nested too deeply") from None
     except json.JSONDecodeError as exc:
         raise NotJson(f"{exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except UnicodeDecodeError as exc:
+        raise NotJson(f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
