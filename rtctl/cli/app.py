@@ -4,8 +4,6 @@ Command modules are imported here only to register their commands; each keeps he
 (pusher, rich tables, websockets, starlette) inside its command bodies so `rtctl --help` stays fast.
 """
 
-from __future__ import annotations
-
 import os
 import sys
 from pathlib import Path

@@ -1,7 +1,5 @@
 """CLI command: bench (load and latency against the configured server). Core: rtctl/ops/bench/."""
 
-from __future__ import annotations
-
 import contextlib
 import time
 from typing import TYPE_CHECKING, Annotated, Any
@@ -206,7 +204,7 @@ class _Progress:
         self.phase = ""
         self._drawn = 0.0
 
-    def __enter__(self) -> _Progress:
+    def __enter__(self) -> "_Progress":
         self.live = self._stack.enter_context(output.live(transient=True))
         return self
 
@@ -227,7 +225,7 @@ class _Progress:
             )
 
 
-def _status(snap: dict[str, Any]) -> RenderableType:
+def _status(snap: dict[str, Any]) -> "RenderableType":
     from rich.text import Text
 
     expected = snap["expected"]
@@ -249,7 +247,7 @@ def _counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{key} ×{value}" for key, value in counts.items()) or "none"
 
 
-def render_report(report: dict[str, Any]) -> RenderableType:
+def render_report(report: dict[str, Any]) -> "RenderableType":
     """The final report as one two-column table (the same numbers as --json)."""
     from rich.table import Table
 

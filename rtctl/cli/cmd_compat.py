@@ -1,7 +1,5 @@
 """CLI command: `rtctl compat`, where the deployment deviates from Pusher (core: rtctl.ops.compat)."""
 
-from __future__ import annotations
-
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -99,7 +97,7 @@ def compat(
         )
 
 
-def _render(report: CompatReport) -> None:
+def _render(report: "CompatReport") -> None:
     from rich.markup import escape
     from rich.table import Table
 

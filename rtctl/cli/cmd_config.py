@@ -1,7 +1,5 @@
 """CLI commands: init, switch, config, client-config (thin: parse, call the core, render)."""
 
-from __future__ import annotations
-
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, TypeVar

@@ -4,8 +4,6 @@ It binds the socket itself before anything else, so a busy port is refused at on
 `--port 0` picks a free one; the URL with the access token is the one line on stdout.
 """
 
-from __future__ import annotations
-
 import socket
 from typing import Annotated, Any
 

@@ -5,8 +5,6 @@ Thin: parse options, call rtctl.protocol.signing / rtctl.ops.publish / rtctl.pro
 (pusher, requests, rich tables) are imported inside the command bodies.
 """
 
-from __future__ import annotations
-
 import json
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -37,7 +35,7 @@ bot_app = typer.Typer(
 )
 
 
-def _client(settings: Settings) -> ApiClient:
+def _client(settings: "Settings") -> "ApiClient":
     from rtctl.protocol.httpapi import ApiClient
 
     return ApiClient(settings, timeout=HTTP_TIMEOUT)

@@ -3,8 +3,6 @@
 Starlette, uvicorn and PyJWT are imported inside the command body (startup stays fast).
 """
 
-from __future__ import annotations
-
 from typing import Annotated, Any
 
 import typer

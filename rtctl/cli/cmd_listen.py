@@ -1,7 +1,5 @@
 """CLI command: listen (tail channels over the Pusher protocol). The loop lives in rtctl.ops.listen."""
 
-from __future__ import annotations
-
 import sys
 from typing import Annotated
 

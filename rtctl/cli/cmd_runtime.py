@@ -4,8 +4,6 @@ Thin layer: options in, rtctl.runtime.service / rtctl.ops.doctor do the work, re
 Reports go to stdout (tables or --json); progress, notes and hints to stderr.
 """
 
-from __future__ import annotations
-
 import contextlib
 import time
 from enum import Enum
@@ -226,7 +224,7 @@ def _duration(seconds: float | None) -> str:
     return f"{minutes}m {secs}s" if minutes else f"{secs}s"
 
 
-def status_table(data: dict[str, Any]) -> Table:
+def status_table(data: dict[str, Any]) -> "Table":
     """The status report as a two-column table (also the --watch view)."""
     from rich.table import Table
 
@@ -274,7 +272,7 @@ def status_table(data: dict[str, Any]) -> Table:
     return table
 
 
-def cluster_table(data: dict[str, Any]) -> Table:
+def cluster_table(data: dict[str, Any]) -> "Table":
     """A cluster's status: one row per component (front door, each node, bus)."""
     from rich.table import Table
 
@@ -510,7 +508,7 @@ def _cluster_logs(
             output.data(prefix + line)
 
 
-def doctor_lines(results: list[CheckResult]) -> list[str]:
+def doctor_lines(results: "list[CheckResult]") -> list[str]:
     """Human view: one line per check, the fix indented under anything not passing."""
     width = max((len(result.name) for result in results), default=0)
     out = []

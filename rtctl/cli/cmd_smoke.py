@@ -1,7 +1,5 @@
 """CLI commands: `rtctl smoke`, end-to-end checks for CI (the core lives in rtctl.ops.smoke)."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -153,7 +151,7 @@ def smoke(
         "smoke: starting", enabled=output.stderr_is_terminal() and not as_json
     ) as update:
 
-        def on_start(spec: CheckSpec) -> None:
+        def on_start(spec: "CheckSpec") -> None:
             update(f"smoke: {spec.name} ({spec.title})")
 
         report = run_smoke(cli_state.layers, options, on_start=on_start)
@@ -195,7 +193,7 @@ def _check_writable(path: Path) -> None:
         )
 
 
-def _render(report: SmokeReport) -> None:
+def _render(report: "SmokeReport") -> None:
     """The table is the report, so it goes to stdout; the failure summary goes to stderr."""
     from rich.table import Table
 
@@ -220,7 +218,7 @@ def _render(report: SmokeReport) -> None:
     )
 
 
-def _evidence_cell(check: CheckResult) -> str:
+def _evidence_cell(check: "CheckResult") -> str:
     from rich.markup import escape
 
     text = escape(output.printable(check.evidence))  # may quote what a server answered

@@ -4,8 +4,6 @@ The explanation is built by rtctl.protocol.explain (pure, no I/O); this module r
 report on stdout and maps the verdict to the exit code (0 verifies, 1 does not, 2 malformed input).
 """
 
-from __future__ import annotations
-
 import json
 import time
 from typing import TYPE_CHECKING, Annotated
@@ -25,7 +23,7 @@ verify_app = typer.Typer(
 )
 
 
-def render(explanation: Explanation) -> list[str]:
+def render(explanation: "Explanation") -> list[str]:
     """The human report: verdict, the string to sign (quoted, so escapes and newlines show), the
     expected and received signatures, and one line per finding."""
     quoted = json.dumps(explanation.string_to_sign, ensure_ascii=False)
@@ -48,7 +46,7 @@ def render(explanation: Explanation) -> list[str]:
     return lines
 
 
-def report(explanation: Explanation, as_json: bool) -> None:
+def report(explanation: "Explanation", as_json: bool) -> None:
     """The report is the data (one JSON document with --json); when the signature does not
     verify, the boundary ends it with the verdict on stderr and exit 1, in every mode."""
     from rtctl.errors import ReportPrinted

@@ -4,8 +4,6 @@ Thin: options in, rtctl.ops.webhook_* and rtctl.protocol.webhooks do the work, r
 here. Data (events, answers, verdicts) to stdout; progress and refusals to stderr.
 """
 
-from __future__ import annotations
-
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -304,7 +302,7 @@ def trigger_command(
     _verdict(sent, bad_signature)
 
 
-def _send_all(deliveries: Iterator[Sent], as_json: bool) -> list[Sent]:
+def _send_all(deliveries: "Iterator[Sent]", as_json: bool) -> "list[Sent]":
     """Send each delivery, showing its answer at once (a later unreachable target still leaves
     the earlier answers on screen); with --json, one document at the end."""
     from rtctl.protocol.webhooks import describe_event
@@ -325,7 +323,7 @@ def _send_all(deliveries: Iterator[Sent], as_json: bool) -> list[Sent]:
     return sent
 
 
-def _verdict(sent: list[Sent], forged: bool) -> None:
+def _verdict(sent: "list[Sent]", forged: bool) -> None:
     """Exit status of a trigger or replay run, after its answers were shown (they are the data;
     the boundary adds the verdict)."""
     from rtctl.errors import ExitCode, ReportPrinted

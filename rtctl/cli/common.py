@@ -1,8 +1,6 @@
 """What every command shares: the per-run state (settings built once) and shared options.
 All output goes through rtctl.cli.output."""
 
-from __future__ import annotations
-
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,14 +19,14 @@ class CliState:
     env_file: Path | None
     overrides: dict[str, str | None] = field(default_factory=dict)
     json_mode: bool = False
-    _cache: dict[bool, Settings] = field(default_factory=dict)
+    _cache: "dict[bool, Settings]" = field(default_factory=dict)
 
-    def layers(self) -> ConfigLayers:
+    def layers(self) -> "ConfigLayers":
         from rtctl.config import read_layers
 
         return read_layers(self.env_file, self.overrides)
 
-    def settings(self, require_credentials: bool = True) -> Settings:
+    def settings(self, require_credentials: bool = True) -> "Settings":
         if require_credentials not in self._cache:
             from rtctl.config import build_settings
 
