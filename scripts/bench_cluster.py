@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmark 5: a 3-node Soketi cluster (Redis) behind the front door, side by side with one node.
+"""Benchmark 8: a 3-node Soketi cluster (Redis) behind the front door, side by side with one node.
 
 Four parts, every size an option, all traffic on 127.0.0.0/8; the script starts one native
 Soketi and one cluster on free ports (temporary state folders) and stops both by PID:
@@ -404,7 +404,7 @@ def main() -> int:
     os.environ.setdefault("SOKETI_USER_AUTHENTICATION_TIMEOUT", "3600000")
     os.environ.setdefault("RTCTL_CACHE_DIR", str(REPO / ".cache" / "rtctl-test"))
 
-    print("== 5. cluster: 3 nodes on Redis behind the front door, vs one node ==", flush=True)
+    print("== 8. cluster: 3 nodes on Redis behind the front door, vs one node ==", flush=True)
     results: dict[str, Any] = {"options": {k: v for k, v in vars(args).items()}}
     with tempfile.TemporaryDirectory(prefix="rtctl-bench-cluster.") as temp:
         work = Path(temp)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmark 5: `rtctl console` in a real browser (Debian's Chromium, headless, via Selenium).
+"""Benchmark 6: `rtctl console` in a real browser (Debian's Chromium, headless, via Selenium).
 
 1. Latency: one event at a time is triggered over the HTTP API with the sender's wall-clock time
    in its data; inside the browser a MutationObserver sees the row inserted (the page inserts rows

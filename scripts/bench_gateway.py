@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmark 5: `/realtime/auth` of `rtctl gateway` (1 worker and N workers) against the Node
+"""Benchmark 9: `/realtime/auth` of `rtctl gateway` (1 worker and N workers) against the Node
 reference gateway (Express + the official `pusher` package, scripts/bench/node-gateway), side by
 side in one run, for private and presence channels.
 

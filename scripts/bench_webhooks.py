@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmark 5: webhooks — the receiver's verified deliveries/s against a bare `http.server`
+"""Benchmark 7: webhooks — the receiver's verified deliveries/s against a bare `http.server`
 receiver, and the latency from a socket action to the verified line `rtctl webhooks listen` prints.
 
 1. Throughput, side by side in one run. Each receiver runs in its own process on a free loopback
