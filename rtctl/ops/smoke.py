@@ -631,7 +631,7 @@ class SmokeRun:
         self.attempted.append(self.cache)
         started = time.monotonic()
         first.subscribe(self.cache, self.timeout)
-        miss = self._await_one(first, "pusher:cache_miss", self.cache)
+        miss = first.wait_for("pusher:cache_miss", self.cache, self.timeout)
         if miss is None:
             raise CheckFailed(
                 f"{self.cache}: no pusher:cache_miss within {self.timeout:g} s of subscribing",
@@ -641,7 +641,7 @@ class SmokeRun:
         payload = smoke_payload(self.run_id, "cache")
         self.api().trigger(Event((self.cache,), SMOKE_EVENT, payload))
         # The first subscriber receives it live; once it has, the server has cached it.
-        if self._await_one(first, SMOKE_EVENT, self.cache) is None:
+        if first.wait_for(SMOKE_EVENT, self.cache, self.timeout) is None:
             raise TimedOut(
                 f"{SMOKE_EVENT} did not arrive on {self.cache} within {self.timeout:g} s",
                 hint="the HTTP API accepted the event but the socket never got it",
@@ -650,7 +650,7 @@ class SmokeRun:
         late.connect(self.timeout)
         started = time.monotonic()
         late.subscribe(self.cache, self.timeout)
-        cached = self._await_one(late, SMOKE_EVENT, self.cache)
+        cached = late.wait_for(SMOKE_EVENT, self.cache, self.timeout)
         if cached is None:
             raise CheckFailed(
                 f"{self.cache}: a late subscriber got no cached {SMOKE_EVENT} within "
@@ -669,14 +669,6 @@ class SmokeRun:
             f"{self.cache}: pusher:cache_miss in {miss_ms:.1f} ms; a late subscriber got the "
             f"cached {SMOKE_EVENT} byte-identical {late_ms:.1f} ms after subscribing"
         )
-
-    def _await_one(self, socket: PusherSocket, event: str, channel: str) -> Message | None:
-        deadline = time.monotonic() + self.timeout
-        while (remaining := deadline - time.monotonic()) > 0:
-            message = socket.recv(remaining)
-            if message is not None and (message.event, message.channel) == (event, channel):
-                return message
-        return None
 
     # --- 8. HTTP API read ------------------------------------------------------------------------
 
