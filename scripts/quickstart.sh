@@ -5,25 +5,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+source scripts/packages.sh
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   if ! docker info >/dev/null 2>&1; then
-    echo "installing Node.js and npm from Debian's packages (no Docker engine here)" >&2
-    apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null
+    apt_install "the native Soketi: no Docker engine here" nodejs npm
   fi
 fi
-
-# A cluster (`rtctl up --nodes 3`) also runs a bus and a front door from Debian's packages;
-# `rtctl up` never installs system packages itself, so this script does. nats-server and haproxy
-# live in /usr/sbin: look there too.
-export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
-missing=()
-command -v redis-server >/dev/null || missing+=(redis-server)
-command -v nats-server >/dev/null || missing+=(nats-server)
-command -v haproxy >/dev/null || missing+=(haproxy)
-if ((${#missing[@]})); then
-  echo "installing ${missing[*]} from Debian's packages (a cluster's bus and front door)" >&2
-  apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+install_cluster_programs
 
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -e .

@@ -7,25 +7,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+source scripts/packages.sh
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-  echo "installing Node.js and npm from Debian's packages" >&2
-  apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null
+  apt_install "the native Soketi and the pusher-js tests" nodejs npm
 fi
-# The cluster tests run the bus (Redis or NATS) and the front door (HAProxy) for real; so does the
-# gateway's front-door recipe (docs/gateway.md).
-# nats-server and haproxy live in /usr/sbin: look there too.
-export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
-missing=()
-command -v redis-server >/dev/null || missing+=(redis-server)
-command -v nats-server >/dev/null || missing+=(nats-server)
-command -v haproxy >/dev/null || missing+=(haproxy)
-if ((${#missing[@]})); then
-  echo "installing ${missing[*]} from Debian's packages" >&2
-  apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+# The cluster tests run the bus and the front door for real; so does the gateway's front-door
+# recipe (docs/gateway.md).
+install_cluster_programs
 if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
-  echo "installing Chromium and its driver from Debian's packages (the console's and the gateway CORS browser tests)" >&2
-  apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null
+  apt_install "the console's and the gateway CORS browser tests" chromium chromium-driver
 fi
 
 python3 -m venv .venv

@@ -152,6 +152,19 @@ def test_a_zero_timeout_returns_what_has_already_arrived(soketi: SoketiServer, s
     assert drained == [0, 1, 2]
 
 
+def test_wait_for_skips_other_events_and_channels(soketi: SoketiServer, sockets) -> None:
+    wanted, other = channel(""), channel("")
+    sock = open_socket(soketi, sockets)
+    sock.subscribe(wanted, T)
+    sock.subscribe(other, T)
+    trigger(soketi, wanted, "noise", {"n": 1})
+    trigger(soketi, other, "done", {"n": 2})
+    trigger(soketi, wanted, "done", {"n": 3})
+    message = sock.wait_for("done", wanted, T)
+    assert message is not None and (message.channel, message.data) == (wanted, {"n": 3})
+    assert sock.wait_for("done", wanted, 0.3) is None  # nothing more: None once the time is up
+
+
 def test_client_event_name_must_start_with_client(soketi: SoketiServer, sockets) -> None:
     sock = open_socket(soketi, sockets)
     with pytest.raises(UsageError) as caught:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from rtctl.cli import output
-from rtctl.cli.common import JsonOption, json_mode, number, number_option, state
+from rtctl.cli.common import JsonOption, json_mode, number, number_option, state, timeout_option
 from rtctl.errors import ReportPrinted
 
 if TYPE_CHECKING:
@@ -112,12 +112,7 @@ def bench(
     ] = 5.0,
     timeout: Annotated[
         float,
-        number_option(
-            "--timeout",
-            parser=number(0.1, 3600),
-            metavar="SECONDS",
-            help="Seconds each connection may take to connect and subscribe.",
-        ),
+        timeout_option("Seconds each connection may take to connect and subscribe."),
     ] = 10.0,
     min_delivery: Annotated[
         float,

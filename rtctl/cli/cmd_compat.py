@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from rtctl.cli import output
-from rtctl.cli.common import JsonOption, json_mode, number, number_option, state
+from rtctl.cli.common import JsonOption, json_mode, number, number_option, state, timeout_option
 
 if TYPE_CHECKING:
     from rtctl.ops.compat import CompatReport
@@ -35,12 +35,7 @@ def compat(
     ] = None,
     timeout: Annotated[
         float,
-        number_option(
-            "--timeout",
-            parser=number(0.1, 3600),
-            metavar="SECONDS",
-            help="Seconds each connection or request may take.",
-        ),
+        timeout_option("Seconds each connection or request may take."),
     ] = 10.0,
     webhook_listen: Annotated[
         str | None,

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from rtctl.cli import output
-from rtctl.cli.common import json_mode, number, number_option, state
+from rtctl.cli.common import LISTEN_PORT, json_mode, number_option, state
 from rtctl.errors import Conflict
 
 DEFAULT_PORT = 8090
@@ -63,7 +63,7 @@ def console(
         int,
         number_option(
             "--port",
-            parser=number(0, 65535, integer=True),
+            parser=LISTEN_PORT,
             metavar="PORT",
             help="Port to serve on (0 picks a free one).",
         ),

@@ -13,7 +13,10 @@ import typer
 from rtctl.cli import output
 from rtctl.cli.common import (
     COUNT,
+    AllowLargeOption,
+    DataOption,
     JsonOption,
+    RawOption,
     json_mode,
     json_object_option,
     number,
@@ -144,18 +147,8 @@ def emit(
     event: Annotated[
         str | None, typer.Argument(metavar="EVENT", help="Event name.", show_default=False)
     ] = None,
-    data: Annotated[
-        str | None,
-        typer.Option(
-            "--data",
-            "-d",
-            metavar="JSON|@FILE|-",
-            help="JSON data: inline, @file, or - for stdin (default {}); sent verbatim.",
-        ),
-    ] = None,
-    raw: Annotated[
-        bool, typer.Option("--raw", help="Send --data as is, without checking it is JSON.")
-    ] = False,
+    data: DataOption = None,
+    raw: RawOption = False,
     socket_id: Annotated[
         str | None,
         typer.Option("--socket-id", metavar="ID", help="Exclude this connection from delivery."),
@@ -183,10 +176,7 @@ def emit(
             help="Pace sending to this many events per second.",
         ),
     ] = None,
-    allow_large: Annotated[
-        bool,
-        typer.Option("--allow-large", help="Allow data up to 100 KB (Soketi), not Pusher's 10 KB."),
-    ] = False,
+    allow_large: AllowLargeOption = False,
     no_payload_check: Annotated[
         bool,
         typer.Option(
@@ -272,22 +262,9 @@ def send_to_user(
         str, typer.Argument(metavar="USER_ID", help="The signed-in user.", show_default=False)
     ],
     event: Annotated[str, typer.Argument(metavar="EVENT", help="Event name.", show_default=False)],
-    data: Annotated[
-        str | None,
-        typer.Option(
-            "--data",
-            "-d",
-            metavar="JSON|@FILE|-",
-            help="JSON data: inline, @file, or - for stdin (default {}).",
-        ),
-    ] = None,
-    raw: Annotated[
-        bool, typer.Option("--raw", help="Send --data as is, without checking it is JSON.")
-    ] = False,
-    allow_large: Annotated[
-        bool,
-        typer.Option("--allow-large", help="Allow data up to 100 KB (Soketi), not Pusher's 10 KB."),
-    ] = False,
+    data: DataOption = None,
+    raw: RawOption = False,
+    allow_large: AllowLargeOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Send EVENT to one user's signed-in connections (#server-to-user-USER_ID, pusher.user.bind)."""
@@ -326,10 +303,7 @@ def bot_say(
         str | None,
         typer.Option("--audio-url", metavar="URL", help="Audio for the message (audio_url)."),
     ] = None,
-    allow_large: Annotated[
-        bool,
-        typer.Option("--allow-large", help="Allow data up to 100 KB (Soketi), not Pusher's 10 KB."),
-    ] = False,
+    allow_large: AllowLargeOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Publish a chat_message from the bot on private-{USER}_{BOT_ID}."""

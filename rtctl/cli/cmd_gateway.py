@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from rtctl.cli.common import PORT, number, number_option, state
+from rtctl.cli.common import PORT, ListenHostOption, number, number_option, state
 from rtctl.errors import Conflict, UsageError
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -40,10 +40,7 @@ def log_config(level: str, workers: int = 1) -> dict[str, Any]:
 
 def gateway(
     ctx: typer.Context,
-    host: Annotated[
-        str,
-        typer.Option("--host", metavar="HOST", help="Address to listen on (loopback by default)."),
-    ] = "127.0.0.1",
+    host: ListenHostOption = "127.0.0.1",
     port: Annotated[
         int, number_option("--port", parser=PORT, metavar="PORT", help="Port to listen on.")
     ] = 8080,

@@ -7,12 +7,13 @@ import typer
 
 from rtctl.cli.common import (
     COUNT,
-    MAX_SECONDS,
+    WHOLE_RUN,
+    NdjsonOption,
     json_mode,
     json_object_option,
-    number,
     number_option,
     state,
+    timeout_option,
 )
 from rtctl.cli.output import say
 
@@ -28,9 +29,7 @@ def listen_command(
         list[str] | None,
         typer.Argument(metavar="CHANNEL", help=CHANNELS_HELP, show_default=False),
     ] = None,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="One JSON object per event (NDJSON), flushed at once.")
-    ] = False,
+    as_json: NdjsonOption = False,
     count: Annotated[
         int | None,
         number_option(
@@ -42,12 +41,10 @@ def listen_command(
     ] = None,
     timeout: Annotated[
         float | None,
-        number_option(
-            "--timeout",
-            parser=number(0.1, MAX_SECONDS),
-            metavar="SECONDS",
-            help="Give up after this many seconds: exit 6 if fewer than --count events arrived "
+        timeout_option(
+            "Give up after this many seconds: exit 6 if fewer than --count events arrived "
             "(without --count: if none did), else exit 0. Also bounds reconnect attempts.",
+            WHOLE_RUN,
         ),
     ] = None,
     events: Annotated[

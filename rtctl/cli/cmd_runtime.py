@@ -14,12 +14,13 @@ import typer
 from rtctl.cli import output
 from rtctl.cli.common import (
     MAX_COUNT,
-    MAX_SECONDS,
+    WHOLE_RUN,
     JsonOption,
     json_mode,
     number,
     number_option,
     state,
+    timeout_option,
 )
 from rtctl.cli.output import say
 
@@ -104,11 +105,9 @@ def up(
     ] = True,
     timeout: Annotated[
         float,
-        number_option(
-            "--timeout",
-            parser=number(0.1, MAX_SECONDS),
-            metavar="SECONDS",
-            help="Seconds to wait for readiness (a server not ready by then is stopped).",
+        timeout_option(
+            "Seconds to wait for readiness (a server not ready by then is stopped).",
+            WHOLE_RUN,
         ),
     ] = 30.0,
     nodes: NodesOption = None,
@@ -423,11 +422,9 @@ def logs(
     ] = False,
     timeout: Annotated[
         float | None,
-        number_option(
-            "--timeout",
-            parser=number(0.1, MAX_SECONDS),
-            metavar="SECONDS",
-            help="Stop following after this many seconds.",
+        timeout_option(
+            "Stop following after this many seconds.",
+            WHOLE_RUN,
         ),
     ] = None,
     component: Annotated[
@@ -525,12 +522,7 @@ def doctor(
     json_: JsonOption = False,
     timeout: Annotated[
         float,
-        number_option(
-            "--timeout",
-            parser=number(0.1, 3600),
-            metavar="SECONDS",
-            help="Seconds each network check may take.",
-        ),
+        timeout_option("Seconds each network check may take."),
     ] = 3.0,
     strict: Annotated[
         bool, typer.Option("--strict", help="Warnings fail too (exit 1 on any warning).")

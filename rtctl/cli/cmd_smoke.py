@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from rtctl.cli import output
-from rtctl.cli.common import JsonOption, json_mode, number, number_option, state
+from rtctl.cli.common import JsonOption, json_mode, state, timeout_option
 
 if TYPE_CHECKING:
     from rtctl.ops.smoke import CheckResult, CheckSpec, SmokeReport
@@ -19,12 +19,7 @@ def smoke(
     ctx: typer.Context,
     timeout: Annotated[
         float,
-        number_option(
-            "--timeout",
-            parser=number(0.1, 3600),
-            metavar="SECONDS",
-            help="Seconds each wait may take (handshake, subscription, delivery, cleanup).",
-        ),
+        timeout_option("Seconds each wait may take (handshake, subscription, delivery, cleanup)."),
     ] = 10.0,
     as_json: JsonOption = False,
     junit: Annotated[

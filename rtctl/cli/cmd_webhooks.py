@@ -13,13 +13,19 @@ import typer
 from rtctl.cli import output
 from rtctl.cli.common import (
     COUNT,
+    EACH_WAIT,
+    LISTEN_PORT,
     MAX_COUNT,
     MAX_SECONDS,
+    WHOLE_RUN,
     JsonOption,
+    ListenHostOption,
+    NdjsonOption,
     json_mode,
     number,
     number_option,
     state,
+    timeout_option,
 )
 
 if TYPE_CHECKING:
@@ -39,12 +45,22 @@ EVENT_TYPES_HELP = (
 )
 Timeout = Annotated[
     float,
+    timeout_option("Seconds to wait for the answer."),
+]
+# Verifying, whether as the receiver (listen) or after the fact (verify): the same window.
+MaxAge = Annotated[
+    float | None,
     number_option(
-        "--timeout",
-        parser=number(0.1, 3600),
+        "--max-age",
+        parser=number(0, MAX_SECONDS),
         metavar="SECONDS",
-        help="Seconds to wait for the answer.",
+        help="Refuse deliveries whose time_ms is further than this from now (default "
+        "REALTIME_WEBHOOK_MAX_AGE, 300; 0 = no limit).",
+        show_default=False,
     ),
+]
+AppEndpoint = Annotated[
+    str, typer.Option("--to", metavar="URL", help="Your app's webhook endpoint (required).")
 ]
 
 
@@ -54,16 +70,13 @@ Timeout = Annotated[
 @webhooks_app.command("listen")
 def listen_command(
     ctx: typer.Context,
-    host: Annotated[
-        str,
-        typer.Option("--host", metavar="HOST", help="Address to listen on (loopback by default)."),
-    ] = "127.0.0.1",
+    host: ListenHostOption = "127.0.0.1",
     port: Annotated[
         int | None,
         number_option(
             "--port",
             metavar="PORT",
-            parser=number(0, 65535, integer=True),
+            parser=LISTEN_PORT,
             help="Port (default: REALTIME_WEBHOOK_URL's, else 6080; 0 picks a free one).",
             show_default=False,
         ),
@@ -77,21 +90,17 @@ def listen_command(
             show_default=False,
         ),
     ] = None,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="One JSON object per event (NDJSON), flushed at once.")
-    ] = False,
+    as_json: NdjsonOption = False,
     count: Annotated[
         int | None,
         number_option("--count", parser=COUNT, metavar="N", help="Exit 0 after this many events."),
     ] = None,
     timeout: Annotated[
         float | None,
-        number_option(
-            "--timeout",
-            parser=number(0.1, MAX_SECONDS),
-            metavar="SECONDS",
-            help="Give up after this many seconds (exit 6 if --count events, or none at all, "
+        timeout_option(
+            "Give up after this many seconds (exit 6 if --count events, or none at all, "
             "arrived by then).",
+            WHOLE_RUN,
         ),
     ] = None,
     record: Annotated[
@@ -115,21 +124,11 @@ def listen_command(
         number_option(
             "--forward-timeout",
             metavar="SECONDS",
-            parser=number(0.1, 3600),
+            parser=EACH_WAIT,
             help="Seconds to wait for your app.",
         ),
     ] = 10.0,
-    max_age: Annotated[
-        float | None,
-        number_option(
-            "--max-age",
-            parser=number(0, MAX_SECONDS),
-            metavar="SECONDS",
-            help="Refuse deliveries whose time_ms is further than this from now (default "
-            "REALTIME_WEBHOOK_MAX_AGE, 300; 0 = no limit).",
-            show_default=False,
-        ),
-    ] = None,
+    max_age: MaxAge = None,
     max_body: Annotated[
         int,
         number_option(
@@ -208,9 +207,7 @@ def trigger_command(
             "--channel", metavar="CHANNEL", help="Channel name (required).", show_default=False
         ),
     ] = "",
-    to: Annotated[
-        str, typer.Option("--to", metavar="URL", help="Your app's webhook endpoint (required).")
-    ] = "",
+    to: AppEndpoint = "",
     user_id: Annotated[
         str,
         typer.Option(
@@ -383,16 +380,7 @@ def verify_command(
             show_default=False,
         ),
     ] = None,
-    max_age: Annotated[
-        float | None,
-        number_option(
-            "--max-age",
-            parser=number(0, MAX_SECONDS),
-            metavar="SECONDS",
-            help="The time_ms window (default REALTIME_WEBHOOK_MAX_AGE, 300; 0 = no limit).",
-            show_default=False,
-        ),
-    ] = None,
+    max_age: MaxAge = None,
     as_json: JsonOption = False,
 ) -> None:
     """Check recorded deliveries against this app's key and secret; say why one does not verify.
@@ -515,9 +503,7 @@ def replay_command(
             metavar="FILE", help="A `listen --record` file (- reads stdin).", show_default=False
         ),
     ],
-    to: Annotated[
-        str, typer.Option("--to", metavar="URL", help="Your app's webhook endpoint (required).")
-    ] = "",
+    to: AppEndpoint = "",
     timeout: Timeout = 10.0,
     as_json: JsonOption = False,
 ) -> None:

@@ -128,9 +128,42 @@ def _shown(value: float) -> str:
 
 
 SECONDS = number(0, MAX_SECONDS, above=True)
+EACH_WAIT = number(0.1, 3600)  # a --timeout on each wait (a connection, a request): up to an hour
+WHOLE_RUN = number(0.1, MAX_SECONDS)  # a --timeout on a whole run (listen, follow, start)
 PORT = number(1, 65535, integer=True)
+LISTEN_PORT = number(0, 65535, integer=True)  # a port a server of rtctl's serves on: 0 picks one
 COUNT = number(1, MAX_COUNT, integer=True)
 
 
-# Shared option types, declared once.
+def timeout_option(help: str, parser: Number = EACH_WAIT) -> Any:
+    """``--timeout SECONDS``: every command says in ``help`` what exactly it bounds."""
+    return number_option("--timeout", parser=parser, metavar="SECONDS", help=help)
+
+
+# Shared option types, declared once: the same option with the same meaning wherever it appears.
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+NdjsonOption = Annotated[
+    bool, typer.Option("--json", help="One JSON object per event (NDJSON), flushed at once.")
+]
+# What `emit` and `send-to-user` publish (rtctl.ops.publish.read_data reads it).
+DataOption = Annotated[
+    str | None,
+    typer.Option(
+        "--data",
+        "-d",
+        metavar="JSON|@FILE|-",
+        help="JSON data: inline, @file, or - for stdin (default {}); sent verbatim.",
+    ),
+]
+RawOption = Annotated[
+    bool, typer.Option("--raw", help="Send --data as is, without checking it is JSON.")
+]
+AllowLargeOption = Annotated[
+    bool,
+    typer.Option("--allow-large", help="Allow data up to 100 KB (Soketi), not Pusher's 10 KB."),
+]
+# The address a server rtctl runs (the gateway, the webhook receiver) listens on.
+ListenHostOption = Annotated[
+    str,
+    typer.Option("--host", metavar="HOST", help="Address to listen on (loopback by default)."),
+]

@@ -398,19 +398,17 @@ def probe_subscription_count(run: _Run) -> ProbeResult:
         first.subscribe(channel, run.timeout)
         second.connect(run.timeout)
         second.subscribe(channel, run.timeout)
-        deadline = time.monotonic() + WAIT
-        while time.monotonic() < deadline:
-            got = first.recv(0.05)
-            if got is not None and got.event == "pusher_internal:subscription_count":
-                return ProbeResult(
-                    "subscription-count",
-                    "pusher:subscription_count events",
-                    "same",
-                    f"pusher_internal:subscription_count arrived: {json.dumps(got.data)}",
-                    "sends it on every (un)subscribe when the app setting is on",
-                )
+        got = first.wait_for("pusher_internal:subscription_count", channel, WAIT)
     finally:
         run.close(pair)
+    if got is not None:
+        return ProbeResult(
+            "subscription-count",
+            "pusher:subscription_count events",
+            "same",
+            f"pusher_internal:subscription_count arrived: {json.dumps(got.data)}",
+            "sends it on every (un)subscribe when the app setting is on",
+        )
     return ProbeResult(
         "subscription-count",
         "pusher:subscription_count events",

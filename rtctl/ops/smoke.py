@@ -269,7 +269,7 @@ def run_smoke(
                 hint="name the channel the token's user may join: --gateway-channel "
                 "private-App.Models.User.42",
             )
-    run = _SmokeRun(load_layers, options)
+    run = SmokeRun(load_layers, options)
     started = time.monotonic()
     try:
         for name in names:
@@ -310,7 +310,7 @@ def _ms(seconds: float) -> str:
 # --- the run ------------------------------------------------------------------------------------
 
 
-class _SmokeRun:
+class SmokeRun:
     """State shared by the checks of one run: settings, sockets, channel names, results."""
 
     def __init__(self, load_layers: Callable[[], ConfigLayers], options: SmokeOptions) -> None:
@@ -341,7 +341,12 @@ class _SmokeRun:
     def status_of(self, name: str) -> Status | None:
         return next((r.status for r in self.results if r.name == name), None)
 
-    def run_check(self, spec: CheckSpec) -> CheckResult:
+    def run_check(self, spec: CheckSpec, checks: object = None) -> CheckResult:
+        """Run one named check and append its result: skipped when a prerequisite did not pass,
+        and every error a failed check with its exit code (a bug in rtctl fails, never passes).
+
+        The check is the method ``check_<name>`` of ``checks`` (this run's own by default; the
+        cluster checks pass the object that holds theirs)."""
         if spec.name == "gateway" and self.options.gateway_url is None:
             # Not asked for: say so, whatever happened before (not "depends on connect").
             result = CheckResult(spec.name, spec.title, "skip", 0.0, GATEWAY_NOT_REQUESTED)
@@ -359,7 +364,9 @@ class _SmokeRun:
                 )
                 self.results.append(result)
                 return result
-        method: Callable[[CheckResult], str] = getattr(self, "check_" + spec.name.replace("-", "_"))
+        method: Callable[[CheckResult], str] = getattr(
+            checks or self, "check_" + spec.name.replace("-", "_")
+        )
         result = CheckResult(spec.name, spec.title, "pass", 0.0, "")
         started = time.monotonic()
         try:
@@ -514,7 +521,7 @@ class _SmokeRun:
         from rtctl.protocol.validation import Event
 
         channels = list(self.subscribed)
-        payload = _payload(self.run_id, "deliver")
+        payload = smoke_payload(self.run_id, "deliver")
         api = self.api()
         sent = time.monotonic()
         api.trigger(Event(tuple(channels), SMOKE_EVENT, payload))
@@ -549,7 +556,7 @@ class _SmokeRun:
                 continue
             channel = message.channel
             if message.event == event and channel is not None and channel in channels:
-                wire = _wire_data(message)
+                wire = wire_data(message)
                 if wire != payload:
                     raise CheckFailed(
                         f"{channel}: {event} arrived altered: sent {payload!r}, received {wire!r}",
@@ -572,7 +579,7 @@ class _SmokeRun:
         sender = self.open_socket()
         sender.connect(self.timeout)
         sender.subscribe(self.private, self.timeout)
-        payload = _payload(self.run_id, "client-event")
+        payload = smoke_payload(self.run_id, "client-event")
         sent = time.monotonic()
         sender.send_client_event(self.private, CLIENT_EVENT, payload)
         arrived = self.await_client_event(sender, payload, sent)
@@ -588,7 +595,7 @@ class _SmokeRun:
                 CLIENT_EVENT,
                 self.private,
             ):
-                wire = _wire_data(message)
+                wire = wire_data(message)
                 if wire != payload:
                     raise CheckFailed(
                         f"{CLIENT_EVENT} arrived altered: sent {payload!r}, received {wire!r}",
@@ -624,17 +631,17 @@ class _SmokeRun:
         self.attempted.append(self.cache)
         started = time.monotonic()
         first.subscribe(self.cache, self.timeout)
-        miss = self._await_one(first, "pusher:cache_miss", self.cache)
+        miss = first.wait_for("pusher:cache_miss", self.cache, self.timeout)
         if miss is None:
             raise CheckFailed(
                 f"{self.cache}: no pusher:cache_miss within {self.timeout:g} s of subscribing",
                 hint="the server does not treat cache-* channels as cache channels",
             )
         miss_ms = (time.monotonic() - started) * 1000
-        payload = _payload(self.run_id, "cache")
+        payload = smoke_payload(self.run_id, "cache")
         self.api().trigger(Event((self.cache,), SMOKE_EVENT, payload))
         # The first subscriber receives it live; once it has, the server has cached it.
-        if self._await_one(first, SMOKE_EVENT, self.cache) is None:
+        if first.wait_for(SMOKE_EVENT, self.cache, self.timeout) is None:
             raise TimedOut(
                 f"{SMOKE_EVENT} did not arrive on {self.cache} within {self.timeout:g} s",
                 hint="the HTTP API accepted the event but the socket never got it",
@@ -643,17 +650,17 @@ class _SmokeRun:
         late.connect(self.timeout)
         started = time.monotonic()
         late.subscribe(self.cache, self.timeout)
-        cached = self._await_one(late, SMOKE_EVENT, self.cache)
+        cached = late.wait_for(SMOKE_EVENT, self.cache, self.timeout)
         if cached is None:
             raise CheckFailed(
                 f"{self.cache}: a late subscriber got no cached {SMOKE_EVENT} within "
                 f"{self.timeout:g} s",
                 hint="the server does not keep the last event of cache-* channels",
             )
-        if _wire_data(cached) != payload:
+        if wire_data(cached) != payload:
             raise CheckFailed(
                 f"{self.cache}: the cached event arrived altered: sent {payload!r}, "
-                f"received {_wire_data(cached)!r}",
+                f"received {wire_data(cached)!r}",
                 hint="something between the API and the socket rewrites payloads",
             )
         late_ms = (time.monotonic() - started) * 1000
@@ -662,14 +669,6 @@ class _SmokeRun:
             f"{self.cache}: pusher:cache_miss in {miss_ms:.1f} ms; a late subscriber got the "
             f"cached {SMOKE_EVENT} byte-identical {late_ms:.1f} ms after subscribing"
         )
-
-    def _await_one(self, socket: PusherSocket, event: str, channel: str) -> Message | None:
-        deadline = time.monotonic() + self.timeout
-        while (remaining := deadline - time.monotonic()) > 0:
-            message = socket.recv(remaining)
-            if message is not None and (message.event, message.channel) == (event, channel):
-                return message
-        return None
 
     # --- 8. HTTP API read ------------------------------------------------------------------------
 
@@ -747,7 +746,7 @@ class _SmokeRun:
                 refused = add_verify_hint(refused, socket.signed[channel])
             raise refused from error
         subscribe_ms = (time.monotonic() - started) * 1000
-        payload = _payload(self.run_id, "gateway")
+        payload = smoke_payload(self.run_id, "gateway")
         sent = time.monotonic()
         try:
             _gateway_emit(f"{routes}/emit", emit_token, channel, payload, self.timeout, settings)
@@ -823,7 +822,7 @@ class _SmokeRun:
 # --- helpers -------------------------------------------------------------------------------------
 
 
-def _payload(run_id: str, purpose: str) -> str:
+def smoke_payload(run_id: str, purpose: str) -> str:
     """JSON text with non-ASCII, escapes and a nonce: any re-encoding on the way shows."""
     from rtctl.protocol.signing import compact_json
 
@@ -838,7 +837,7 @@ def _payload(run_id: str, purpose: str) -> str:
     )
 
 
-def _wire_data(message: Message) -> Any:
+def wire_data(message: Message) -> Any:
     """``data`` exactly as the frame carried it: Pusher sends a string; an object (re-encoded by
     whatever forwarded it) is not byte-identical even if it serialises to the same text."""
     return json.loads(message.frame).get("data")

@@ -35,18 +35,16 @@ from typing import TYPE_CHECKING, Any
 from rtctl.errors import (
     CheckFailed,
     ConfigError,
-    ExitCode,
     RtctlError,
     TimedOut,
     Unreachable,
     UsageError,
-    internal_error,
 )
-from rtctl.ops.smoke import CheckResult, CheckSpec, Skip, _payload, _wire_data, exit_code_for
+from rtctl.ops.smoke import CheckResult, CheckSpec, Skip, smoke_payload, wire_data
 
 if TYPE_CHECKING:
     from rtctl.config import Settings
-    from rtctl.ops.smoke import SmokeOptions, _SmokeRun
+    from rtctl.ops.smoke import SmokeOptions, SmokeRun
     from rtctl.protocol import PusherSocket
     from rtctl.protocol.httpapi import ApiClient
 
@@ -114,7 +112,7 @@ def applies(settings: Settings | None, options: SmokeOptions) -> bool:
 
 @dataclass
 class _ClusterRun:
-    run: _SmokeRun
+    run: SmokeRun
     options: SmokeOptions
     nodes: list[Node]
     sockets: dict[str, PusherSocket] = field(default_factory=dict)  # node name -> its socket
@@ -152,39 +150,6 @@ class _ClusterRun:
         self.raw.clear()
 
     # --- running -------------------------------------------------------------------------------
-
-    def run_check(self, spec: CheckSpec) -> CheckResult:
-        """Like the single-server checks: skip when a prerequisite did not pass, and every error
-        becomes a failed check with its exit code (a bug in rtctl fails, never passes)."""
-        run = self.run
-        for required in spec.requires:
-            status = run.status_of(required)
-            if status != "pass":
-                root = run.blocked_by.get(required, required)
-                run.blocked_by[spec.name] = root
-                return CheckResult(
-                    spec.name,
-                    spec.title,
-                    "skip",
-                    0.0,
-                    f"depends on {root} ({run.status_of(root) or 'not run'})",
-                )
-        method: Callable[[CheckResult], str] = getattr(self, "check_" + spec.name.replace("-", "_"))
-        result = CheckResult(spec.name, spec.title, "pass", 0.0, "")
-        started = time.monotonic()
-        try:
-            result.evidence = method(result)
-        except Skip as skip:
-            result.status, result.evidence = "skip", str(skip)
-        except RtctlError as error:
-            result.status, result.evidence, result.hint = "fail", error.message, error.hint
-            result.failure, result.exit_code = error.code, exit_code_for(error)
-        except Exception as error:  # a bug in rtctl must fail the smoke, never pass it
-            internal = internal_error(error)
-            result.status, result.failure, result.exit_code = "fail", "internal", ExitCode.FAILED
-            result.evidence, result.hint = internal.message, internal.hint
-        result.duration_ms = (time.monotonic() - started) * 1000
-        return result
 
     def bus_note(self) -> str:
         """' (the bus at … does not answer)' when that explains a failure; else ''."""
@@ -252,7 +217,7 @@ class _ClusterRun:
             from rtctl.protocol.validation import Event
 
             name = publisher.name if publisher else "front door"
-            payload = _payload(self.run.run_id, f"cross-node via {name}")
+            payload = smoke_payload(self.run.run_id, f"cross-node via {name}")
             sent = time.monotonic()
             self.api(publisher).trigger(Event((channel,), CROSS_EVENT, payload))
             payloads[payload] = (name, sent)
@@ -293,7 +258,7 @@ class _ClusterRun:
                 message = socket.recv(0.002)
                 if message is None or (message.event, message.channel) != (event, channel):
                     continue
-                wire = _wire_data(message)
+                wire = wire_data(message)
                 if wire not in payloads:
                     raise CheckFailed(
                         f"{node.name}: {event} arrived altered: {str(wire)[:120]!r}",
@@ -388,7 +353,7 @@ class _ClusterRun:
         for node in self.nodes:
             self.sockets[node.name].subscribe(channel, self.timeout)
         sender = self.nodes[0]
-        payload = _payload(self.run.run_id, f"client event from {sender.name}")
+        payload = smoke_payload(self.run.run_id, f"client event from {sender.name}")
         sent = time.monotonic()
         self.sockets[sender.name].send_client_event(channel, CROSS_CLIENT_EVENT, payload)
         skip = {(sender.name, sender.name)}  # the sender never receives its own client event
@@ -570,7 +535,7 @@ class _ClusterRun:
                     )
                 moved.append(replacement)
             survivors = [c for c in clients if c.node != victim] + moved
-            payload = _payload(self.run.run_id, "failover")
+            payload = smoke_payload(self.run.run_id, "failover")
             from rtctl.protocol.validation import Event
 
             sent = time.monotonic()
@@ -709,7 +674,7 @@ def node_list(settings: Settings, addresses: Sequence[str]) -> list[Node]:
 
 
 def run_cluster_checks(
-    run: _SmokeRun,
+    run: SmokeRun,
     options: SmokeOptions,
     on_start: Callable[[CheckSpec], None] | None = None,
     on_result: Callable[[CheckResult], None] | None = None,
@@ -736,8 +701,7 @@ def run_cluster_checks(
             spec = specs[name]
             if on_start:
                 on_start(spec)
-            result = state.run_check(spec)
-            run.results.append(result)
+            result = run.run_check(spec, checks=state)
             if on_result:
                 on_result(result)
     finally:

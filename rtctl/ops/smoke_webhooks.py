@@ -27,7 +27,7 @@ from rtctl.errors import AuthRejected, ConfigError, Conflict, TimedOut
 
 if TYPE_CHECKING:
     from rtctl.config import Settings
-    from rtctl.ops.smoke import CheckResult, _SmokeRun
+    from rtctl.ops.smoke import CheckResult, SmokeRun
     from rtctl.ops.webhook_receiver import Received, WebhookReceiver
 
 CHECK = "webhooks"
@@ -117,7 +117,7 @@ def plan(settings: Settings, run_id: str) -> Plan:
     return result
 
 
-def check_webhooks(run: _SmokeRun, result: CheckResult) -> str:
+def check_webhooks(run: SmokeRun, result: CheckResult) -> str:
     """The check body: returns the evidence; raises what smoke turns into skip or fail."""
     from rtctl.ops.webhook_receiver import WebhookReceiver
 
@@ -171,7 +171,7 @@ def check_webhooks(run: _SmokeRun, result: CheckResult) -> str:
     return _judge(receiver, steps, actions, arrived, result, run.timeout)
 
 
-def two_nodes(run: _SmokeRun) -> tuple[tuple[str, Settings], tuple[str, Settings]] | None:
+def two_nodes(run: SmokeRun) -> tuple[tuple[str, Settings], tuple[str, Settings]] | None:
     """On a cluster, the first two nodes (addressed directly); None on one server."""
     from rtctl.ops import smoke_cluster
 
@@ -182,7 +182,7 @@ def two_nodes(run: _SmokeRun) -> tuple[tuple[str, Settings], tuple[str, Settings
     return (nodes[0].name, nodes[0].settings), (nodes[1].name, nodes[1].settings)
 
 
-def _drive(run: _SmokeRun, steps: Plan) -> dict[str, float]:
+def _drive(run: SmokeRun, steps: Plan) -> dict[str, float]:
     """Make the socket actions happen; returns when each started (time.monotonic())."""
     timeout = run.timeout
     run.attempted.append(steps.channel)  # cleanup checks it is left unoccupied

@@ -43,6 +43,20 @@ def error_status(data: Any) -> int | None:
     return None
 
 
+def sdk_options(settings: Settings, timeout: float) -> dict[str, Any]:
+    """What the ``pusher`` SDK's clients take from the settings: the app, its credentials and
+    where its HTTP API is (a host, or Pusher's cluster host)."""
+    return {
+        "app_id": settings.app_id,
+        "key": settings.key,
+        "secret": settings.secret,
+        "ssl": settings.tls,
+        "host": settings.api_host,
+        "port": settings.port,
+        "timeout": timeout,
+    }
+
+
 class ApiClient:
     """The signed HTTP API of one app (``settings``: provider, host or cluster, credentials).
 
@@ -59,15 +73,7 @@ class ApiClient:
 
         self.settings = settings
         self.timeout = timeout
-        self._sdk = PusherClient(
-            app_id=settings.app_id,
-            key=settings.key,
-            secret=settings.secret,
-            ssl=settings.tls,
-            host=settings.api_host,
-            port=settings.port,
-            timeout=timeout,
-        )
+        self._sdk = PusherClient(**sdk_options(settings, timeout))
         self._session = requests.Session()
         # requests re-reads proxy variables from the environment on every request (about 15 % of
         # the CPU of a batch_events call); read them once here instead, for this one API host.

@@ -534,6 +534,18 @@ class PusherSocket:
             if time.monotonic() >= deadline:
                 return None
 
+    def wait_for(self, event: str, channel: str | None, timeout: float) -> Message | None:
+        """The first ``event`` (on ``channel``, unless None) within ``timeout`` seconds, or None;
+        the events before it are read and dropped."""
+        deadline = time.monotonic() + timeout
+        while (remaining := deadline - time.monotonic()) > 0:
+            message = self.recv(remaining)
+            if message is None or message.event != event:
+                continue
+            if channel is None or message.channel == channel:
+                return message
+        return None
+
     def _drop(self) -> None:
         ws, self._ws = self._ws, None
         if ws is not None:

@@ -48,13 +48,18 @@ def validate_user_id(user_id: str) -> str:
             f"user id is {len(user_id)} characters; the limit is {MAX_USER_ID}",
             hint="shorten the user id",
         )
-    if not CHANNEL_NAME_RE.fullmatch(user_id):
-        bad = sorted({c for c in user_id if not CHANNEL_NAME_RE.fullmatch(c)})
-        raise InvalidInput(
-            f"user id {user_id!r} contains characters Pusher refuses: {''.join(bad)!r}",
-            hint="user ids use only letters, digits and - _ = @ , . ;",
-        )
+    _require_name_characters("user id", user_id, "user ids use only")
     return user_id
+
+
+def _require_name_characters(what: str, name: str, hint_start: str) -> None:
+    """Channel names and user ids take the same characters; name the ones that are not."""
+    if not CHANNEL_NAME_RE.fullmatch(name):
+        bad = sorted({c for c in name if not CHANNEL_NAME_RE.fullmatch(c)})
+        raise InvalidInput(
+            f"{what} {name!r} contains characters Pusher refuses: {''.join(bad)!r}",
+            hint=f"{hint_start} letters, digits and - _ = @ , . ;",
+        )
 
 
 def server_to_user_channel(user_id: str) -> str:
@@ -94,12 +99,7 @@ def validate_channel(name: str) -> str:
             hint="send to a user with `rtctl send-to-user ID EVENT`; receive as that user with "
             "`rtctl listen --signin --as-user ID`",
         )
-    if not CHANNEL_NAME_RE.fullmatch(name):
-        bad = sorted({c for c in name if not CHANNEL_NAME_RE.fullmatch(c)})
-        raise InvalidInput(
-            f"channel name {name!r} contains characters Pusher refuses: {''.join(bad)!r}",
-            hint="use only letters, digits and - _ = @ , . ;",
-        )
+    _require_name_characters("channel name", name, "use only")
     return name
 
 

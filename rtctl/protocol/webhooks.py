@@ -171,6 +171,34 @@ def describe_age(age_ms: float) -> str:
     return f"{amount} old" if age_ms >= 0 else f"{amount} in the future"
 
 
+def _content_type_problem(headers: Mapping[str, str]) -> str | None:
+    """What is wrong with the Content-Type; None when it is JSON."""
+    content_type = header(headers, "Content-Type")
+    if media_type(content_type) == JSON_TYPE:
+        return None
+    shown = "missing" if content_type is None else repr(content_type[:60])
+    return f"Content-Type is {shown}, not {JSON_TYPE}"
+
+
+def _signature_headers(headers: Mapping[str, str]) -> tuple[str | None, str | None, list[str]]:
+    """The key and signature headers, and the names of those missing or empty."""
+    given_key = header(headers, KEY_HEADER)
+    signature = header(headers, SIGNATURE_HEADER)
+    missing = [n for n, v in ((KEY_HEADER, given_key), (SIGNATURE_HEADER, signature)) if not v]
+    return given_key, signature, missing
+
+
+def _key_matches(given_key: str, key: str) -> bool:
+    return hmac.compare_digest(given_key.encode("utf-8", "surrogateescape"), key.encode())
+
+
+def _age_outside_window(time_ms: int, max_age: float, now_ms: float | None) -> float | None:
+    """How old ``time_ms`` is (ms, negative: in the future) when it is outside ``max_age``
+    seconds; None inside the window, or when the window is off (0)."""
+    age = _now_ms(now_ms) - time_ms
+    return age if max_age and abs(age) > max_age * 1000 else None
+
+
 def verify(
     body: bytes,
     headers: Mapping[str, str],
@@ -186,20 +214,13 @@ def verify(
     415 not JSON by Content-Type, 401 unsigned / other key / bad signature / ``time_ms`` outside
     ``max_age`` seconds (0 turns the window off), 400 a signed body that is not a webhook.
     """
-    if require_content_type:
-        content_type = header(headers, "Content-Type")
-        if media_type(content_type) != JSON_TYPE:
-            shown = "missing" if content_type is None else repr(content_type[:60])
-            raise WebhookRejected(
-                415, "unsupported_content_type", f"Content-Type is {shown}, not {JSON_TYPE}"
-            )
-    given_key = header(headers, KEY_HEADER)
-    signature = header(headers, SIGNATURE_HEADER)
-    missing = [n for n, v in ((KEY_HEADER, given_key), (SIGNATURE_HEADER, signature)) if not v]
+    if require_content_type and (problem := _content_type_problem(headers)):
+        raise WebhookRejected(415, "unsupported_content_type", problem)
+    given_key, signature, missing = _signature_headers(headers)
     if missing:
         raise WebhookRejected(401, "unsigned", f"no {' and no '.join(missing)} header")
     assert given_key is not None and signature is not None
-    if not hmac.compare_digest(given_key.encode("utf-8", "surrogateescape"), key.encode()):
+    if not _key_matches(given_key, key):
         raise WebhookRejected(
             401, "unknown_key", f"{KEY_HEADER} {given_key[:40]!r} is not this app's key"
         )
@@ -210,8 +231,8 @@ def verify(
             f"{SIGNATURE_HEADER} does not match the body (HMAC-SHA256 with the app secret)",
         )
     time_ms, events = parse_body(body)
-    age = _now_ms(now_ms) - time_ms
-    if max_age and abs(age) > max_age * 1000:
+    age = _age_outside_window(time_ms, max_age, now_ms)
+    if age is not None:
         raise WebhookRejected(
             401,
             "stale",
@@ -287,21 +308,16 @@ def explain(
     """
     others = dict(other_credentials or {})
     findings: list[Finding] = []
-    if require_content_type:
-        content_type = header(headers, "Content-Type")
-        if media_type(content_type) != JSON_TYPE:
-            shown = "missing" if content_type is None else repr(content_type[:60])
-            findings.append(
-                Finding(
-                    "unsupported_content_type",
-                    f"Content-Type is {shown}, not {JSON_TYPE}",
-                    "Pusher and Soketi send application/json; a proxy may have rewritten it",
-                )
+    if require_content_type and (problem := _content_type_problem(headers)):
+        findings.append(
+            Finding(
+                "unsupported_content_type",
+                problem,
+                "Pusher and Soketi send application/json; a proxy may have rewritten it",
             )
-    given_key = header(headers, KEY_HEADER)
-    signature = header(headers, SIGNATURE_HEADER)
-    if not given_key or not signature:
-        missing = [n for n, v in ((KEY_HEADER, given_key), (SIGNATURE_HEADER, signature)) if not v]
+        )
+    given_key, signature, missing = _signature_headers(headers)
+    if missing:
         findings.append(
             Finding(
                 "unsigned",
@@ -309,7 +325,7 @@ def explain(
                 "record the whole request, headers included (`rtctl webhooks listen --record`)",
             )
         )
-    if given_key and given_key != key:
+    if given_key and not _key_matches(given_key, key):
         owner = next((label for label, (k, _) in others.items() if k == given_key), None)
         whose = f": it is the key of {owner}" if owner else ""
         findings.append(
@@ -333,8 +349,8 @@ def explain(
             )
         )
     else:
-        age = _now_ms(now_ms) - time_ms
-        if max_age and abs(age) > max_age * 1000:
+        age = _age_outside_window(time_ms, max_age, now_ms)
+        if age is not None:
             findings.append(
                 Finding(
                     "stale",

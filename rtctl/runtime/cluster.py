@@ -24,7 +24,6 @@ import json
 import os
 import shutil
 import socket
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
@@ -32,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from rtctl.config import Settings
+from rtctl.envfile import atomic_write
 from rtctl.errors import ConfigError, Conflict, EnvironmentProblem, ServerDied, TimedOut
 from rtctl.runtime import haproxy, native
 
@@ -181,45 +181,18 @@ class Proc:
     log_file: str
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    tmp.replace(path)
-
-
 def spawn(name: str, argv: list[str], folder: Path, env: dict[str, str] | None = None) -> Proc:
     """Start a detached process (own session, no stdin), log to ``<name>.log``, PID file first."""
     log = folder / f"{name}.log"
-    with open(log, "ab") as handle:
-        process = subprocess.Popen(
-            argv,
-            cwd=folder,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    process = native.spawn_detached(argv, folder, env, log)
     proc = Proc(name, process.pid, native.start_ticks(process.pid) or 0, time.time(), str(log))
-    _write_json(folder / f"{name}.pid.json", asdict(proc))
+    atomic_write(folder / f"{name}.pid.json", json.dumps(asdict(proc), indent=2))
     return proc
 
 
 def read_proc(folder: Path, name: str) -> Proc | None:
     """The recorded process if it still runs (same PID and start time); stale files go."""
-    path = folder / f"{name}.pid.json"
-    try:
-        proc = Proc(**json.loads(path.read_text()))
-    except FileNotFoundError:
-        return None
-    except (ValueError, TypeError):
-        path.unlink(missing_ok=True)
-        return None
-    if native.start_ticks(proc.pid) != proc.start_ticks:
-        native.stop_pid(proc.pid, proc.start_ticks, 0)  # collects our own exited child
-        path.unlink(missing_ok=True)
-        return None
-    return proc
+    return native.read_pid_record(folder / f"{name}.pid.json", Proc)
 
 
 def stop_proc(folder: Path, name: str, grace: float = 10.0) -> Proc | None:
@@ -415,12 +388,6 @@ def _locked(state: Path) -> Iterator[None]:
 # --- start -----------------------------------------------------------------------------------------
 
 
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _check_ports(cluster: ClusterPlan) -> bool:
     """Refuse busy ports before anything starts (exit 9). Returns whether the bus is shared."""
     wanted = [("REALTIME_PORT (the front door)", cluster.host, cluster.port)]
@@ -502,7 +469,9 @@ def start(
         del root
         folder = cluster_dir(state)
         _clear(folder)
-        nodes = tuple(replace(node, discovery_port=_free_udp_port()) for node in cluster.nodes)
+        nodes = tuple(
+            replace(node, discovery_port=native.free_udp_port()) for node in cluster.nodes
+        )
         cluster = replace(cluster, nodes=nodes)
         node_env = {
             node.name: {
@@ -518,7 +487,7 @@ def start(
             "bus_shared": shared,
             "node_env": node_env,
         }
-        _write_json(folder / STATE_FILE, record)
+        atomic_write(folder / STATE_FILE, json.dumps(record, indent=2))
         try:
             _start_all(
                 settings,

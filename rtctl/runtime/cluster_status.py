@@ -56,10 +56,7 @@ class ClusterStatus:
 
     @property
     def exit_code(self) -> ExitCode:
-        """0 every component healthy, 1 something unhealthy, 4 nothing answers."""
-        if self.healthy:
-            return ExitCode.OK
-        return ExitCode.FAILED if self.running else ExitCode.UNREACHABLE
+        return health.status_exit_code(self.running, self.healthy)
 
     def to_dict(self) -> dict[str, Any]:
         nodes = [c for c in self.components if c.kind == "node"]

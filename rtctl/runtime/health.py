@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from rtctl.config import Settings
+from rtctl.errors import ExitCode
 
 CONNECTED = "soketi_connected"
 NEW_CONNECTIONS = "soketi_new_connections_total"
@@ -38,6 +39,16 @@ MESSAGES_IN = "soketi_ws_messages_received_total"
 MESSAGES_OUT = "soketi_ws_messages_sent_total"
 BYTES_IN = "soketi_socket_received_bytes"
 BYTES_OUT = "soketi_socket_transmitted_bytes"
+
+
+def status_exit_code(running: bool, healthy: bool) -> ExitCode:
+    """`rtctl status` exits 0 when healthy, 1 when running but unhealthy, 4 when nothing answers
+    (docs/runtime.md): one server or a whole cluster alike."""
+    if healthy:
+        return ExitCode.OK
+    return ExitCode.FAILED if running else ExitCode.UNREACHABLE
+
+
 HTTP_CALLS = "soketi_http_calls_received_total"
 START_TIME = "soketi_process_start_time_seconds"
 MEMORY = "soketi_process_resident_memory_bytes"

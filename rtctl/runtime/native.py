@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 from rtctl.config import Settings
 from rtctl.envfile import atomic_write
@@ -220,18 +221,52 @@ def log_file(folder: Path) -> Path:
 
 def read_running(folder: Path) -> Running | None:
     """The recorded server if it is still alive; a stale PID file is removed."""
-    path = pid_file(folder)
+    return read_pid_record(pid_file(folder), Running)
+
+
+class _PidRecord(Protocol):
+    @property
+    def pid(self) -> int: ...
+    @property
+    def start_ticks(self) -> int: ...
+
+
+Record = TypeVar("Record", bound=_PidRecord)
+
+
+def read_pid_record(path: Path, record: Callable[..., Record]) -> Record | None:
+    """The process a PID file records, if it still runs (same PID and start time). A file that
+    does not parse, or names a process that is gone or a reused PID, is removed; our own exited
+    child is collected on the way."""
     try:
-        running = Running(**json.loads(path.read_text()))
+        found = record(**json.loads(path.read_text()))
     except FileNotFoundError:
         return None
     except (ValueError, TypeError):
         path.unlink(missing_ok=True)
         return None
-    if start_ticks(running.pid) != running.start_ticks:
-        path.unlink(missing_ok=True)  # stale: the process is gone or the PID was reused
+    if start_ticks(found.pid) != found.start_ticks:
+        _reap(found.pid)
+        path.unlink(missing_ok=True)
         return None
-    return running
+    return found
+
+
+def spawn_detached(
+    argv: list[str], cwd: Path, env: Mapping[str, str] | None, log: Path
+) -> subprocess.Popen[bytes]:
+    """Start a process that outlives rtctl: its own session (survives the terminal; stopped by
+    PID), no stdin, stdout and stderr appended to ``log``."""
+    with open(log, "ab") as handle:
+        return subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def bind_problem(host: str, port: int) -> OSError | None:
@@ -409,16 +444,12 @@ def start(
     config = work / "soketi.config.json"
     config.write_text(json.dumps({"cluster.address": "127.0.0.1"}))
     log = log_file(folder)
-    with open(log, "ab") as log_handle:
-        process = subprocess.Popen(
-            [node, str(root / SERVER_JS), "start", f"--config={config}"],
-            cwd=work,
-            env={**soketi_environment(settings), **own_discovery_port(), **(extra_env or {})},
-            stdin=subprocess.DEVNULL,
-            stdout=log_handle,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # survives the terminal; stopped by PID with `rtctl down`
-        )
+    process = spawn_detached(
+        [node, str(root / SERVER_JS), "start", f"--config={config}"],
+        work,
+        {**soketi_environment(settings), **own_discovery_port(), **(extra_env or {})},
+        log,
+    )
     ticks = start_ticks(process.pid) or 0
     running = Running(
         pid=process.pid,

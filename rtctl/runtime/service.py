@@ -158,38 +158,16 @@ def _up(
                 hint="stop it with `rtctl down` before starting one on another address",
             )
         return UpResult("native", False, running.pid, endpoints(settings), running.log_file)
-    if (
-        docker.read_marker(folder) is not None
-        and runtime != "native"
-        and health.fetch(f"{settings.api_base}/ready", settings, 2.0).ok
-    ):
-        return UpResult(
-            "docker", False, None, endpoints(settings), project_dir=docker.read_marker(folder)
-        )
+    compose = _compose_running(settings, folder, runtime)
+    if compose is not None:
+        return compose
     chosen = choose_runtime(runtime)
     if chosen == "native":
         started, _ = native.start(settings, folder, wait=wait, timeout=timeout, progress=progress)
         return UpResult(
             "native", True, started.pid, endpoints(settings), started.log_file, notes=notes
         )
-    docker.require_engine()
-    for port, host in ((settings.port, settings.host), (settings.metrics_port, "127.0.0.1")):
-        busy = Conflict(
-            f"port {port} on {host} is already in use",
-            hint="stop what listens there, or choose other ports in .env",
-        )
-        native.require_free_port(host, port, busy, "REALTIME_HOST")
-    progress("starting Soketi with docker compose (the first run pulls the image)")
-    proj = docker.up(settings, folder)
-    if wait:
-        try:
-            wait_ready(settings, timeout)
-        except BaseException:
-            docker.down(settings, folder)  # nothing left half-running
-            raise
-    return UpResult(
-        "docker", True, None, endpoints(settings), project_dir=str(proj.directory), notes=notes
-    )
+    return _docker_up(settings, folder, wait, timeout, progress, notes)
 
 
 def cluster_components(recorded: cluster.ClusterState) -> list[dict[str, Any]]:
@@ -248,19 +226,9 @@ def _cluster_up(
             hint="stop it with `rtctl down` first, or set RTCTL_SOKETI_NODES back in .env",
         )
     if recorded is None or not recorded.alive:
-        if (
-            runtime != "native"
-            and docker.read_marker(folder) is not None
-            and health.fetch(f"{settings.api_base}/ready", settings, 2.0).ok
-        ):
-            return UpResult(
-                "docker",
-                False,
-                None,
-                endpoints(settings),
-                project_dir=docker.read_marker(folder),
-                adapter=settings.adapter,
-            )
+        compose = _compose_running(settings, folder, runtime)
+        if compose is not None:
+            return compose
         chosen = choose_runtime(runtime)
         if chosen == "docker":
             return _docker_up(settings, folder, wait, timeout, progress)
@@ -283,16 +251,53 @@ def _cluster_up(
     )
 
 
+def _cluster_adapter(settings: Settings) -> str | None:
+    return settings.adapter if settings.is_cluster else None
+
+
+def _compose_running(settings: Settings, folder: Path, runtime: str) -> UpResult | None:
+    """The compose project `up` started here, when it answers (unless native was asked for)."""
+    project = docker.read_marker(folder)
+    if (
+        project is None
+        or runtime == "native"
+        or not health.fetch(f"{settings.api_base}/ready", settings, 2.0).ok
+    ):
+        return None
+    return UpResult(
+        "docker",
+        False,
+        None,
+        endpoints(settings),
+        project_dir=project,
+        adapter=_cluster_adapter(settings),
+    )
+
+
 def _docker_up(
-    settings: Settings, folder: Path, wait: bool, timeout: float, progress: Progress
+    settings: Settings,
+    folder: Path,
+    wait: bool,
+    timeout: float,
+    progress: Progress,
+    notes: list[str] | None = None,
 ) -> UpResult:
+    """Start the compose project (one Soketi or a cluster); a start that does not get ready is
+    taken down again, so nothing is left half-running."""
     docker.require_engine()
-    if not native.port_is_free(settings.host, settings.port):
-        raise Conflict(
-            f"port {settings.port} on {settings.host} is already in use",
+    wanted = [(settings.port, settings.host)]
+    if not settings.is_cluster:  # a cluster publishes metrics per node, on ports of their own
+        wanted.append((settings.metrics_port, "127.0.0.1"))
+    for port, host in wanted:
+        busy = Conflict(
+            f"port {port} on {host} is already in use",
             hint="stop what listens there, or choose other ports in .env",
         )
-    progress("starting the cluster with docker compose (the first run pulls the images)")
+        native.require_free_port(host, port, busy, "REALTIME_HOST")
+    if settings.is_cluster:
+        progress("starting the cluster with docker compose (the first run pulls the images)")
+    else:
+        progress("starting Soketi with docker compose (the first run pulls the image)")
     proj = docker.up(settings, folder)
     if wait:
         try:
@@ -306,7 +311,8 @@ def _docker_up(
         None,
         endpoints(settings),
         project_dir=str(proj.directory),
-        adapter=settings.adapter,
+        notes=notes or [],
+        adapter=_cluster_adapter(settings),
     )
 
 
@@ -387,10 +393,7 @@ class StatusReport:
 
     @property
     def exit_code(self) -> ExitCode:
-        """OK healthy, FAILED running but unhealthy, UNREACHABLE not running (docs/runtime.md)."""
-        if self.healthy:
-            return ExitCode.OK
-        return ExitCode.FAILED if self.running else ExitCode.UNREACHABLE
+        return health.status_exit_code(self.running, self.healthy)
 
     def to_dict(self) -> dict[str, Any]:
         metrics = self.health.metrics

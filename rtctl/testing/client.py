@@ -10,6 +10,7 @@ the exception it would see in production.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
 def _backend_class() -> type:
     from pusher.http import process_response
     from pusher.requests import RequestsBackend
+
+    from rtctl.protocol.httpapi import error_status
 
     class StatusInBodyBackend(RequestsBackend):
         """RequestsBackend that honours Soketi's status-in-the-body errors."""
@@ -44,12 +47,9 @@ def _backend_class() -> type:
             )
             status, text = response.status_code, response.text
             if status == 200:
-                try:
-                    body = json.loads(text)
-                except ValueError:
-                    body = None
-                if isinstance(body, dict) and "error" in body and isinstance(body.get("code"), int):
-                    status = body["code"]
+                with contextlib.suppress(ValueError):  # not JSON: the SDK's handling says so
+                    found = error_status(json.loads(text))
+                    status = status if found is None else found
             return process_response(status, text)
 
     return StatusInBodyBackend
@@ -59,15 +59,11 @@ def pusher_client(settings: Settings, timeout: float = 10.0) -> pusher.Pusher:
     """``pusher.Pusher`` for these settings (TLS, custom CA and encryption master key included)."""
     import pusher as pusher_sdk
 
+    from rtctl.protocol.httpapi import sdk_options
+
     backend = type("Backend", (_backend_class(),), {"ca_bundle": settings.ca_bundle})
     return pusher_sdk.Pusher(
-        app_id=settings.app_id,
-        key=settings.key,
-        secret=settings.secret,
-        ssl=settings.tls,
-        host=settings.api_host,
-        port=settings.port,
-        timeout=timeout,
+        **sdk_options(settings, timeout),
         encryption_master_key_base64=settings.encryption_master_key_base64 or None,
         backend=backend,
     )

@@ -17,8 +17,8 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from rtctl.errors import InvalidInput
 
@@ -30,6 +30,7 @@ DEFAULT_TIMEOUT = 5.0
 DEFAULT_QUIET_PERIOD = 0.5
 READ_SLICE = 0.05  # the reader gives the socket up this often for subscribe and send
 SHOWN = 20  # received events listed in a failure message
+T = TypeVar("T")
 
 
 class _Any:
@@ -48,6 +49,25 @@ def check_timeout(value: float, name: str = "timeout") -> float:
             hint=f"pass e.g. {name}=2 (a bound of 0 would check nothing)",
         )
     return float(value)
+
+
+def arrived_lines(items: Sequence[T], describe: Callable[[T], str]) -> list[str]:
+    """The last SHOWN items for a failure message, one indented line each, after a note of how
+    many earlier ones are left out."""
+    lines = [f"  … {len(items) - SHOWN} earlier not shown"] if len(items) > SHOWN else []
+    return lines + [f"  {describe(item)}" for item in items[-SHOWN:]]
+
+
+def nothing_expected(
+    noun: str, wanted: str, quiet: float, found: Sequence[T], describe: Callable[[T], str]
+) -> AssertionError:
+    """The failure of ``assert_nothing``: what arrived although nothing matching ``wanted`` (the
+    criteria, or "(anything)") should have within ``quiet`` seconds."""
+    what = "" if wanted == "(anything)" else f"matching {wanted} "
+    lines = "\n".join(f"  {describe(item)}" for item in found[:SHOWN])
+    return AssertionError(
+        f"expected no {noun} {what}within {quiet:g}s, but {len(found)} arrived:\n{lines}"
+    )
 
 
 def _shorten(value: Any, limit: int = 160) -> str:
@@ -250,12 +270,12 @@ class Listener:
                 if index not in self._taken and _matches(m, event, channel, data)
             ]
         if found:
-            wanted = _criteria(event, channel, data)
-            what = "" if wanted == "(anything)" else f"matching {wanted} "
-            lines = "\n".join(f"  {describe(m, self._started)}" for m in found[:SHOWN])
-            raise AssertionError(
-                f"expected no event {what}within {quiet:g}s, but {len(found)} arrived:\n{lines}"
+            raise nothing_expected(
+                "event", _criteria(event, channel, data), quiet, found, self._describe
             )
+
+    def _describe(self, message: Message) -> str:
+        return describe(message, self._started)
 
     def _report(self, headline: str) -> str:
         received = self.received
@@ -267,9 +287,7 @@ class Listener:
             lines.append(f"nothing arrived on this listener (subscribed to {channels})")
         else:
             lines.append(f"{len(received)} event(s) arrived on this listener ({channels}):")
-            if len(received) > SHOWN:
-                lines.append(f"  … {len(received) - SHOWN} earlier not shown")
-            lines += [f"  {describe(m, self._started)}" for m in received[-SHOWN:]]
+            lines += arrived_lines(received, self._describe)
         return "\n".join(lines)
 
 

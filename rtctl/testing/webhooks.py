@@ -22,7 +22,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from rtctl.testing.listener import SHOWN, check_timeout
+from rtctl.testing.listener import arrived_lines, check_timeout, nothing_expected
 
 if TYPE_CHECKING:
     from rtctl.ops.webhook_receiver import Received, Rejection
@@ -185,12 +185,12 @@ class Webhooks:
             if w.seq not in self._taken and _matches(w, name, channel, user_id)
         ]
         if found:
-            wanted = _criteria(name, channel, user_id)
-            what = "" if wanted == "(anything)" else f"matching {wanted} "
-            lines = "\n".join(f"  {w.describe(self._started)}" for w in found[:SHOWN])
-            raise AssertionError(
-                f"expected no webhook {what}within {quiet:g}s, but {len(found)} arrived:\n{lines}"
+            raise nothing_expected(
+                "webhook", _criteria(name, channel, user_id), quiet, found, self._describe
             )
+
+    def _describe(self, hook: Webhook) -> str:
+        return hook.describe(self._started)
 
     def _report(self, headline: str) -> str:
         lines = [headline]
@@ -208,9 +208,7 @@ class Webhooks:
                 f"{len(received)} webhook(s) arrived for this test's channels "
                 f"({', '.join(channels)}):"
             )
-            if len(received) > SHOWN:
-                lines.append(f"  … {len(received) - SHOWN} earlier not shown")
-            lines += [f"  {w.describe(self._started)}" for w in received[-SHOWN:]]
+            lines += arrived_lines(received, self._describe)
         refused = self.inbox.refusals(self._started)
         if refused:
             lines.append(
