@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmark 6: a reconnect storm through `rtctl gateway`.
+"""Benchmark 10: a reconnect storm through `rtctl gateway`.
 
 N WebSocket clients, each subscribed to two private channels (`private-<id>_9000000` and
 `private-<id>_9000001`) that it authorizes through the gateway's `/realtime/auth` with its own JWT,
@@ -11,28 +11,30 @@ once it gets through, releases them over a random 0-1 s; after each reconnect a 
 its channels again for its new socket id. The figure: the time from Soketi answering again until every
 client is subscribed again, with every auth request answered and no client failed.
 
-Clients run in several processes (asyncio, `websockets` and `aiohttp`; one connection pool of
---pool connections to the gateway per process, as a front proxy would keep), so each process stays
-under the 20,000 open-files limit; above 15,000 clients the load is spread over several Soketi
-nodes (a node holds one socket per client and has the same limit). All traffic is loopback.
+The clients are Node processes (scripts/bench/storm-client: `ws` for the sockets, one undici pool
+of --pool keep-alive connections to the gateway per process, as a front proxy would keep): a
+client costs about a quarter of the CPU there that it did in Python's asyncio, so the load
+generator is no longer what the storm waits for (BENCHMARKS.md, section 10). A client process
+holds at most 10,000 clients, so it stays under the 20,000 open-files limit; above 15,000 clients
+the load is spread over several Soketi nodes (a node holds one socket per client and has the same
+limit). All traffic is loopback.
 
 Usage: scripts/bench_storm.py [--clients 2000] [--workers 2] [--client-processes P] [--nodes K]
-                              [--timeout 180] [--json-out FILE]
-Needs: .venv (with the dev extras: aiohttp) and the pinned native Soketi (scripts/test.sh).
+                              [--pool 64] [--timeout 180] [--json-out FILE]
+Needs: .venv, Node, `npm ci` in scripts/bench/storm-client (scripts/test.sh and
+scripts/benchmarks.sh do it) and the pinned native Soketi (scripts/test.sh).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import math
-import multiprocessing
 import os
-import random
 import resource
 import secrets
+import select
 import shutil
 import signal
 import socket
@@ -40,256 +42,23 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
+CLIENT_DIR = REPO / "scripts" / "bench" / "storm-client"
 TICKS = os.sysconf("SC_CLK_TCK")
 BOTS = ("9000000", "9000001")
 CLIENTS_PER_NODE = 15_000
-CLIENTS_PER_PROCESS = 5_000
+CLIENTS_PER_PROCESS = 10_000
 INITIAL_CONNECTS = 200  # connections opened at once per process while the clients first come up
-WS_OPTIONS: dict[str, Any] = {
-    "open_timeout": 20,
-    "close_timeout": 1,  # stopping thousands of clients must not wait for each close handshake
-    "ping_interval": None,  # Soketi's pusher:ping is answered instead
-    "compression": None,
-    "max_queue": 16,
-}
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-# --- one client process ---------------------------------------------------------------------------
-
-
-@dataclass
-class Plan:
-    first_user: int
-    count: int
-    nodes: list[str]  # ws URLs, clients spread round-robin
-    auth_url: str
-    jwt_secret: str
-    pool: int
-
-
-@dataclass
-class Stats:
-    auth_sent: int = 0
-    auth_ok: int = 0
-    auth_failed: int = 0
-    auth_errors: list[str] = field(default_factory=list)
-    subscription_errors: int = 0
-    reconnects: int = 0
-    failed_clients: int = 0
-    generation: list[int] = field(default_factory=list)  # times each client got fully subscribed
-    second_at: list[float] = field(default_factory=list)  # monotonic time of each 2nd subscription
-    # for those 2nd subscriptions: when the socket opened and when both auth answers were in
-    second_opened_at: list[float] = field(default_factory=list)
-    second_authorized_at: list[float] = field(default_factory=list)
-
-
-class AuthFailed(Exception):
-    pass
-
-
-class NodeWatch:
-    """Whether a node accepts connections, as this process last saw it.
-
-    While a node refuses, its clients wait here instead of each retrying on its own timer: one
-    probe (a TCP connect every 0.1 s) stands in for thousands of refused attempts, which would
-    otherwise cost this load generator more CPU than the storm itself. When the probe gets
-    through, every waiting client retries after a random 0-1 s, the spread that independent
-    retry timers (every 0.2-1.0 s) would give."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.host, self.port = host, port
-        self.up = asyncio.Event()
-        self.up.set()
-        self.probe: asyncio.Task[None] | None = None
-
-    def refused(self) -> None:
-        if self.up.is_set():
-            self.up.clear()
-            self.probe = asyncio.create_task(self._probe())
-
-    async def _probe(self) -> None:
-        while True:
-            await asyncio.sleep(0.1)
-            # bounded: a SYN dropped by a full accept queue would otherwise wait for the kernel's
-            # retransmissions (seconds) while the node is already up
-            with contextlib.suppress(OSError, asyncio.TimeoutError):
-                connecting = asyncio.open_connection(self.host, self.port)
-                _, writer = await asyncio.wait_for(connecting, 0.5)
-                writer.close()
-                self.up.set()
-                return
-
-    async def wait(self) -> None:
-        if not self.up.is_set():
-            await self.up.wait()
-            await asyncio.sleep(random.uniform(0, 1.0))
-
-
-async def run_client(index: int, user: str, token: str, url: str, plan: Plan, session: Any,
-                     stats: Stats, opening: asyncio.Semaphore, stop: asyncio.Event,
-                     watch: NodeWatch) -> None:  # fmt: skip
-    import websockets
-
-    channels = [f"private-{user}_{bot}" for bot in BOTS]
-    headers = {"Authorization": f"Bearer {token}"}
-    refusals = 0
-
-    async def authorize(socket_id: str, channel: str) -> str:
-        stats.auth_sent += 1
-        try:
-            async with session.post(
-                plan.auth_url,
-                data={"socket_id": socket_id, "channel_name": channel},
-                headers=headers,
-            ) as response:
-                body = await response.text()
-                if response.status != 200:
-                    raise AuthFailed(f"HTTP {response.status}: {body[:120]}")
-                signature = json.loads(body)["auth"]
-        except AuthFailed as exc:
-            stats.auth_failed += 1
-            stats.auth_errors.append(str(exc))
-            raise
-        except Exception as exc:  # no answer at all: connection refused, reset, timeout
-            stats.auth_failed += 1
-            stats.auth_errors.append(f"{type(exc).__name__}: {exc}"[:160])
-            raise AuthFailed(str(exc)) from exc
-        stats.auth_ok += 1
-        return str(signature)
-
-    while not stop.is_set():
-        was_subscribed = False
-        try:
-            if stats.generation[index] == 0:  # first start: not all at once
-                async with opening:
-                    ws = await websockets.connect(url, **WS_OPTIONS)
-            else:  # a reconnect: all at once, that is the storm
-                ws = await websockets.connect(url, **WS_OPTIONS)
-            try:
-                opened_at = time.monotonic()
-                established = json.loads(await asyncio.wait_for(ws.recv(), 20))
-                socket_id = json.loads(established["data"])["socket_id"]
-                signatures = await asyncio.gather(*(authorize(socket_id, ch) for ch in channels))
-                authorized_at = time.monotonic()
-                for channel, signature in zip(channels, signatures, strict=True):
-                    frame = {"channel": channel, "auth": signature}
-                    await ws.send(json.dumps({"event": "pusher:subscribe", "data": frame}))
-                pending = set(channels)
-                async for raw in ws:
-                    message = json.loads(raw)
-                    event = message.get("event")
-                    if event == "pusher_internal:subscription_succeeded":
-                        pending.discard(message.get("channel"))
-                        if not pending and not was_subscribed:
-                            was_subscribed = True
-                            stats.generation[index] += 1
-                            if stats.generation[index] == 2:
-                                stats.second_at.append(time.monotonic())
-                                stats.second_opened_at.append(opened_at)
-                                stats.second_authorized_at.append(authorized_at)
-                    elif event == "pusher:subscription_error":
-                        stats.subscription_errors += 1
-                        raise AuthFailed(str(message.get("data"))[:160])
-                    elif event == "pusher:ping":
-                        await ws.send('{"event":"pusher:pong","data":{}}')
-            finally:
-                await ws.close()
-        except AuthFailed:
-            refusals += 1
-            if refusals >= 5:
-                stats.failed_clients += 1
-                return
-        except ConnectionRefusedError:
-            watch.refused()
-        except (
-            OSError,
-            asyncio.TimeoutError,
-            websockets.exceptions.WebSocketException,
-            ValueError,
-            KeyError,
-        ):
-            pass
-        if stop.is_set():
-            return
-        stats.reconnects += 1
-        # closed by the server: reconnect at once (pusher-js on 4200); refused: when it is back
-        await asyncio.sleep(random.uniform(0, 0.05) if was_subscribed else 0.2)
-        await watch.wait()
-
-
-async def client_process_main(plan: Plan, conn: Any) -> None:
-    import aiohttp
-    import jwt
-
-    loop = asyncio.get_running_loop()
-    stats = Stats(generation=[0] * plan.count)
-    stop = asyncio.Event()
-    opening = asyncio.Semaphore(INITIAL_CONNECTS)
-    expires = int(time.time()) + 3600
-    # idle connections are dropped before the gateway's 5 s keep-alive closes them under us
-    connector = aiohttp.TCPConnector(limit=plan.pool, keepalive_timeout=3)
-    # no limit on the wait for a pooled connection (that is this generator's queue, not the
-    # gateway's); a request on the wire must be answered within 30 s
-    timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=30)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        watches = {}
-        for url in plan.nodes:
-            address = url.split("//", 1)[1].split("/", 1)[0]
-            host, port = address.rsplit(":", 1)
-            watches[url] = NodeWatch(host, int(port))
-        tasks = []
-        for i in range(plan.count):
-            user = str(plan.first_user + i)
-            token = jwt.encode({"sub": user, "exp": expires}, plan.jwt_secret, algorithm="HS256")
-            url = plan.nodes[(plan.first_user + i) % len(plan.nodes)]
-            tasks.append(asyncio.create_task(
-                run_client(i, user, token, url, plan, session, stats, opening, stop, watches[url])))  # fmt: skip
-
-        commands: asyncio.Queue[Any] = asyncio.Queue()
-        loop.add_reader(conn.fileno(), lambda: commands.put_nowait(conn.recv()))
-        while True:
-            command = await commands.get()
-            if command == "stop":
-                break
-            generation = int(command)
-            conn.send({
-                "at_least": sum(1 for g in stats.generation if g >= generation),
-                "auth_sent": stats.auth_sent, "auth_ok": stats.auth_ok,
-                "auth_failed": stats.auth_failed, "auth_errors": stats.auth_errors[:5],
-                "subscription_errors": stats.subscription_errors, "reconnects": stats.reconnects,
-                "failed_clients": stats.failed_clients, "second_at": stats.second_at,
-                "second_opened_at": stats.second_opened_at,
-                "second_authorized_at": stats.second_authorized_at,
-            })  # fmt: skip
-        stop.set()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-    conn.send("stopped")
-
-
-def client_process(plan: Plan, conn: Any) -> None:
-    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us
-    try:
-        import uvloop
-
-        uvloop.run(client_process_main(plan, conn))
-    except ImportError:
-        asyncio.run(client_process_main(plan, conn))
 
 
 # --- the parent: servers, phases, figures ---------------------------------------------------------
@@ -340,7 +109,7 @@ class Storm:
         self.jwt_secret = secrets.token_hex(32)
         self.nodes: list[tuple[Any, Path]] = []  # (settings, state folder)
         self.gateway: subprocess.Popen[bytes] | None = None
-        self.clients: list[tuple[Any, Any]] = []  # (process, pipe)
+        self.clients: list[subprocess.Popen[str]] = []
 
     # servers
     def start_nodes(self) -> None:
@@ -414,27 +183,66 @@ class Storm:
         raise SystemExit("the gateway did not answer within 60 s")
 
     def start_clients(self, auth_url: str) -> None:
-        context = multiprocessing.get_context("spawn")
+        import jwt
+
         urls = [
             f"ws://127.0.0.1:{settings.port}/app/{settings.key}?protocol=7&client=rtctl-storm&version=1"
             for settings, _ in self.nodes
         ]
         per = math.ceil(self.args.clients / self.args.client_processes)
         first = 100_000
+        expires = int(time.time()) + 3600
         for p in range(self.args.client_processes):
             count = min(per, self.args.clients - p * per)
             if count <= 0:
                 break
-            parent_end, child_end = context.Pipe()
-            plan = Plan(first + p * per, count, urls, auth_url, self.jwt_secret, self.args.pool)
-            process = context.Process(target=client_process, args=(plan, child_end), daemon=True)
-            process.start()
-            self.clients.append((process, parent_end))
+            specs = []
+            for user in range(first + p * per, first + p * per + count):
+                claims = {"sub": str(user), "exp": expires}
+                token = jwt.encode(claims, self.jwt_secret, algorithm="HS256")
+                specs.append({"user": str(user), "token": token, "node": user % len(urls)})
+            plan = {
+                "nodes": urls,
+                "auth_url": auth_url,
+                "pool": self.args.pool,
+                "bots": list(BOTS),
+                "initial_connects": INITIAL_CONNECTS,
+                "clients": specs,
+            }
+            plan_file = self.work / f"clients-{p}.json"
+            plan_file.write_text(json.dumps(plan))
+            log = (self.work / f"clients-{p}.log").open("w")
+            process = subprocess.Popen(
+                ["node", str(CLIENT_DIR / "client.mjs"), str(plan_file)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+                start_new_session=True,  # a Ctrl-C reaches the parent, which stops them
+            )
+            self.clients.append(process)
+
+    def ask(self, command: str) -> list[Any]:
+        """Send one command to every client process and read each one's JSON answer."""
+        for process in self.clients:
+            assert process.stdin is not None
+            process.stdin.write(command + "\n")
+            process.stdin.flush()
+        return [self._answer(process) for process in self.clients]
+
+    def _answer(self, process: subprocess.Popen[str], timeout: float = 30) -> Any:
+        stdout: IO[str] | None = process.stdout
+        assert stdout is not None
+        ready, _, _ = select.select([stdout], [], [], timeout)
+        line = stdout.readline() if ready else ""
+        if not line:
+            index = self.clients.index(process)
+            log = (self.work / f"clients-{index}.log").read_text()[-2000:]
+            raise SystemExit(f"client process {index} did not answer:\n{log}")
+        return json.loads(line)
 
     def status(self, generation: int) -> list[dict[str, Any]]:
-        for _, pipe in self.clients:
-            pipe.send(generation)
-        return [pipe.recv() for _, pipe in self.clients]
+        return self.ask(f"count {generation}")
 
     def wait_for(
         self, generation: int, timeout: float, label: str
@@ -459,15 +267,17 @@ class Storm:
     def stop_all(self) -> None:
         from rtctl.runtime import native
 
-        for process, pipe in self.clients:
-            with contextlib.suppress(OSError, EOFError):
-                pipe.send("stop")
-                if pipe.poll(30):
-                    pipe.recv()
-            process.join(10)
-            if process.is_alive():
+        for process in self.clients:
+            with contextlib.suppress(OSError, ValueError, SystemExit):
+                assert process.stdin is not None
+                process.stdin.write("stop\n")
+                process.stdin.flush()
+                self._answer(process)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
                 process.kill()
-                process.join(5)
+                process.wait(timeout=5)
         if self.gateway is not None and self.gateway.poll() is None:
             self.gateway.send_signal(signal.SIGTERM)
             try:
@@ -501,6 +311,10 @@ def main() -> int:
     args = parser.parse_args()
     if args.clients < 1:
         raise SystemExit("--clients must be at least 1")
+    if shutil.which("node") is None or not (CLIENT_DIR / "node_modules" / "ws").is_dir():
+        raise SystemExit(
+            f"the storm's clients need Node and their packages: (cd {CLIENT_DIR} && npm ci)"
+        )
     args.client_processes = args.client_processes or max(
         2, math.ceil(args.clients / CLIENTS_PER_PROCESS)
     )
@@ -530,7 +344,7 @@ def main() -> int:
             groups = {
                 "gateway": lambda: process_tree(storm.gateway.pid),  # type: ignore[union-attr]
                 "soketi": storm.soketi_pids,
-                "clients": lambda: [p.pid for p, _ in storm.clients],
+                "clients": lambda: [process.pid for process in storm.clients],
             }
             stopped_at, answering_at = storm.restart_nodes()
             cpu_before = {name: cpu_seconds(pids()) for name, pids in groups.items()}
@@ -549,11 +363,12 @@ def main() -> int:
                 round(cpu_seconds([pid]) - before, 2)
                 for pid, before in zip(gateway_pids, per_process_before, strict=True)
             ]
-            second = [t - answering_at for s in states for t in s["second_at"]]
-            opened = [t - answering_at for s in states for t in s["second_opened_at"]]
+            times = storm.ask("times")
+            second = [t - answering_at for s in times for t in s["second_at"]]
+            opened = [t - answering_at for s in times for t in s["second_opened_at"]]
             auth_wait = [
                 a - o
-                for s in states
+                for s in times
                 for o, a in zip(s["second_opened_at"], s["second_authorized_at"], strict=True)
             ]
             report.update(

@@ -10,7 +10,8 @@
 # Needs: .venv (scripts/test.sh sets it up), Node + `cd tests/js && npm ci` for pusher-js and ws,
 # redis-server and haproxy (scripts/test.sh installs them). Sizes of the cluster benchmark:
 # CLUSTER_ARGS="--subscribers 40000 --fanout-workers 4" scripts/benchmarks.sh
-# Installs what is missing for 9: wrk (Debian) and the Node reference gateway (npm ci).
+# Installs what is missing for 9 and 10: wrk (Debian), the Node reference gateway and the storm's
+# Node clients (npm ci each).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -29,6 +30,9 @@ if ! command -v wrk >/dev/null; then
 fi
 if [[ ! -d scripts/bench/node-gateway/node_modules/pusher ]]; then
   (cd scripts/bench/node-gateway && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+fi
+if [[ ! -d scripts/bench/storm-client/node_modules/ws ]]; then
+  (cd scripts/bench/storm-client && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
 fi
 
 echo "== machine =="

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the tests need on a fresh machine (Python deps in .venv, the pinned native
-# Soketi, pusher-js for the end-to-end tests, Chromium for the console's browser tests,
-# redis-server, nats-server and haproxy for the cluster tests), then runs lint, format check, types,
-# the check that the generated docs match the CLI, and the tests.
+# Soketi, pusher-js for the end-to-end tests, the reconnect storm's Node clients, Chromium for the
+# console's browser tests, redis-server, nats-server and haproxy for the cluster tests), then runs
+# lint, format check, types, the check that the generated docs match the CLI, and the tests.
 # Extra arguments go to pytest, e.g. ./scripts/test.sh -k listen
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +21,8 @@ fi
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
 (cd tests/js && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+# the reconnect storm's clients (tests/test_gateway_storm.py runs scripts/bench_storm.py)
+(cd scripts/bench/storm-client && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
 export RTCTL_CACHE_DIR="$PWD/.cache/rtctl-test"
 .venv/bin/python -c 'from rtctl.runtime.native import ensure_installed; ensure_installed(print)'
 
