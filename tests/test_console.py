@@ -184,6 +184,23 @@ def test_verify_api_endpoint(console: Console, soketi: SoketiServer) -> None:
     assert response.json()["error"]["message"] == "socket id '1' is malformed"
 
 
+@pytest.mark.parametrize(
+    "body", [b"[" * 100_000 + b"]" * 100_000, b'{"channel": NaN}'], ids=["deep", "nan"]
+)
+def test_a_body_that_is_not_strict_json_is_a_400(console: Console, body: bytes) -> None:
+    response = httpx.post(
+        console.base + "/api/watch",
+        content=body,
+        headers={"X-Rtctl-Token": console.token, "Content-Type": "application/json"},
+        timeout=10,
+    )
+    assert (response.status_code, response.json()) == (
+        400,
+        {"error": {"message": "the request body is not JSON", "hint": "send a JSON object"}},
+    )
+    assert "Traceback" not in "".join(console.stderr)
+
+
 def test_watch_refuses_a_bad_channel_name(console: Console) -> None:
     response = post(console, "/api/watch", {"channel": "no spaces"})
     assert response.status_code == 400

@@ -157,8 +157,10 @@ def error_response(error: RtctlError) -> JSONResponse:
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
-    try:
-        value = json.loads(await request.body() or b"{}")
+    from rtctl.protocol import strictjson
+
+    try:  # strict: NaN and nesting too deep for Python are "not JSON" too, never a 500
+        value = strictjson.loads(await request.body() or b"{}")
     except ValueError:
         raise InvalidInput("the request body is not JSON", hint="send a JSON object") from None
     if not isinstance(value, dict):
