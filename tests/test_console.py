@@ -265,6 +265,32 @@ def test_another_loopback_address_answers_to_its_own_name(
         assert refused.status_code == 403
 
 
+@pytest.mark.parametrize(
+    ("base", "status"),
+    [
+        ("http://127.0.0.1", 200),  # port 80: the browser's Host has no port
+        ("http://localhost", 200),
+        ("http://[::1]:8090", 200),
+        ("http://rebound.example", 403),
+        ("http://rebound.example:80", 403),
+    ],
+)
+def test_loopback_host_names_are_answered_with_or_without_a_port(
+    soketi: SoketiServer, base: str, status: int
+) -> None:
+    # Not bound for real (port 80 needs root): the app as it would serve 127.0.0.1:80.
+    from starlette.testclient import TestClient
+
+    from rtctl.console.app import create_app
+
+    app, _ = create_app(soketi.settings(), "tok3n", host="127.0.0.1")
+    client = TestClient(app, base_url=base)
+    answer = client.get("/api/overview", headers={"X-Rtctl-Token": "tok3n"})
+    assert answer.status_code == status, answer.text
+    if status == 403:
+        assert answer.text == "this console answers only to a loopback host name\n"
+
+
 def test_an_explicit_public_address_is_still_token_guarded(soketi: SoketiServer) -> None:
     # Not bound for real (only loopback is used here): the app as it would serve 192.0.2.10.
     from starlette.testclient import TestClient
