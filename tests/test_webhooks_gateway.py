@@ -16,7 +16,8 @@ from starlette.testclient import TestClient
 from rtctl.config import load_settings
 from rtctl.errors import ConfigError
 from rtctl.gateway import create_app
-from rtctl.gateway.webhooks import LocalSeen, dedup_keys
+from rtctl.gateway.shared import LocalStore
+from rtctl.gateway.webhooks import dedup_keys
 from rtctl.protocol.webhooks import build_body, signed_headers
 from tests.gateway_support import GatewayProcess, gateway_env
 from tests.helpers import SoketiServer, free_port
@@ -169,7 +170,7 @@ def test_dedup_keys_catch_any_pair_closer_than_the_window() -> None:
     event = {"name": "channel_occupied", "channel": "c"}
 
     def duplicate(first: int, second: int, other: dict | None = None) -> bool:
-        store = LocalSeen()
+        store = LocalStore()
         for key in dedup_keys(event, first, 2.0):
             store.seen(key, 60)
         keys = dedup_keys(other or event, second, 2.0)
@@ -183,8 +184,8 @@ def test_dedup_keys_catch_any_pair_closer_than_the_window() -> None:
     assert not duplicate(0, 0, {"name": "channel_occupied", "channel": "d"})
 
 
-def test_local_seen_forgets_after_its_window() -> None:
-    store = LocalSeen()
+def test_the_local_store_forgets_after_its_window() -> None:
+    store = LocalStore()
     assert store.seen("k", 0.05) is False
     assert store.seen("k", 0.05) is True
     time.sleep(0.1)
