@@ -90,6 +90,16 @@ def test_worker_counts_out_of_any_range_are_usage_errors(workers) -> None:
     )
 
 
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_a_header_timeout_that_is_not_finite_is_a_usage_error(value) -> None:
+    result = run_cli(["gateway", "--header-timeout", value])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: Invalid value for '--header-timeout': {value} is not a finite number\n"
+        "hint: see `rtctl gateway --help`\n"
+    )
+
+
 @pytest.mark.parametrize("workers", [str(max_workers() + 1)])
 def test_more_workers_than_this_machine_holds_are_usage_errors(workers) -> None:
     result = run_cli(["gateway", "--workers", workers])
