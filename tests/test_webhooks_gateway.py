@@ -21,6 +21,7 @@ from rtctl.gateway.webhooks import dedup_keys
 from rtctl.protocol.webhooks import build_body, signed_headers
 from tests.gateway_support import GatewayProcess, gateway_env
 from tests.helpers import SoketiServer, free_port
+from tests.waiting import wait_until
 from tests.webhooks_support import presence_round
 
 pytestmark = pytest.mark.soketi
@@ -73,13 +74,11 @@ def hooked_events(out: Path) -> list[dict]:
 
 
 def wait_for(out: Path, count: int, timeout: float = 15) -> list[dict]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = hooked_events(out)
-        if len(found) >= count:
-            return found
-        time.sleep(0.05)
-    return hooked_events(out)
+    return wait_until(
+        lambda: found if len(found := hooked_events(out)) >= count else None,
+        timeout,
+        lambda: f"the hook got {hooked_events(out)}, not {count} events",
+    )
 
 
 def post(gateway: GatewayProcess, body: bytes, headers: dict[str, str]) -> httpx.Response:
