@@ -32,6 +32,7 @@ from rtctl.cli import (
 )
 from rtctl.cli.common import PORT, CliState, number_option
 from rtctl.errors import (
+    DEBUG_ENV,
     ExitCode,
     Interrupted,
     ReportPrinted,
@@ -127,7 +128,7 @@ class RtctlGroup(TyperGroup):
 
     @staticmethod
     def _fail(ctx: typer.Context, error: RtctlError) -> None:
-        if os.environ.get("RTCTL_DEBUG") and error.__traceback__ is not None:
+        if os.environ.get(DEBUG_ENV) and error.__traceback__ is not None:
             import traceback
 
             traceback.print_exception(error)
