@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 # Typer vendors Click (the version is pinned in pyproject.toml): its usage errors are Click's.
-from typer._click.exceptions import ClickException
+from typer._click.exceptions import ClickException, NoArgsIsHelpError
 from typer.core import TyperGroup
 
 from rtctl import __version__
@@ -91,6 +91,9 @@ class RtctlGroup(TyperGroup):
             return super().main(args=argv, standalone_mode=False, **extra)
         try:
             result = super().main(args=argv, standalone_mode=False, **extra)
+        except NoArgsIsHelpError as error:  # `rtctl`, `rtctl bot`: what to type, not an error line
+            output.say(error.format_message())
+            sys.exit(ExitCode.USAGE)
         except ClickException as error:
             context = getattr(error, "ctx", None)
             where = context.command_path if context is not None else "rtctl"
