@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from rtctl.errors import InvalidInput, UsageError
+from rtctl.protocol import strictjson
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,7 @@ def read_records(text: str, source: str) -> list[dict[str, Any]]:
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = strictjson.loads(line)
         except ValueError:
             raise InvalidInput(
                 f"{source} line {number} is not JSON",
@@ -127,7 +128,7 @@ def load_deliveries(data: bytes, source: str) -> list[Recorded]:
         except UnicodeDecodeError:
             raise InvalidInput(f"{source} is not UTF-8 text") from None
         try:
-            whole = json.loads(decoded)
+            whole = strictjson.loads(decoded)
         except ValueError:
             return [
                 from_record(record, f"{source} record {number}")
