@@ -705,8 +705,6 @@ def run_compat(
                 results.append(PROBES[name](run))
             except ServerRejected as error:
                 results.append(_undecided(name, error))
-            except RtctlError:
-                raise
     finally:
         run.close()
     return CompatReport(
