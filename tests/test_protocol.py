@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import secrets
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -276,6 +278,41 @@ def test_auth_endpoint_refusals(soketi: SoketiServer, sockets, status, error, te
         with pytest.raises(error) as caught:
             sock.subscribe("private-x", T)
     assert caught.value.message == text
+
+
+@pytest.mark.parametrize("channel_data", ['{"name":"Ann"}', "[" * 5000 + "]" * 5000])
+def test_presence_auth_without_a_readable_user_id_is_server_rejected(
+    soketi: SoketiServer, sockets, channel_data: str
+) -> None:
+    # What an auth endpoint answers is server input: nesting too deep for a parser is refused
+    # like any channel_data without a user_id (it was an internal error).
+    body = json.dumps({"auth": "k:" + "0" * 64, "channel_data": channel_data}).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/pusher/auth"
+        sock = PusherSocket(settings_for(soketi), auth_endpoint=url)
+        sockets.append(sock)
+        sock.connect(T)
+        with pytest.raises(ServerRejected) as caught:
+            sock.subscribe("presence-x", T)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert caught.value.message == "the channel_data for 'presence-x' has no user_id"
 
 
 def test_reconnect_after_a_real_restart_resigns_and_resubscribes(soketi_factory) -> None:
