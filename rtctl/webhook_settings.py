@@ -130,7 +130,13 @@ class WebhookSettings:
 
 
 def is_loopback(host: str) -> bool:
-    return host in ("localhost", "::1") or host.startswith("127.")
+    """A loopback address or ``localhost`` (a name such as ``127.example.com`` is not)."""
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host.lower() == "localhost"
 
 
 def compose(

@@ -124,6 +124,24 @@ def test_config_shows_the_composed_value(tmp_path: Path) -> None:
     assert rows["webhook_urls"]["source"] == ".env"
 
 
+@pytest.mark.parametrize(
+    ("url", "local"),
+    [
+        ("http://127.0.0.1:9/h", True),
+        ("http://127.3.4.5:9/h", True),
+        ("http://localhost:9/h", True),
+        ("http://[::1]:9/h", True),
+        ("http://[0:0:0:0:0:0:0:1]:9/h", True),
+        ("http://127.example.com:9/h", False),  # a DNS name that only looks like loopback
+        ("http://10.0.0.1:9/h", False),
+        ("https://127.0.0.1:9/h", False),  # rtctl receives plain HTTP only
+    ],
+)
+def test_local_url_is_a_loopback_address(tmp_path: Path, url: str, local: bool) -> None:
+    settings = settings_with(tmp_path, REALTIME_WEBHOOK_URL=url)
+    assert settings.webhooks.local_url() == (url if local else None)
+
+
 # --- malformed configuration: exit 3 naming the variable ------------------------------------------
 
 
