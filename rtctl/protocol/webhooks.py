@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 from rtctl.errors import InvalidInput
 from rtctl.protocol import strictjson
-from rtctl.protocol.signing import channel_kind
+from rtctl.protocol.signing import channel_kind, is_cache_channel
 from rtctl.protocol.validation import validate_channel
 
 # Every event type Pusher documents, in its documentation's order; Soketi 1.6.1 sends all but the
@@ -421,10 +421,6 @@ def _body_variants(body: bytes) -> list[tuple[str, bytes]]:
 
 
 # --- building deliveries (trigger, replay) -------------------------------------------------------
-
-
-def is_cache_channel(channel: str) -> bool:
-    return re.match(r"(private-encrypted-|private-|presence-)?cache-", channel) is not None
 
 
 def sample_event(
