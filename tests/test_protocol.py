@@ -16,6 +16,7 @@ from rtctl.errors import AuthRejected, ServerRejected, Unreachable, UsageError
 from rtctl.protocol import Disconnected, PusherSocket, backoff_delay, close_policy
 from tests.helpers import SoketiServer, free_port
 from tests.listen_support import AuthEndpoint, settings_for, trigger
+from tests.waiting import wait_until
 
 T = 10.0  # generous per-operation timeout (the machine is shared)
 
@@ -134,23 +135,24 @@ def test_client_events_between_two_sockets(soketi: SoketiServer, sockets, prefix
 def test_a_zero_timeout_returns_what_has_already_arrived(soketi: SoketiServer, sockets) -> None:
     """`while sock.has_buffered(): sock.recv(0)` drains the buffer: recv(0) hands over events
     that have arrived instead of answering None (which made that loop spin forever)."""
-    import time
-
     name = channel("")
     sock = open_socket(soketi, sockets)
     sock.subscribe(name, T)
     assert sock.recv(0) is None  # nothing there: a zero timeout returns at once, empty
     for number in range(3):
         trigger(soketi, name, "tick", {"n": number})
-    deadline = time.monotonic() + T
-    while not sock.has_buffered() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    time.sleep(0.2)  # let the other two arrive behind the first
-    drained = []
-    while sock.has_buffered() and len(drained) < 10:
-        message = sock.recv(0)
-        assert message is not None, f"recv(0) returned None with events buffered after {drained}"
-        drained.append(message.data["n"])
+    drained: list[int] = []
+
+    def drain() -> bool:
+        while sock.has_buffered() and len(drained) < 10:
+            message = sock.recv(0)
+            assert message is not None, (
+                f"recv(0) returned None with events buffered after {drained}"
+            )
+            drained.append(message.data["n"])
+        return len(drained) >= 3
+
+    wait_until(drain, T, lambda: f"only {drained} arrived")
     assert drained == [0, 1, 2]
 
 
