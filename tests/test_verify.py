@@ -326,6 +326,13 @@ def test_values_escaped_in_the_signed_string() -> None:
             "'public-a' is a public channel: its subscriptions carry no signature",
         ),
         (
+            lambda: private(
+                "1.2", "#server-to-user-1", f"{KEY}:{sign(SECRET, '1.2:#server-to-user-1')}"
+            ),
+            "'#server-to-user-1' is never subscribed with a signature: a signed-in connection "
+            "receives it",
+        ),
+        (
             lambda: private("1.2", "presence-a", f"{KEY}:{'0' * 64}"),
             "a presence signature covers channel_data: pass the --channel-data sent for "
             "'presence-a'",

@@ -149,6 +149,12 @@ def explain_auth(
                 f"{channel!r} is a public channel: its subscriptions carry no signature",
                 hint="only private-*, private-encrypted-* and presence-* channels are signed",
             )
+        if kind == "server-to-user":
+            raise InvalidInput(
+                f"{channel!r} is never subscribed with a signature: a signed-in connection "
+                "receives it",
+                hint="explain the sign-in instead: --socket-id, --user-data, --auth",
+            )
         if kind == "presence" and channel_data is None:
             raise InvalidInput(
                 f"a presence signature covers channel_data: pass the --channel-data sent for "
