@@ -143,8 +143,6 @@ DEBUG_ENV = "RTCTL_DEBUG"
 def internal_error(error: BaseException) -> RtctlError:
     """What a bug in rtctl looks like to a user: its type and text, and how to see more.
     With RTCTL_DEBUG set the traceback goes to stderr first."""
-    import os
-
     if os.environ.get(DEBUG_ENV):
         import traceback
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
+from rtctl.protocol import strictjson
 from rtctl.protocol.webhooks import DEFAULT_MAX_AGE, EVENT_TYPES, SOKETI_EVENT_TYPES
 
 if TYPE_CHECKING:
@@ -97,7 +98,7 @@ class WebhookSettings:
         """Soketi's ``webhooks`` list (composed from REALTIME_WEBHOOK_*, or hand-written)."""
         if not self.soketi_json:
             return []
-        parsed = json.loads(self.soketi_json)
+        parsed = strictjson.loads(self.soketi_json)
         return parsed if isinstance(parsed, list) else []
 
     def soketi_environment(self) -> dict[str, str]:
@@ -129,7 +130,13 @@ class WebhookSettings:
 
 
 def is_loopback(host: str) -> bool:
-    return host in ("localhost", "::1") or host.startswith("127.")
+    """A loopback address or ``localhost`` (a name such as ``127.example.com`` is not)."""
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host.lower() == "localhost"
 
 
 def compose(
@@ -194,9 +201,9 @@ def check_entries(text: str) -> tuple[list[str], list[str]]:
     """(errors, warnings) of a hand-written SOKETI_DEFAULT_APP_WEBHOOKS, as Soketi reads it."""
     name = SOKETI_WEBHOOKS
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return [f"{name} is not JSON ({exc.msg} at character {exc.pos})"], []
+        data = strictjson.loads(text)
+    except strictjson.NotJson as exc:
+        return [f"{name} is not JSON ({exc})"], []
     if not isinstance(data, list):
         return [f"{name} must be a JSON array of webhooks, got {type(data).__name__}"], []
     errors: list[str] = []
@@ -317,7 +324,7 @@ def problems(get: Get, provider: str, present: Callable[[str], bool]) -> list[Pr
         if not errors and urls and not [p for p in found if p.severity == "error"]:
             built = _build(get)
             composed = compose(built.urls, built.events, built.channel_prefix, built.channel_suffix)
-            if json.loads(handwritten) != composed:
+            if strictjson.loads(handwritten) != composed:
                 found.append(
                     webhook_problem(
                         SOKETI_WEBHOOKS,

@@ -29,7 +29,6 @@ import asyncio
 import json
 import os
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
@@ -99,12 +98,6 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def requests_for(key: str, secret: str, count: int, port: int) -> list[bytes]:
     from rtctl.protocol.webhooks import build_body, signed_headers
 
@@ -164,6 +157,8 @@ def wait_ready(process: subprocess.Popen[str], stream: Any, word: str, timeout: 
 def run_receiver(
     kind: str, key: str, secret: str, raws_for: Any, count: int, connections: int, folder: Path
 ) -> dict[str, Any]:
+    from rtctl.testing.server import free_port
+
     port = free_port()
     raws = raws_for(port)
     out_path = folder / f"{kind}-{port}.ndjson"
@@ -255,22 +250,15 @@ def latency(samples: int) -> dict[str, Any]:
     from rtctl.config import load_settings
     from rtctl.protocol import PusherSocket
     from rtctl.runtime import native
+    from rtctl.testing.server import free_port, local_env, write_env
 
     work = Path(tempfile.mkdtemp(prefix="rtctl-bench-webhooks."))
     hook_port = free_port()
-    env = {
-        "REALTIME_PROVIDER": "soketi",
-        "REALTIME_HOST": "127.0.0.1",
-        "REALTIME_PORT": str(free_port()),
-        "SOKETI_METRICS_SERVER_PORT": str(free_port()),
-        "PUSHER_APP_ID": str(100000 + secrets.randbelow(899999)),
-        "PUSHER_APP_KEY": "bench" + secrets.token_hex(8),
-        "PUSHER_APP_SECRET": "sec" + secrets.token_hex(16),
-        "REALTIME_WEBHOOK_URL": f"http://127.0.0.1:{hook_port}/webhooks",
-        "REALTIME_WEBHOOK_EVENTS": "channel_occupied,channel_vacated",
-    }
-    env_file = work / ".env"
-    env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+    env = local_env(
+        REALTIME_WEBHOOK_URL=f"http://127.0.0.1:{hook_port}/webhooks",
+        REALTIME_WEBHOOK_EVENTS="channel_occupied,channel_vacated",
+    )
+    env_file = write_env(work / ".env", env)
     settings = load_settings(env_file=env_file, environ={})
     native.start(settings, work / "state", timeout=30)
     listen = subprocess.Popen(

@@ -44,28 +44,14 @@ echo "python: $($PY --version 2>&1), node: $(node --version)"
 uptime
 
 SOKETI_PID="$($PY - "$WORK" <<'PYEOF'
-import secrets, socket, sys
+import sys
 from pathlib import Path
 from rtctl.config import load_settings
 from rtctl.runtime import native
+from rtctl.testing.server import local_env, write_env
 
 work = Path(sys.argv[1])
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-env = {
-    "REALTIME_PROVIDER": "soketi",
-    "REALTIME_HOST": "127.0.0.1",
-    "REALTIME_PORT": str(free_port()),
-    "SOKETI_METRICS_SERVER_PORT": str(free_port()),
-    "SOKETI_DEFAULT_APP_ENABLE_CLIENT_MESSAGES": "true",
-    "PUSHER_APP_ID": str(100000 + secrets.randbelow(899999)),
-    "PUSHER_APP_KEY": "bench" + secrets.token_hex(8),
-    "PUSHER_APP_SECRET": secrets.token_hex(16),
-}
-env_file = work / ".env"
-env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+env_file = write_env(work / ".env", local_env())  # free loopback ports, fresh credentials
 running, _ = native.start(load_settings(env_file=env_file), work / "state", timeout=30)
 print(running.pid)
 PYEOF

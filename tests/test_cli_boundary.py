@@ -96,6 +96,20 @@ def test_usage_errors_in_json_mode_print_the_json_error_line(
     assert proc.stderr == f"error: {message}\nhint: {hint}\n"
 
 
+@pytest.mark.parametrize("args", [[], ["bot"], ["webhooks"], ["listen"]])
+def test_a_command_line_that_stops_short_shows_its_help_with_exit_2(
+    tmp_path: Path, args: list[str]
+) -> None:
+    """`rtctl`, `rtctl bot`, `rtctl listen`: the help exactly as --help prints it, on stderr
+    (nothing was asked for on stdout), not an `error: Usage: …` line with a hint under it."""
+    proc = run_rtctl(args, cwd=tmp_path)
+    asked = run_rtctl([*args, "--help"], cwd=tmp_path)
+    assert asked.returncode == 0 and asked.stdout.startswith(
+        f"Usage: {' '.join(['rtctl', *args])} "
+    )
+    assert (proc.returncode, proc.stdout, proc.stderr) == (2, "", asked.stdout)
+
+
 def test_conflict_exit_9_as_json(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("KEEP=1\n")
     proc = run_rtctl(["init", "--json"], cwd=tmp_path)

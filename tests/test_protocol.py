@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import secrets
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -14,6 +16,7 @@ from rtctl.errors import AuthRejected, ServerRejected, Unreachable, UsageError
 from rtctl.protocol import Disconnected, PusherSocket, backoff_delay, close_policy
 from tests.helpers import SoketiServer, free_port
 from tests.listen_support import AuthEndpoint, settings_for, trigger
+from tests.waiting import wait_until
 
 T = 10.0  # generous per-operation timeout (the machine is shared)
 
@@ -132,23 +135,24 @@ def test_client_events_between_two_sockets(soketi: SoketiServer, sockets, prefix
 def test_a_zero_timeout_returns_what_has_already_arrived(soketi: SoketiServer, sockets) -> None:
     """`while sock.has_buffered(): sock.recv(0)` drains the buffer: recv(0) hands over events
     that have arrived instead of answering None (which made that loop spin forever)."""
-    import time
-
     name = channel("")
     sock = open_socket(soketi, sockets)
     sock.subscribe(name, T)
     assert sock.recv(0) is None  # nothing there: a zero timeout returns at once, empty
     for number in range(3):
         trigger(soketi, name, "tick", {"n": number})
-    deadline = time.monotonic() + T
-    while not sock.has_buffered() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    time.sleep(0.2)  # let the other two arrive behind the first
-    drained = []
-    while sock.has_buffered() and len(drained) < 10:
-        message = sock.recv(0)
-        assert message is not None, f"recv(0) returned None with events buffered after {drained}"
-        drained.append(message.data["n"])
+    drained: list[int] = []
+
+    def drain() -> bool:
+        while sock.has_buffered() and len(drained) < 10:
+            message = sock.recv(0)
+            assert message is not None, (
+                f"recv(0) returned None with events buffered after {drained}"
+            )
+            drained.append(message.data["n"])
+        return len(drained) >= 3
+
+    wait_until(drain, T, lambda: f"only {drained} arrived")
     assert drained == [0, 1, 2]
 
 
@@ -276,6 +280,41 @@ def test_auth_endpoint_refusals(soketi: SoketiServer, sockets, status, error, te
         with pytest.raises(error) as caught:
             sock.subscribe("private-x", T)
     assert caught.value.message == text
+
+
+@pytest.mark.parametrize("channel_data", ['{"name":"Ann"}', "[" * 5000 + "]" * 5000])
+def test_presence_auth_without_a_readable_user_id_is_server_rejected(
+    soketi: SoketiServer, sockets, channel_data: str
+) -> None:
+    # What an auth endpoint answers is server input: nesting too deep for a parser is refused
+    # like any channel_data without a user_id (it was an internal error).
+    body = json.dumps({"auth": "k:" + "0" * 64, "channel_data": channel_data}).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/pusher/auth"
+        sock = PusherSocket(settings_for(soketi), auth_endpoint=url)
+        sockets.append(sock)
+        sock.connect(T)
+        with pytest.raises(ServerRejected) as caught:
+            sock.subscribe("presence-x", T)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert caught.value.message == "the channel_data for 'presence-x' has no user_id"
 
 
 def test_reconnect_after_a_real_restart_resigns_and_resubscribes(soketi_factory) -> None:

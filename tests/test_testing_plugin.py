@@ -25,6 +25,7 @@ from rtctl.runtime import docker, native
 from rtctl.testing.client import pusher_client as make_pusher_client
 from rtctl.testing.listener import Listener
 from rtctl.testing.server import LocalSoketi, RealtimeServer
+from rtctl.testing.webhooks import WebhookInbox, Webhooks
 from tests.helpers import REPO, PusherStandIn, free_port, write_env
 from tests.waiting import wait_until
 
@@ -215,6 +216,25 @@ def test_zero_and_negative_bounds_are_refused(
         Listener(realtime_settings, timeout=0)
 
 
+@pytest.mark.parametrize("bound", [float("inf"), 1e12])
+def test_bounds_that_would_overflow_the_timers_are_refused(
+    realtime_listener: Callable[..., Listener],
+    realtime_settings: Any,
+    unique_channel: Any,
+    bound: float,
+) -> None:
+    refused = rf"must be at most 2592000 seconds \(30 days\), not {bound!r}$"
+    listener = realtime_listener(unique_channel())
+    with pytest.raises(InvalidInput, match=rf"^timeout {refused}"):
+        listener.wait_for(event="x", timeout=bound)
+    with pytest.raises(InvalidInput, match=rf"^within {refused}"):
+        listener.assert_nothing(within=bound)
+    with pytest.raises(InvalidInput, match=rf"^timeout {refused}"):
+        Listener(realtime_settings, timeout=bound)
+    with pytest.raises(InvalidInput, match=rf"^timeout {refused}"):
+        Webhooks(WebhookInbox(), set, timeout=bound)
+
+
 def test_unique_channel_gives_new_valid_names_of_the_asked_kind(unique_channel: Any) -> None:
     names = [unique_channel("private-orders") for _ in range(3)] + [unique_channel()]
     assert len(set(names)) == 4
@@ -355,6 +375,21 @@ def test_a_timeout_option_that_is_not_above_zero_is_a_usage_error(
         [
             f"ERROR: --rtctl-timeout (or the rtctl_timeout ini option) must be a number of seconds "
             f"above 0, not '{value}'"
+        ]
+    )
+
+
+@pytest.mark.parametrize("value", ["inf", "1e12"])
+def test_a_timeout_option_that_would_overflow_the_timers_is_a_usage_error(
+    pytester: pytest.Pytester, value: str
+) -> None:
+    pytester.makepyfile("def test_x():\n    pass\n")
+    result = run(pytester, f"--rtctl-timeout={value}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            f"ERROR: --rtctl-timeout (or the rtctl_timeout ini option) must be at most 2592000 "
+            f"seconds (30 days), not '{value}'"
         ]
     )
 

@@ -234,6 +234,22 @@ def test_payload_the_server_cannot_read() -> None:
     ]
 
 
+@pytest.mark.parametrize("data", ['{"user_id":NaN}', "[" * 5000 + "]" * 5000])
+def test_payload_that_is_not_strict_json_is_named_not_a_crash(data: str) -> None:
+    # The server reads channel_data with JSON.parse: NaN is not JSON, and nesting too deep for a
+    # parser was an internal error here before.
+    result = private(
+        "1.2", "presence-a", f"{KEY}:{sign(SECRET, f'1.2:presence-a:{data}')}", channel_data=data
+    )
+    assert blocking(result) == [
+        ("channel_data", "channel_data is not JSON: the server cannot read the user from it")
+    ]
+    user = explain_auth(
+        KEY, SECRET, socket_id="1.2", user_data=data, auth=f"{KEY}:{sign(SECRET, 'other')}"
+    )
+    assert [part for part, _ in blocking(user)] == ["user_data", "secret"]
+
+
 def api(target: str, body: str = "", now: float = 1353088179, provider: str = "pusher"):  # type: ignore[no-untyped-def]
     return explain_api(
         KEY, SECRET, method="POST", target=target, body=body, now=now, provider=provider
@@ -308,6 +324,13 @@ def test_values_escaped_in_the_signed_string() -> None:
         (
             lambda: private("1.2", "public-a", f"{KEY}:{'0' * 64}"),
             "'public-a' is a public channel: its subscriptions carry no signature",
+        ),
+        (
+            lambda: private(
+                "1.2", "#server-to-user-1", f"{KEY}:{sign(SECRET, '1.2:#server-to-user-1')}"
+            ),
+            "'#server-to-user-1' is never subscribed with a signature: a signed-in connection "
+            "receives it",
         ),
         (
             lambda: private("1.2", "presence-a", f"{KEY}:{'0' * 64}"),
@@ -388,6 +411,22 @@ def test_cli_api_json(vector_env: Path, tmp_path: Path) -> None:
     assert document["verifies"] is True
     assert document["string_to_sign"] == f"POST\n/apps/3/events\n{V4_QUERY}"
     assert document["facts"]["timestamp_skew_seconds"] == 0
+
+
+def test_cli_api_body_nested_too_deeply_is_a_finding_not_a_crash(
+    vector_env: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "body.json").write_text("[" * 5000 + "]" * 5000)
+    result = run_cli(
+        ["verify", "api", "--at", "1353088179", "--path",
+         f"/apps/3/events?{V4_QUERY}&auth_signature={V4_SIG}", "--body", "@body.json"]
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert "  ✗ body_md5: body_md5 is ec365a775a4cd0599faeb73354201b6f" in result.stdout
+    assert result.stderr == (
+        "error: the signature does not verify (body_md5)\n"
+        "hint: the findings marked ✗ name what differs and how to fix it\n"
+    )
 
 
 def test_cli_api_json_not_verifying_exits_1_with_the_verdict(vector_env: Path) -> None:

@@ -124,6 +124,24 @@ def test_config_shows_the_composed_value(tmp_path: Path) -> None:
     assert rows["webhook_urls"]["source"] == ".env"
 
 
+@pytest.mark.parametrize(
+    ("url", "local"),
+    [
+        ("http://127.0.0.1:9/h", True),
+        ("http://127.3.4.5:9/h", True),
+        ("http://localhost:9/h", True),
+        ("http://[::1]:9/h", True),
+        ("http://[0:0:0:0:0:0:0:1]:9/h", True),
+        ("http://127.example.com:9/h", False),  # a DNS name that only looks like loopback
+        ("http://10.0.0.1:9/h", False),
+        ("https://127.0.0.1:9/h", False),  # rtctl receives plain HTTP only
+    ],
+)
+def test_local_url_is_a_loopback_address(tmp_path: Path, url: str, local: bool) -> None:
+    settings = settings_with(tmp_path, REALTIME_WEBHOOK_URL=url)
+    assert settings.webhooks.local_url() == (url if local else None)
+
+
 # --- malformed configuration: exit 3 naming the variable ------------------------------------------
 
 
@@ -140,7 +158,10 @@ def test_config_shows_the_composed_value(tmp_path: Path) -> None:
         ({"REALTIME_WEBHOOK_MAX_AGE": "-5"}, "REALTIME_WEBHOOK_MAX_AGE='-5' is not a number of seconds"),
         ({"REALTIME_WEBHOOK_DEDUP_WINDOW": "soon"}, "REALTIME_WEBHOOK_DEDUP_WINDOW='soon' is not a number of seconds"),
         ({"REALTIME_WEBHOOK_HOOK": "myapp.hooks"}, "REALTIME_WEBHOOK_HOOK='myapp.hooks' is not module:function"),
-        ({"SOKETI_DEFAULT_APP_WEBHOOKS": "[{url:"}, "SOKETI_DEFAULT_APP_WEBHOOKS is not JSON (Expecting property name enclosed in double quotes at character 2)"),
+        ({"SOKETI_DEFAULT_APP_WEBHOOKS": "[{url:"}, "SOKETI_DEFAULT_APP_WEBHOOKS is not JSON (Expecting property name enclosed in double quotes at line 1 column 3)"),
+        ({"SOKETI_DEFAULT_APP_WEBHOOKS": "[" * 5000 + "]" * 5000}, "SOKETI_DEFAULT_APP_WEBHOOKS is not JSON (nested too deeply)"),
+        ({"SOKETI_DEFAULT_APP_WEBHOOKS": '[{"url": "http://h/x", "event_types": ["cache_miss"], "lambda": NaN}]'},
+         "SOKETI_DEFAULT_APP_WEBHOOKS is not JSON (NaN is not a JSON value (JSON has no NaN or Infinity))"),
         ({"SOKETI_DEFAULT_APP_WEBHOOKS": '{"url": "http://h/x"}'}, "SOKETI_DEFAULT_APP_WEBHOOKS must be a JSON array of webhooks, got dict"),
         ({"SOKETI_DEFAULT_APP_WEBHOOKS": '[{"url": "http://h/x"}]'}, "SOKETI_DEFAULT_APP_WEBHOOKS[0].event_types is missing or empty (Soketi's queue worker crashes on it)"),
         ({"SOKETI_DEFAULT_APP_WEBHOOKS": '[{"url": "http://h/x", "event_types": ["member_joined"]}]'}, "SOKETI_DEFAULT_APP_WEBHOOKS[0].event_types has unknown type 'member_joined'"),

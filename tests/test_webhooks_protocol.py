@@ -152,6 +152,9 @@ def test_every_refusal_has_its_status() -> None:
         (b'{"time_ms": 1, "events": []}', "events is missing or not a non-empty list"),
         (b'{"time_ms": 1, "events": [{"channel": "x"}]}', "every event needs a string name"),
         (b"\xff\xfe", "the body is not JSON"),
+        # JSON.parse (Pusher, Soketi, a Node receiver) refuses these too
+        (b'{"time_ms": NaN, "events": [{"name": "x"}]}', "the body is not JSON"),
+        (b"[" * 5000 + b"]" * 5000, "the body is not JSON"),
     ):
         signed = signed_headers(KEY, SECRET, text)
         assert refusal(text, signed, max_age=0) == (400, "invalid_body", reason)
@@ -344,9 +347,21 @@ def test_soketi_never_sends_subscription_count() -> None:
     assert refused.value.message == "Soketi 1.6.1 never sends subscription_count webhooks"
 
 
+def test_soketi_client_event_data_that_is_not_strict_json_stays_a_string() -> None:
+    # Soketi passes on an object only when the client sent JSON; NaN or nesting too deep for a
+    # parser is text, sent as a string (and never an internal error).
+    for data in ('{"a":NaN}', "[" * 5000 + "]" * 5000):
+        event = sample_event("client_event", "private-r", data=data, flavour="soketi")
+        assert event["data"] == data
+
+
 def test_retimed_keeps_the_events_and_takes_a_fresh_time() -> None:
     body, _ = delivery([{"name": "member_removed", "channel": "presence-r", "user_id": "9"}], 1000)
     fresh = retimed(body, 5000)
     assert json.loads(fresh) == {"time_ms": 5000, "events": [json.loads(body)["events"][0]]}
     with pytest.raises(InvalidInput):
         retimed(b"[]")
+    for not_json in (b"[" * 5000 + b"]" * 5000, b'{"time_ms": 1, "events": [], "x": NaN}'):
+        with pytest.raises(InvalidInput) as refused:
+            retimed(not_json)
+        assert refused.value.message == "the recorded body is not JSON"

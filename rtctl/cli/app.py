@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 # Typer vendors Click (the version is pinned in pyproject.toml): its usage errors are Click's.
-from typer._click.exceptions import ClickException
+from typer._click.exceptions import ClickException, NoArgsIsHelpError
 from typer.core import TyperGroup
 
 from rtctl import __version__
@@ -32,6 +32,7 @@ from rtctl.cli import (
 )
 from rtctl.cli.common import PORT, CliState, number_option
 from rtctl.errors import (
+    DEBUG_ENV,
     ExitCode,
     Interrupted,
     ReportPrinted,
@@ -90,6 +91,9 @@ class RtctlGroup(TyperGroup):
             return super().main(args=argv, standalone_mode=False, **extra)
         try:
             result = super().main(args=argv, standalone_mode=False, **extra)
+        except NoArgsIsHelpError as error:  # `rtctl`, `rtctl bot`: what to type, not an error line
+            output.say(error.format_message())
+            sys.exit(ExitCode.USAGE)
         except ClickException as error:
             context = getattr(error, "ctx", None)
             where = context.command_path if context is not None else "rtctl"
@@ -127,7 +131,7 @@ class RtctlGroup(TyperGroup):
 
     @staticmethod
     def _fail(ctx: typer.Context, error: RtctlError) -> None:
-        if os.environ.get("RTCTL_DEBUG") and error.__traceback__ is not None:
+        if os.environ.get(DEBUG_ENV) and error.__traceback__ is not None:
             import traceback
 
             traceback.print_exception(error)

@@ -22,6 +22,7 @@ from typing import Any, Literal
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from rtctl.errors import InvalidInput, RtctlError
+from rtctl.protocol import strictjson
 from rtctl.protocol.signing import channel_kind, check_socket_id, sign
 
 TIMESTAMP_WINDOW = 600  # seconds either side of the server's clock (Pusher; Soketi does not check)
@@ -148,6 +149,12 @@ def explain_auth(
                 f"{channel!r} is a public channel: its subscriptions carry no signature",
                 hint="only private-*, private-encrypted-* and presence-* channels are signed",
             )
+        if kind == "server-to-user":
+            raise InvalidInput(
+                f"{channel!r} is never subscribed with a signature: a signed-in connection "
+                "receives it",
+                hint="explain the sign-in instead: --socket-id, --user-data, --auth",
+            )
         if kind == "presence" and channel_data is None:
             raise InvalidInput(
                 f"a presence signature covers channel_data: pass the --channel-data sent for "
@@ -222,7 +229,7 @@ def _payload_shape(channel: str | None, payload: str | None, name: str) -> list[
     if payload is None or (channel is not None and channel_kind(channel) != "presence"):
         return []
     try:
-        value = json.loads(payload)
+        value = strictjson.loads(payload)
     except ValueError:
         return [Finding(name, f"{name} is not JSON: the server cannot read the user from it")]
     id_field = "user_id" if name == "channel_data" else "id"
@@ -244,7 +251,7 @@ def _unexplained(is_channel: bool) -> Finding:
 def _json_variants(text: str) -> Iterator[tuple[str, str]]:
     """Other serializations of the same JSON, each with what makes it differ."""
     try:
-        value = json.loads(text)
+        value = strictjson.loads(text)
     except ValueError:
         return
     forms = {
@@ -286,7 +293,7 @@ def _json_variants(text: str) -> Iterator[tuple[str, str]]:
 def describe_json_difference(signed: str, sent: str) -> str:
     """Which of spaces, key order, escapes or values differ between two JSON texts."""
     try:
-        a, b = json.loads(signed), json.loads(sent)
+        a, b = strictjson.loads(signed), strictjson.loads(sent)
     except ValueError:
         return "different text"
     if a != b:
@@ -294,11 +301,7 @@ def describe_json_difference(signed: str, sent: str) -> str:
     reasons = []
 
     def ordered(text: str) -> str:
-        return json.dumps(
-            json.loads(text, object_pairs_hook=lambda pairs: dict(pairs)),
-            separators=(",", ":"),
-            ensure_ascii=False,
-        )
+        return json.dumps(strictjson.loads(text), separators=(",", ":"), ensure_ascii=False)
 
     if ordered(signed) != ordered(sent):
         reasons.append("key order")

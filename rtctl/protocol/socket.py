@@ -36,7 +36,6 @@ frame, and its pure-Python UTF-8 validation is off: decoding the text validates 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import sys
 import time
@@ -417,7 +416,7 @@ class PusherSocket:
                     hint="a presence auth response carries channel_data with the user_id",
                 )
             try:
-                sub.me = str(json.loads(channel_data)["user_id"])
+                sub.me = str(strictjson.loads(channel_data)["user_id"])
             except (ValueError, KeyError, TypeError) as exc:
                 raise ServerRejected(f"the channel_data for {sub.name!r} has no user_id") from exc
         return {k: v for k, v in response.items() if k in ("auth", "channel_data")}

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from rtctl.errors import InvalidInput
-from rtctl.protocol.signing import channel_kind
+from rtctl.protocol import strictjson
+from rtctl.protocol.signing import channel_kind, is_cache_channel
 from rtctl.protocol.validation import validate_channel
 
 # Every event type Pusher documents, in its documentation's order; Soketi 1.6.1 sends all but the
@@ -141,8 +142,8 @@ def _now_ms(now_ms: float | None) -> float:
 def parse_body(body: bytes) -> tuple[int, tuple[dict[str, Any], ...]]:
     """``(time_ms, events)`` of a webhook body, or WebhookRejected(400) saying what is wrong."""
     try:
-        data = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
+        data = strictjson.loads(body)
+    except ValueError:
         raise WebhookRejected(400, "invalid_body", "the body is not JSON") from None
     if not isinstance(data, dict):
         raise WebhookRejected(400, "invalid_body", "the body is not a JSON object")
@@ -256,8 +257,8 @@ class Finding:
 def _reserializations(body: bytes) -> list[tuple[str, bytes]]:
     """Forms the sender may have signed, rebuilt from a body that was parsed and written again."""
     try:
-        data = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
+        data = strictjson.loads(body)
+    except ValueError:
         return []
     found: list[tuple[str, bytes]] = []
     what = []
@@ -422,10 +423,6 @@ def _body_variants(body: bytes) -> list[tuple[str, bytes]]:
 # --- building deliveries (trigger, replay) -------------------------------------------------------
 
 
-def is_cache_channel(channel: str) -> bool:
-    return re.match(r"(private-encrypted-|private-|presence-)?cache-", channel) is not None
-
-
 def sample_event(
     name: str,
     channel: str,
@@ -472,7 +469,7 @@ def sample_event(
         if flavour == "soketi":
             # Soketi passes on what the client sent: an object stays an object.
             try:
-                event["data"] = json.loads(data)
+                event["data"] = strictjson.loads(data)
             except ValueError:
                 event["data"] = data
         else:
@@ -510,8 +507,8 @@ def build_body(events: Sequence[Mapping[str, Any]], time_ms: int | None = None) 
 def retimed(body: bytes, time_ms: int | None = None) -> bytes:
     """A recorded body with a fresh ``time_ms`` (compact again: it is signed anew)."""
     try:
-        data = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
+        data = strictjson.loads(body)
+    except ValueError:
         raise InvalidInput(
             "the recorded body is not JSON", hint="replay recorded webhooks"
         ) from None

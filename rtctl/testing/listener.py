@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 DEFAULT_TIMEOUT = 5.0
 DEFAULT_QUIET_PERIOD = 0.5
+MAX_TIMEOUT = 30 * 24 * 3600.0  # longer bounds overflow the platform's timers (as in the CLI)
 READ_SLICE = 0.05  # the reader gives the socket up this often for subscribe and send
 SHOWN = 20  # received events listed in a failure message
 T = TypeVar("T")
@@ -42,11 +43,17 @@ ANY: Any = _Any()  # ``data=ANY``: any data matches (the default)
 
 
 def check_timeout(value: float, name: str = "timeout") -> float:
-    """A bound of zero or less would check nothing: refuse it."""
+    """A bound of zero or less would check nothing, and one beyond MAX_TIMEOUT (``inf`` too)
+    would overflow the timers mid-test: refuse both."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
         raise InvalidInput(
             f"{name} must be a number of seconds above 0, not {value!r}",
             hint=f"pass e.g. {name}=2 (a bound of 0 would check nothing)",
+        )
+    if not value <= MAX_TIMEOUT:
+        raise InvalidInput(
+            f"{name} must be at most {MAX_TIMEOUT:.0f} seconds (30 days), not {value!r}",
+            hint=f"pass e.g. {name}=2",
         )
     return float(value)
 

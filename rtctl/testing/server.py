@@ -180,7 +180,7 @@ class LocalSoketi:
 
     def log_since(self, offset: int, max_lines: int = 200) -> str:
         """What Soketi logged after byte ``offset`` (colour codes removed, the last lines)."""
-        from rtctl.runtime.native import _ANSI
+        from rtctl.runtime.native import strip_colours
 
         self.settle_log()
         try:
@@ -189,7 +189,7 @@ class LocalSoketi:
                 text = handle.read().decode("utf-8", "replace")
         except OSError:
             return ""
-        lines = [line.rstrip() for line in _ANSI.sub("", text).splitlines() if line.strip()]
+        lines = [line.rstrip() for line in strip_colours(text).splitlines() if line.strip()]
         if len(lines) > max_lines:
             hidden = len(lines) - max_lines
             lines = [f"… {hidden} earlier lines are in {self.log_path}", *lines[-max_lines:]]
