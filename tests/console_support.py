@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ import pytest
 
 from tests.helpers import SoketiServer
 from tests.listen_support import MASTER_KEY
+from tests.waiting import wait_until
 
 CHROMIUM = os.environ.get("RTCTL_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("RTCTL_TEST_CHROMEDRIVER", "/usr/bin/chromedriver")
@@ -162,10 +162,4 @@ def browser_errors(driver: Any) -> list[str]:
 
 
 def poll(check: Callable[[], Any], timeout: float = 15, step: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {check}"
-        time.sleep(step)
+    return wait_until(check, timeout, f"timed out waiting for {check}", step)

@@ -184,6 +184,23 @@ def test_verify_api_endpoint(console: Console, soketi: SoketiServer) -> None:
     assert response.json()["error"]["message"] == "socket id '1' is malformed"
 
 
+@pytest.mark.parametrize(
+    "body", [b"[" * 100_000 + b"]" * 100_000, b'{"channel": NaN}'], ids=["deep", "nan"]
+)
+def test_a_body_that_is_not_strict_json_is_a_400(console: Console, body: bytes) -> None:
+    response = httpx.post(
+        console.base + "/api/watch",
+        content=body,
+        headers={"X-Rtctl-Token": console.token, "Content-Type": "application/json"},
+        timeout=10,
+    )
+    assert (response.status_code, response.json()) == (
+        400,
+        {"error": {"message": "the request body is not JSON", "hint": "send a JSON object"}},
+    )
+    assert "Traceback" not in "".join(console.stderr)
+
+
 def test_watch_refuses_a_bad_channel_name(console: Console) -> None:
     response = post(console, "/api/watch", {"channel": "no spaces"})
     assert response.status_code == 400
@@ -246,6 +263,32 @@ def test_another_loopback_address_answers_to_its_own_name(
         assert get(running, "/api/overview", **token).status_code == 200
         refused = get(running, "/api/overview", Host="rebound.example", **token)
         assert refused.status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("base", "status"),
+    [
+        ("http://127.0.0.1", 200),  # port 80: the browser's Host has no port
+        ("http://localhost", 200),
+        ("http://[::1]:8090", 200),
+        ("http://rebound.example", 403),
+        ("http://rebound.example:80", 403),
+    ],
+)
+def test_loopback_host_names_are_answered_with_or_without_a_port(
+    soketi: SoketiServer, base: str, status: int
+) -> None:
+    # Not bound for real (port 80 needs root): the app as it would serve 127.0.0.1:80.
+    from starlette.testclient import TestClient
+
+    from rtctl.console.app import create_app
+
+    app, _ = create_app(soketi.settings(), "tok3n", host="127.0.0.1")
+    client = TestClient(app, base_url=base)
+    answer = client.get("/api/overview", headers={"X-Rtctl-Token": "tok3n"})
+    assert answer.status_code == status, answer.text
+    if status == 403:
+        assert answer.text == "this console answers only to a loopback host name\n"
 
 
 def test_an_explicit_public_address_is_still_token_guarded(soketi: SoketiServer) -> None:

@@ -8,7 +8,6 @@ import json
 import re
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
@@ -18,6 +17,7 @@ from rtctl.config import load_settings
 from rtctl.protocol import PusherSocket
 from tests.gateway_support import DM, USER, GatewayProcess, bearer, gateway_env, token
 from tests.helpers import REPO, free_port
+from tests.waiting import wait_until
 
 pytestmark = [
     pytest.mark.soketi,
@@ -58,15 +58,14 @@ def front_door(soketi, tmp_path):
         ["haproxy", "-db", "-f", str(path)], stdout=log, stderr=subprocess.STDOUT
     )
     try:
-        deadline = time.monotonic() + 20
-        while True:
+
+        def answers() -> bool:
             try:
-                if httpx.get(f"http://127.0.0.1:{front}/realtime/health", timeout=1).is_success:
-                    break
+                return httpx.get(f"http://127.0.0.1:{front}/realtime/health", timeout=1).is_success
             except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, (tmp_path / "haproxy.log").read_text()
-            time.sleep(0.1)
+                return False
+
+        wait_until(answers, 20, lambda: (tmp_path / "haproxy.log").read_text())
         yield front, gateway
     finally:
         haproxy.terminate()
@@ -110,9 +109,8 @@ def test_the_gateway_sees_the_real_client_and_haproxy_limits_401s(front_door) ->
             if "rtctl.gateway.access" in line and '"path":"/realtime/auth"' in line
         ]
 
-    deadline = time.monotonic() + 10
-    while len(clients()) < 32 and time.monotonic() < deadline:
-        time.sleep(0.05)  # the access line is written after the answer
+    # the access line is written after the answer
+    wait_until(lambda: len(clients()) >= 32, 10, lambda: f"access lines for {clients()}")
     # the gateway saw each real address, never the forged header nor HAProxy's own address
     assert clients() == ["127.0.0.2"] * 31 + ["127.0.0.3"]
 

@@ -34,6 +34,7 @@ from tests.gateway_support import (
     token,
 )
 from tests.helpers import free_port, run_rtctl
+from tests.waiting import wait_until
 
 SOCKET = "1234.5678"
 
@@ -273,13 +274,11 @@ def served(soketi, tmp_path):
 
 
 def wait_for_log(process: GatewayProcess, text: str, timeout: float = 10) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        log = process.log()
-        if text in log:
-            return log
-        time.sleep(0.05)
-    raise AssertionError(f"{text!r} never appeared in the gateway log:\n{process.log()}")
+    return wait_until(
+        lambda: log if text in (log := process.log()) else None,
+        timeout,
+        lambda: f"{text!r} never appeared in the gateway log:\n{process.log()}",
+    )
 
 
 def test_a_client_that_leaves_mid_body_is_logged_as_a_client_abort(served) -> None:

@@ -22,6 +22,7 @@ from rtctl.gateway.serve import max_workers, usable_cpus
 from rtctl.gateway.shared import LocalStore, SqliteStore, open_store
 from tests.gateway_support import DM, GatewayProcess, bearer, gateway_env, token
 from tests.helpers import run_cli
+from tests.waiting import wait_until
 
 SOCKET = "1234.5678"
 
@@ -40,16 +41,6 @@ def worker_pids(parent: int) -> list[int]:
     return sorted(workers)
 
 
-def wait_until(predicate, timeout: float = 20, what: str = "condition"):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def auth(base: str, user_token: str) -> httpx.Response:
     # a new connection per request, so the kernel picks a worker each time
     return httpx.post(
@@ -66,12 +57,13 @@ def two_workers(soketi, tmp_path) -> Iterator[GatewayProcess]:
         gateway_env(soketi), args=["--workers", "2", "--auth-failure-limit", "3"]
     ).start(tmp_path)
     assert process.process is not None
-    wait_until(lambda: len(worker_pids(process.process.pid)) == 2, what="two workers")
+    wait_until(lambda: len(worker_pids(process.process.pid)) == 2, 20, "two workers")
     pids = worker_pids(process.process.pid)
     for pid in pids:  # both serving (their app built), not only spawned
         wait_until(
             lambda pid=pid: f"[{pid}] uvicorn.error: Application startup complete" in process.log(),
-            what=f"worker {pid} serving",
+            20,
+            f"worker {pid} never served:\n{process.log()}",
         )
     yield process
     process.stop()
@@ -87,6 +79,16 @@ def test_worker_counts_out_of_any_range_are_usage_errors(workers) -> None:
     assert result.stderr == (
         f"error: Invalid value for '--workers': {workers} is out of range: use a number from 1 "
         "to 1024\nhint: see `rtctl gateway --help`\n"
+    )
+
+
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_a_header_timeout_that_is_not_finite_is_a_usage_error(value) -> None:
+    result = run_cli(["gateway", "--header-timeout", value])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: Invalid value for '--header-timeout': {value} is not a finite number\n"
+        "hint: see `rtctl gateway --help`\n"
     )
 
 
@@ -178,8 +180,14 @@ def test_workers_share_the_port_and_the_failure_limit(two_workers) -> None:
         os.kill(first, signal.SIGCONT)
     assert refused.status_code == 429
     assert refused.json()["error"]["code"] == "too_many_failures"
+    # the access line is written after the answer has gone out
+    limited = rf"INFO \[{second}\] rtctl\.gateway\.access: .*\"too_many_failures\""
+    wait_until(
+        lambda: re.search(limited, two_workers.log()),
+        10,
+        lambda: f"no too_many_failures access line from worker {second}:\n{two_workers.log()}",
+    )
     log = two_workers.log()
-    assert re.search(rf"INFO \[{second}\] rtctl\.gateway\.access: .*\"too_many_failures\"", log)
     assert not re.search(rf"\[{second}\] rtctl\.gateway\.access: .*\"invalid_token\"", log)
 
 
@@ -203,10 +211,15 @@ def test_a_killed_worker_is_replaced_and_logged_and_the_port_stays_served(two_wo
             r"worker (\d+) replaces it",
             two_workers.log(),
         ),
-        what="the replacement log line",
+        20,
+        lambda: f"no replacement log line:\n{two_workers.log()}",
     )
     replacement = int(line.group(1))
-    assert wait_until(lambda: worker_pids(parent) == sorted([survivor, replacement]))
+    wait_until(
+        lambda: worker_pids(parent) == sorted([survivor, replacement]),
+        20,
+        lambda: f"workers {worker_pids(parent)}, not {survivor} and {replacement}",
+    )
     for _ in range(30):
         assert auth(two_workers.base, token()).status_code == 200
     assert two_workers.stop() == 0

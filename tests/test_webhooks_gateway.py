@@ -16,10 +16,12 @@ from starlette.testclient import TestClient
 from rtctl.config import load_settings
 from rtctl.errors import ConfigError
 from rtctl.gateway import create_app
-from rtctl.gateway.webhooks import LocalSeen, dedup_keys
+from rtctl.gateway.shared import LocalStore
+from rtctl.gateway.webhooks import dedup_keys
 from rtctl.protocol.webhooks import build_body, signed_headers
 from tests.gateway_support import GatewayProcess, gateway_env
 from tests.helpers import SoketiServer, free_port
+from tests.waiting import wait_until
 from tests.webhooks_support import presence_round
 
 pytestmark = pytest.mark.soketi
@@ -72,13 +74,11 @@ def hooked_events(out: Path) -> list[dict]:
 
 
 def wait_for(out: Path, count: int, timeout: float = 15) -> list[dict]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = hooked_events(out)
-        if len(found) >= count:
-            return found
-        time.sleep(0.05)
-    return hooked_events(out)
+    return wait_until(
+        lambda: found if len(found := hooked_events(out)) >= count else None,
+        timeout,
+        lambda: f"the hook got {hooked_events(out)}, not {count} events",
+    )
 
 
 def post(gateway: GatewayProcess, body: bytes, headers: dict[str, str]) -> httpx.Response:
@@ -169,7 +169,7 @@ def test_dedup_keys_catch_any_pair_closer_than_the_window() -> None:
     event = {"name": "channel_occupied", "channel": "c"}
 
     def duplicate(first: int, second: int, other: dict | None = None) -> bool:
-        store = LocalSeen()
+        store = LocalStore()
         for key in dedup_keys(event, first, 2.0):
             store.seen(key, 60)
         keys = dedup_keys(other or event, second, 2.0)
@@ -183,8 +183,8 @@ def test_dedup_keys_catch_any_pair_closer_than_the_window() -> None:
     assert not duplicate(0, 0, {"name": "channel_occupied", "channel": "d"})
 
 
-def test_local_seen_forgets_after_its_window() -> None:
-    store = LocalSeen()
+def test_the_local_store_forgets_after_its_window() -> None:
+    store = LocalStore()
     assert store.seen("k", 0.05) is False
     assert store.seen("k", 0.05) is True
     time.sleep(0.1)

@@ -82,6 +82,14 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
+def host_name(host: str) -> str:
+    """A Host header without its port: ``127.0.0.1:8090`` -> ``127.0.0.1``, ``[::1]:8090`` ->
+    ``[::1]``; a browser leaves the port out for port 80."""
+    if host.startswith("["):
+        return host[: host.find("]") + 1] or host
+    return host.partition(":")[0]
+
+
 class Guard:
     """The access check in front of every route (pure ASGI, so streams are not buffered)."""
 
@@ -112,7 +120,7 @@ class Guard:
     def _refusal(
         self, scope: Scope, headers: dict[str, bytes], host: str
     ) -> tuple[int, str] | None:
-        if self.hosts is not None and host.rpartition(":")[0] not in self.hosts:
+        if self.hosts is not None and host_name(host) not in self.hosts:
             return 403, "this console answers only to a loopback host name"
         origin = headers.get("origin")
         if origin is not None and origin.decode("latin-1") != f"http://{host}":
@@ -157,8 +165,10 @@ def error_response(error: RtctlError) -> JSONResponse:
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
-    try:
-        value = json.loads(await request.body() or b"{}")
+    from rtctl.protocol import strictjson
+
+    try:  # strict: NaN and nesting too deep for Python are "not JSON" too, never a 500
+        value = strictjson.loads(await request.body() or b"{}")
     except ValueError:
         raise InvalidInput("the request body is not JSON", hint="send a JSON object") from None
     if not isinstance(value, dict):

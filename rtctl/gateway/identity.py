@@ -28,7 +28,6 @@ MAX_USER_ID = 128
 MIN_SECRET_BYTES = 32  # RFC 7518 §3.2: an HS256 key at least as long as the hash
 MAX_TOKEN_CHARS = 8192
 MAX_INFO_BYTES = 400  # name and avatar each, as JSON text in UTF-8
-MAX_USER_INFO_BYTES = 1024  # Pusher's limit on a presence member's user_info (Soketi counts bytes)
 LEEWAY_SECONDS = 5  # clock skew tolerated on exp/nbf/iat
 VERIFIED_CACHE_SIZE = 10_000  # tokens whose verification is remembered until they expire
 

@@ -18,16 +18,14 @@ socket) with a time_ms less than REALTIME_WEBHOOK_DEDUP_WINDOW seconds away alre
 hook; 0 turns this off. Equal events further apart are new: a channel vacated and occupied again
 within the window is the price of this rule (keep the window short). The store is behind a small
 interface, ``seen(key, window_s) -> bool`` (record the key, say whether it was already there
-within window_s seconds), so several gateway workers can share one; ``LocalSeen`` is the
-in-process default. A store may also offer ``forget(key)``.
+within window_s seconds), so several gateway workers can share one (rtctl.gateway.shared); the
+in-process ``LocalStore`` is the default. A store may also offer ``forget(key)``.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
-import threading
-import time
 from typing import Any, Protocol
 
 from starlette.concurrency import run_in_threadpool
@@ -37,6 +35,7 @@ from starlette.responses import JSONResponse, Response
 from rtctl.config import Settings
 from rtctl.gateway.errors import GatewayError
 from rtctl.gateway.rules import load_hook
+from rtctl.gateway.shared import LocalStore
 from rtctl.protocol.webhooks import (
     Delivery,
     WebhookRejected,
@@ -56,31 +55,6 @@ class SeenStore(Protocol):
     def seen(self, key: str, window_s: float) -> bool:
         """Record ``key`` for ``window_s`` seconds; True if it was already recorded and alive."""
         ...
-
-
-class LocalSeen:
-    """The in-process store: a dict of expiry times, pruned as it goes."""
-
-    def __init__(self) -> None:
-        self._expiry: dict[str, float] = {}
-        self._lock = threading.Lock()
-        self._next_prune = 0.0
-
-    def seen(self, key: str, window_s: float) -> bool:
-        now = time.monotonic()
-        with self._lock:
-            if now >= self._next_prune:
-                self._expiry = {k: t for k, t in self._expiry.items() if t > now}
-                self._next_prune = now + 10.0
-            expiry = self._expiry.get(key)
-            if expiry is not None and expiry > now:
-                return True
-            self._expiry[key] = now + window_s
-            return False
-
-    def forget(self, key: str) -> None:
-        with self._lock:
-            self._expiry.pop(key, None)
 
 
 def dedup_keys(event: dict[str, Any], time_ms: int, window: float) -> tuple[str, str]:
@@ -110,7 +84,7 @@ class WebhookEndpoint:
             if settings.webhook_hook
             else None
         )
-        self.store: SeenStore = seen if seen is not None else LocalSeen()
+        self.store: SeenStore = seen if seen is not None else LocalStore()
         # Keys live as long as a delivery can still verify, so a re-sent one is recognised too.
         self.memory = max(self.max_age, 2 * self.window, MIN_MEMORY)
 
