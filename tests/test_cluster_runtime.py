@@ -311,6 +311,27 @@ def test_a_node_dying_at_start_stops_everything(
     assert "RTCTL_SOKETI_NODES=2" in (tmp_path / ".env").read_text()
 
 
+def test_cluster_logs_drop_colours_and_escape_what_clients_made_a_node_log(
+    tmp_path: Path,
+) -> None:
+    """A node's log is Soketi's, as for one node: its colours go, and a control sequence a client
+    put in a channel name reaches the terminal escaped, never run."""
+    write_env(tmp_path / ".env", cluster_env(2, "redis"))
+    node = tmp_path / ".rtctl" / "cluster" / "node-1"
+    node.mkdir(parents=True)
+    (node / "soketi.log").write_text(
+        "\x1b[32m[Sat Nov 28] ready\x1b[39m\nchannel private-\x1b]0;owned\x07x\n"
+    )
+    expected = ["[Sat Nov 28] ready", "channel private-\\x1b]0;owned\\x07x"]
+    one = run_cli(["logs", "--component", "node-1"])
+    assert (one.exit_code, one.stdout.splitlines()) == (0, expected)
+    every = run_cli(["logs"])
+    assert every.exit_code == 0
+    assert [line for line in every.stdout.splitlines() if line.startswith("[node-1] ")] == [
+        f"[node-1] {line}" for line in expected
+    ]
+
+
 def test_init_writes_a_cluster_env_and_compose(tmp_path: Path) -> None:
     result = run_cli(["init", "--nodes", "3", "--adapter", "nats"])
     assert result.exit_code == 0, result.stderr
