@@ -593,16 +593,18 @@ def cluster_logs(settings: Settings) -> dict[str, Path] | None:
 
 
 def remember(env_file: Path, changes: dict[str, str]) -> str:
-    """Write --nodes/--adapter into .env (atomically) so a plain `up` brings the same back."""
-    from rtctl.envfile import atomic_write, load
+    """Write --nodes/--adapter into .env (atomically) so a plain `up` brings the same back.
+    Under the .env's lock, like every writer: a `switch` at the same time loses nothing."""
+    from rtctl.envfile import atomic_write, load, locked
 
     if not env_file.exists():
         return (
             f"note: {', '.join(f'{k}={v}' for k, v in changes.items())} not written: no {env_file}"
         )
-    document = load(env_file)
-    changed = [key for key, value in changes.items() if document.set(key, value)]
-    if not changed:
-        return f"{env_file} already says {', '.join(f'{k}={v}' for k, v in changes.items())}"
-    atomic_write(env_file, document.text)
+    with locked(env_file):
+        document = load(env_file)
+        changed = [key for key, value in changes.items() if document.set(key, value)]
+        if not changed:
+            return f"{env_file} already says {', '.join(f'{k}={v}' for k, v in changes.items())}"
+        atomic_write(env_file, document.text)
     return f"wrote {', '.join(f'{k}={changes[k]}' for k in changed)} to {env_file}"
