@@ -246,3 +246,40 @@ def test_up_writes_nodes_into_env_only_under_its_lock(
         f"wrote RTCTL_SOKETI_NODES=2 to {env_path}"
     )
     assert env_path.read_text() == SOKETI_ENV + "RTCTL_SOKETI_NODES=2\n"
+
+
+def test_a_cluster_start_or_stop_waits_for_the_same_lock_as_up_and_down(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cluster's own start and stop take the state folder's lock that `up` and `down` hold:
+    while another rtctl starts or stops Soketi there, they wait, say why, and give up in time."""
+    import threading
+
+    from rtctl.errors import Conflict
+    from rtctl.locks import folder_lock
+    from rtctl.runtime import cluster
+
+    state = tmp_path / ".rtctl"
+    (state / "cluster" / "node-1").mkdir(parents=True)
+    monkeypatch.setattr(native, "STATE_LOCK_WAIT", 0.3, raising=False)
+    taken, release = threading.Event(), threading.Event()
+
+    def hold() -> None:  # what `up` and `down` hold
+        with folder_lock(state, "starting or stopping Soketi", wait=5):
+            taken.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert taken.wait(10)
+        with pytest.raises(Conflict) as raised:
+            cluster.stop(state, grace=1.0)
+        assert raised.value.message == (
+            f"another rtctl is still starting or stopping Soketi in {state} (waited 0.3s)"
+        )
+    finally:
+        release.set()
+        holder.join()
+    assert cluster.stop(state, grace=1.0) is not None  # its turn now: nothing ran, nothing left
+    assert sorted(path.name for path in (state / "cluster").iterdir()) == ["node-1"]

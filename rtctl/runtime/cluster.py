@@ -12,20 +12,19 @@ What a cluster is here (see docs/cluster.md and shared facts in soketi-cluster.m
 
 Files under ``<state>/cluster/``: ``cluster.json`` (what was started), ``bus.pid.json`` and
 ``bus.log``, ``node-<i>/`` (native's PID file, log and working folder), ``front-door.cfg``,
-``front-door-<k>.pid.json`` / ``.log`` / ``.sock`` (its stats socket), and ``lock`` (one up or
-down at a time). ``up`` either starts everything or stops what it started and raises.
+``front-door-<k>.pid.json`` / ``.log`` / ``.sock`` (its stats socket). One up or down at a time:
+the state folder's lock, as for one server. ``up`` either starts everything or stops what it
+started and raises.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 import shutil
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -372,19 +371,6 @@ def is_running(state: Path) -> bool:
     return recorded is not None and bool(recorded.alive)
 
 
-@contextlib.contextmanager
-def _locked(state: Path) -> Iterator[None]:
-    """One `up` or `down` at a time per project: the second waits, then sees the first's work."""
-    folder = cluster_dir(state)
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / "lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 # --- start -----------------------------------------------------------------------------------------
 
 
@@ -447,7 +433,7 @@ def start(
             "REALTIME_SCHEME=https needs SOKETI_SSL_CERT and SOKETI_SSL_KEY for the front door",
             hint="set both to PEM files, or use http",
         )
-    with _locked(state):
+    with native.state_lock(state, progress):
         existing = read_state(state)
         if existing is not None and existing.alive:
             _already_running(settings, existing)
@@ -468,6 +454,7 @@ def start(
         root = native.ensure_installed(progress)  # before any process starts: may take a while
         del root
         folder = cluster_dir(state)
+        folder.mkdir(parents=True, exist_ok=True)
         _clear(folder)
         nodes = tuple(
             replace(node, discovery_port=native.free_udp_port()) for node in cluster.nodes
@@ -756,7 +743,7 @@ def stop(state: Path, grace: float = 10.0) -> Stopped | None:
     folder = cluster_dir(state)
     if not folder.is_dir():
         return None
-    with _locked(state):
+    with native.state_lock(state):
         recorded = read_state(state)
         if (
             recorded is None
