@@ -451,8 +451,7 @@ def start(
         front_door_path = haproxy.binary()
         cluster = plan(settings)
         shared = _check_ports(cluster)
-        root = native.ensure_installed(progress)  # before any process starts: may take a while
-        del root
+        native.ensure_installed(progress)  # before any process starts: may take a while
         folder = cluster_dir(state)
         folder.mkdir(parents=True, exist_ok=True)
         _clear(folder)
@@ -497,7 +496,7 @@ def start(
         return started, True
 
 
-def _already_running(settings: Settings, existing: ClusterState) -> ClusterState:
+def _already_running(settings: Settings, existing: ClusterState) -> None:
     wanted = (settings.nodes, settings.adapter, settings.host, settings.port)
     have = (len(existing.plan.nodes), existing.plan.adapter, existing.plan.host, existing.plan.port)
     if wanted != have:
@@ -506,7 +505,6 @@ def _already_running(settings: Settings, existing: ClusterState) -> ClusterState
             f"{have[2]}:{have[3]}",
             hint="stop it with `rtctl down` before starting another",
         )
-    return existing
 
 
 def _repair(
@@ -626,9 +624,7 @@ def _tls_bundle(settings: Settings, folder: Path) -> Path:
     assert settings.ssl_cert and settings.ssl_key
     bundle = folder / "front-door.pem"
     text = Path(settings.ssl_cert).read_text() + "\n" + Path(settings.ssl_key).read_text()
-    fd = os.open(bundle, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
+    atomic_write(bundle, text)
     return bundle
 
 
