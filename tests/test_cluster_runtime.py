@@ -19,7 +19,7 @@ import pytest
 from rtctl.envfile import EnvDocument
 from rtctl.runtime import cluster, native
 from tests.cluster_support import alive, cluster_env
-from tests.helpers import REPO, run_cli, write_env
+from tests.helpers import REPO, run_cli, self_signed_certificate, write_env
 
 pytestmark = pytest.mark.soketi
 
@@ -137,6 +137,39 @@ def test_up_status_down_cycle(project: dict[str, str], tmp_path: Path) -> None:
     gone = run_cli(["status", "--json"])
     assert gone.exit_code == 4
     assert json.loads(gone.stdout)["running"] is False
+
+
+def test_https_the_front_door_holds_tls_for_the_nodes(tmp_path: Path, native_soketi: Path) -> None:
+    """REALTIME_SCHEME=https: HAProxy serves the certificate (certificate and key in one PEM,
+    mode 0600), the nodes behind it speak plain http on loopback; status checks it all."""
+    cert, key = self_signed_certificate(tmp_path)
+    env = cluster_env(
+        2,
+        "redis",
+        REALTIME_SCHEME="https",
+        SOKETI_SSL_CERT=str(cert),
+        SOKETI_SSL_KEY=str(key),
+        RTCTL_CA_BUNDLE=str(cert),
+    )
+    write_env(tmp_path / ".env", env)
+    state = tmp_path / ".rtctl"
+    try:
+        up = run_cli(["up", "--json"])
+        assert up.exit_code == 0, up.stderr
+        assert json.loads(up.stdout)["endpoints"]["ready_url"] == (
+            f"https://127.0.0.1:{env['REALTIME_PORT']}/ready"
+        )
+        bundle = state / "cluster" / "front-door.pem"
+        assert bundle.read_text() == cert.read_text() + "\n" + key.read_text()
+        assert stat.S_IMODE(bundle.stat().st_mode) == 0o600
+        status = run_cli(["status", "--json"])
+        assert status.exit_code == 0, status.stdout
+        rows = {c["name"]: c for c in json.loads(status.stdout)["components"]}
+        assert rows["front-door-1"]["evidence"] == "routes to 2/2 nodes"
+        assert rows["node-1"]["address"] == f"127.0.0.1:{int(env['REALTIME_PORT']) + 1}"
+        assert rows["node-1"]["evidence"] == "/ready 200"  # plain http behind the front door
+    finally:
+        cluster.stop(state, grace=5.0)
 
 
 def test_a_plain_up_restarts_what_died(project: dict[str, str], tmp_path: Path) -> None:
