@@ -139,18 +139,21 @@ def test_up_status_down_cycle(project: dict[str, str], tmp_path: Path) -> None:
     assert json.loads(gone.stdout)["running"] is False
 
 
-def test_https_the_front_door_holds_tls_for_the_nodes(tmp_path: Path, native_soketi: Path) -> None:
+@pytest.mark.parametrize("tls_files_in", [".env", "the environment"])
+def test_https_the_front_door_holds_tls_for_the_nodes(
+    tmp_path: Path, native_soketi: Path, monkeypatch: pytest.MonkeyPatch, tls_files_in: str
+) -> None:
     """REALTIME_SCHEME=https: HAProxy serves the certificate (certificate and key in one PEM,
-    mode 0600), the nodes behind it speak plain http on loopback; status checks it all."""
+    mode 0600), the nodes behind it speak plain http on loopback, also when SOKETI_SSL_* are
+    exported rather than in .env (every node inherits the environment); status checks it all."""
     cert, key = self_signed_certificate(tmp_path)
-    env = cluster_env(
-        2,
-        "redis",
-        REALTIME_SCHEME="https",
-        SOKETI_SSL_CERT=str(cert),
-        SOKETI_SSL_KEY=str(key),
-        RTCTL_CA_BUNDLE=str(cert),
-    )
+    files = {"SOKETI_SSL_CERT": str(cert), "SOKETI_SSL_KEY": str(key)}
+    env = cluster_env(2, "redis", REALTIME_SCHEME="https", RTCTL_CA_BUNDLE=str(cert))
+    if tls_files_in == ".env":
+        env.update(files)
+    else:
+        for name, value in files.items():
+            monkeypatch.setenv(name, value)
     write_env(tmp_path / ".env", env)
     state = tmp_path / ".rtctl"
     try:

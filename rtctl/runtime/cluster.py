@@ -135,6 +135,10 @@ def node_environment(settings: Settings, cluster: ClusterPlan, node: NodePlan) -
         "SOKETI_MODE": settings.soketi_mode,
         "SOKETI_CLUSTER_PORT": str(node.discovery_port),
     }
+    if settings.tls:
+        # The front door holds TLS; the nodes behind it speak plain http on loopback, also when
+        # SOKETI_SSL_CERT/KEY come from the process environment (which every node inherits).
+        env.update(SOKETI_SSL_CERT="", SOKETI_SSL_KEY="")
     if cluster.adapter == "redis" or "redis" in (
         settings.cache_driver,
         settings.rate_limiter_driver,
