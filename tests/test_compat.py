@@ -189,3 +189,26 @@ def test_webhooks_that_never_come_are_undecided(env_file: Path) -> None:
     (probe,) = json.loads(result.stdout)["probes"]
     assert probe["status"] == "unknown"
     assert probe["evidence"].startswith(f"no webhook reached 127.0.0.1:{port} within 1 s: ")
+
+
+def test_the_webhook_collector_answers_a_signed_body_that_is_not_a_webhook(capfd) -> None:
+    """A signed body whose events are not objects is counted as no event, answered, and logged
+    nowhere: it must not end the handler with a traceback on the user's terminal."""
+    import http.client
+
+    from rtctl.ops.compat import WebhookReceiver
+    from rtctl.protocol.signing import sign
+
+    port = free_port()
+    receiver = WebhookReceiver(f"127.0.0.1:{port}", "the-secret")
+    try:
+        for body in (b'{"time_ms": 1, "events": ["not an object"]}', b"[1, 2]"):
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            headers = {"X-Pusher-Signature": sign("the-secret", body.decode())}
+            connection.request("POST", "/hooks", body, headers)
+            assert connection.getresponse().status == 200
+            connection.close()
+    finally:
+        receiver.close()
+    assert receiver.received == []
+    assert capfd.readouterr().err == ""

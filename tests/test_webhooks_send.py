@@ -288,6 +288,8 @@ def test_verify_names_credentials_kept_by_switch(env, tmp_path: Path) -> None:
         ("GET / HTTP/1.1\nno blank line", "error: hooks.txt: no blank line between the headers and the body"),
         ('{"a": 1}\n{"b": 2}\n', "error: hooks.txt record 1 is not a recorded delivery (an object with headers and body)"),
         ("{nope\n", "error: hooks.txt line 1 is not JSON"),
+        ('{"a":' * 100_000 + "\n", "error: hooks.txt line 1 is not JSON"),  # too deep
+        ('{"headers": {}, "body": NaN}\n', "error: hooks.txt line 1 is not JSON"),
     ],
 )  # fmt: skip
 def test_verify_unreadable_input_exits_2(env, tmp_path: Path, content, message) -> None:

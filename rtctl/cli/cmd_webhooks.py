@@ -389,8 +389,8 @@ def verify_command(
     unreadable input.
     """
     from rtctl.errors import ExitCode, ReportPrinted, UsageError
-    from rtctl.ops.webhook_records import Recorded, load_deliveries
-    from rtctl.protocol.webhooks import KEY_HEADER, SIGNATURE_HEADER, explain, parse_body
+    from rtctl.ops.webhook_records import Recorded, load_deliveries, verify_deliveries
+    from rtctl.protocol.webhooks import KEY_HEADER, SIGNATURE_HEADER
 
     json_mode(ctx, as_json)
     data, label = _read_input(source)
@@ -402,28 +402,12 @@ def verify_command(
         raise UsageError("--key is only used with --signature", hint="add --signature")
     else:
         deliveries = load_deliveries(data, label)
-    window = settings.webhook_max_age if max_age is None else max_age
-    others = _other_credentials(settings)
-    verdicts: list[dict[str, Any]] = []
-    for delivery in deliveries:
-        findings = explain(
-            delivery.body,
-            delivery.headers,
-            settings.key,
-            settings.secret,
-            max_age=window,
-            require_content_type=signature is None,
-            other_credentials=others,
-        )
-        verdict: dict[str, Any] = {
-            "source": delivery.label,
-            "verified": not findings,
-            "findings": [vars(finding) for finding in findings],
-        }
-        if not findings:
-            time_ms, events = parse_body(delivery.body)
-            verdict.update(time_ms=time_ms, events=list(events))
-        verdicts.append(verdict)
+    verdicts = verify_deliveries(
+        deliveries,
+        settings,
+        max_age=settings.webhook_max_age if max_age is None else max_age,
+        require_content_type=signature is None,  # a bare body has no Content-Type to check
+    )
     failed = [v for v in verdicts if not v["verified"]]
     if as_json:
         output.data_json({"verified": not failed, "deliveries": verdicts})
@@ -454,24 +438,6 @@ def _render_verdicts(verdicts: list[dict[str, Any]]) -> None:
             output.data(f"  - {finding['message']}")
             if finding["hint"]:
                 output.data(f"    fix: {finding['hint']}")
-
-
-def _other_credentials(settings: Any) -> dict[str, tuple[str, str]]:
-    """Credentials the sender may have used instead: those `rtctl switch` keeps aside."""
-    from rtctl.errors import RtctlError
-    from rtctl.ops.switch import read_stash
-
-    try:
-        stashes = read_stash(settings.env_file)
-    except RtctlError:
-        return {}
-    found = {}
-    for provider, entry in stashes.items():
-        values = entry.get("values") or {}
-        key, secret = values.get("PUSHER_APP_KEY"), values.get("PUSHER_APP_SECRET")
-        if key and secret and (key, secret) != (settings.key, settings.secret):
-            found[f"the {provider} settings kept by `rtctl switch`"] = (key, secret)
-    return found
 
 
 def _read_input(source: str) -> tuple[bytes, str]:

@@ -14,12 +14,16 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from rtctl.errors import InvalidInput, UsageError
+from rtctl.errors import InvalidInput, RtctlError, UsageError
+from rtctl.protocol import strictjson
+
+if TYPE_CHECKING:
+    from rtctl.config import Settings
 
 
 @dataclass(frozen=True)
@@ -104,7 +108,7 @@ def read_records(text: str, source: str) -> list[dict[str, Any]]:
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = strictjson.loads(line)
         except ValueError:
             raise InvalidInput(
                 f"{source} line {number} is not JSON",
@@ -127,7 +131,7 @@ def load_deliveries(data: bytes, source: str) -> list[Recorded]:
         except UnicodeDecodeError:
             raise InvalidInput(f"{source} is not UTF-8 text") from None
         try:
-            whole = json.loads(decoded)
+            whole = strictjson.loads(decoded)
         except ValueError:
             return [
                 from_record(record, f"{source} record {number}")
@@ -135,3 +139,57 @@ def load_deliveries(data: bytes, source: str) -> list[Recorded]:
             ]
         return [from_record(whole, source)]
     return [parse_http_request(data, source)]
+
+
+def verify_deliveries(
+    deliveries: Sequence[Recorded],
+    settings: Settings,
+    *,
+    max_age: float,
+    require_content_type: bool = True,
+) -> list[dict[str, Any]]:
+    """One verdict per delivery against this app's key and secret: ``source``, ``verified``,
+    ``findings`` (each says why not, with a hint) and, when it verifies, ``time_ms`` and
+    ``events``. A delivery signed with credentials `rtctl switch` keeps aside is named so."""
+    from rtctl.protocol.webhooks import explain, parse_body
+
+    others = kept_credentials(settings)
+    verdicts: list[dict[str, Any]] = []
+    for delivery in deliveries:
+        findings = explain(
+            delivery.body,
+            delivery.headers,
+            settings.key,
+            settings.secret,
+            max_age=max_age,
+            require_content_type=require_content_type,
+            other_credentials=others,
+        )
+        verdict: dict[str, Any] = {
+            "source": delivery.label,
+            "verified": not findings,
+            "findings": [vars(finding) for finding in findings],
+        }
+        if not findings:
+            time_ms, events = parse_body(delivery.body)
+            verdict.update(time_ms=time_ms, events=list(events))
+        verdicts.append(verdict)
+    return verdicts
+
+
+def kept_credentials(settings: Settings) -> dict[str, tuple[str, str]]:
+    """Credentials the sender may have used instead: those `rtctl switch` keeps aside (none when
+    its stash cannot be read: they only sharpen a finding)."""
+    from rtctl.ops.switch import read_stash
+
+    try:
+        stashes = read_stash(settings.env_file)
+    except RtctlError:
+        return {}
+    found = {}
+    for provider, entry in stashes.items():
+        values = entry.get("values") or {}
+        key, secret = values.get("PUSHER_APP_KEY"), values.get("PUSHER_APP_SECRET")
+        if key and secret and (key, secret) != (settings.key, settings.secret):
+            found[f"the {provider} settings kept by `rtctl switch`"] = (key, secret)
+    return found
