@@ -19,7 +19,7 @@ import pytest
 from rtctl.envfile import EnvDocument
 from rtctl.runtime import cluster, native
 from tests.cluster_support import alive, cluster_env
-from tests.helpers import REPO, run_cli, write_env
+from tests.helpers import REPO, run_cli, self_signed_certificate, write_env
 
 pytestmark = pytest.mark.soketi
 
@@ -137,6 +137,42 @@ def test_up_status_down_cycle(project: dict[str, str], tmp_path: Path) -> None:
     gone = run_cli(["status", "--json"])
     assert gone.exit_code == 4
     assert json.loads(gone.stdout)["running"] is False
+
+
+@pytest.mark.parametrize("tls_files_in", [".env", "the environment"])
+def test_https_the_front_door_holds_tls_for_the_nodes(
+    tmp_path: Path, native_soketi: Path, monkeypatch: pytest.MonkeyPatch, tls_files_in: str
+) -> None:
+    """REALTIME_SCHEME=https: HAProxy serves the certificate (certificate and key in one PEM,
+    mode 0600), the nodes behind it speak plain http on loopback, also when SOKETI_SSL_* are
+    exported rather than in .env (every node inherits the environment); status checks it all."""
+    cert, key = self_signed_certificate(tmp_path)
+    files = {"SOKETI_SSL_CERT": str(cert), "SOKETI_SSL_KEY": str(key)}
+    env = cluster_env(2, "redis", REALTIME_SCHEME="https", RTCTL_CA_BUNDLE=str(cert))
+    if tls_files_in == ".env":
+        env.update(files)
+    else:
+        for name, value in files.items():
+            monkeypatch.setenv(name, value)
+    write_env(tmp_path / ".env", env)
+    state = tmp_path / ".rtctl"
+    try:
+        up = run_cli(["up", "--json"])
+        assert up.exit_code == 0, up.stderr
+        assert json.loads(up.stdout)["endpoints"]["ready_url"] == (
+            f"https://127.0.0.1:{env['REALTIME_PORT']}/ready"
+        )
+        bundle = state / "cluster" / "front-door.pem"
+        assert bundle.read_text() == cert.read_text() + "\n" + key.read_text()
+        assert stat.S_IMODE(bundle.stat().st_mode) == 0o600
+        status = run_cli(["status", "--json"])
+        assert status.exit_code == 0, status.stdout
+        rows = {c["name"]: c for c in json.loads(status.stdout)["components"]}
+        assert rows["front-door-1"]["evidence"] == "routes to 2/2 nodes"
+        assert rows["node-1"]["address"] == f"127.0.0.1:{int(env['REALTIME_PORT']) + 1}"
+        assert rows["node-1"]["evidence"] == "/ready 200"  # plain http behind the front door
+    finally:
+        cluster.stop(state, grace=5.0)
 
 
 def test_a_plain_up_restarts_what_died(project: dict[str, str], tmp_path: Path) -> None:
@@ -309,6 +345,27 @@ def test_a_node_dying_at_start_stops_everything(
     assert native.port_is_free("127.0.0.1", int(env["RTCTL_BUS_PORT"]))
     # and .env was not changed by the failed `up`
     assert "RTCTL_SOKETI_NODES=2" in (tmp_path / ".env").read_text()
+
+
+def test_cluster_logs_drop_colours_and_escape_what_clients_made_a_node_log(
+    tmp_path: Path,
+) -> None:
+    """A node's log is Soketi's, as for one node: its colours go, and a control sequence a client
+    put in a channel name reaches the terminal escaped, never run."""
+    write_env(tmp_path / ".env", cluster_env(2, "redis"))
+    node = tmp_path / ".rtctl" / "cluster" / "node-1"
+    node.mkdir(parents=True)
+    (node / "soketi.log").write_text(
+        "\x1b[32m[Sat Nov 28] ready\x1b[39m\nchannel private-\x1b]0;owned\x07x\n"
+    )
+    expected = ["[Sat Nov 28] ready", "channel private-\\x1b]0;owned\\x07x"]
+    one = run_cli(["logs", "--component", "node-1"])
+    assert (one.exit_code, one.stdout.splitlines()) == (0, expected)
+    every = run_cli(["logs"])
+    assert every.exit_code == 0
+    assert [line for line in every.stdout.splitlines() if line.startswith("[node-1] ")] == [
+        f"[node-1] {line}" for line in expected
+    ]
 
 
 def test_init_writes_a_cluster_env_and_compose(tmp_path: Path) -> None:

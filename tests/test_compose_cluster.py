@@ -116,3 +116,18 @@ def test_docker_up_uses_the_projects_cluster_compose_or_renders_one(tmp_path: Pa
     # a single-node compose.yaml is not used for a cluster
     (tmp_path / "compose.yaml").write_text(docker.compose_template())
     assert docker.project(settings, state).compose_file == state / "compose.cluster.yaml"
+
+
+def test_the_rendered_cluster_compose_goes_to_the_configured_state_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`rtctl logs` and `status` find the compose project without a folder given: with
+    RTCTL_STATE_DIR set, the file goes there too, never into a `.rtctl` inside the project."""
+    write_env(tmp_path / ".env", cluster_env(3, "redis"))
+    elsewhere = tmp_path / "state-elsewhere"
+    monkeypatch.setenv("RTCTL_STATE_DIR", str(elsewhere))
+    settings = load_settings(tmp_path / ".env", environ={})
+    project = docker.project(settings)
+    assert project.compose_file == elsewhere / "compose.cluster.yaml"
+    assert docker.cluster_marker(settings) in project.compose_file.read_text()
+    assert not (tmp_path / ".rtctl").exists()

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from rtctl.runtime import native
 from tests.helpers import make_server, run_rtctl, write_env
 
@@ -204,3 +206,80 @@ def test_a_lock_held_elsewhere_is_waited_for_then_reported(tmp_path: Path) -> No
         holder.join()
     with folder_lock(tmp_path, "editing .env", wait=0.3):  # free again once the holder is done
         pass
+
+
+def test_up_writes_nodes_into_env_only_under_its_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`up --nodes` writes .env like `switch` and `init` do: while another rtctl edits the file,
+    it waits its turn (here: gives up after the wait) instead of writing over that edit."""
+    import threading
+
+    from rtctl import envfile
+    from rtctl.errors import Conflict
+    from rtctl.runtime import service
+
+    env_path = tmp_path / ".env"
+    env_path.write_text(SOKETI_ENV)
+    monkeypatch.setattr(envfile, "EDIT_LOCK_WAIT", 0.3)
+    taken, release = threading.Event(), threading.Event()
+
+    def edit() -> None:
+        with envfile.locked(env_path):
+            taken.set()
+            release.wait(10)
+
+    editor = threading.Thread(target=edit)
+    editor.start()
+    try:
+        assert taken.wait(10)
+        with pytest.raises(Conflict) as raised:
+            service.remember(env_path, {"RTCTL_SOKETI_NODES": "2"})
+        assert raised.value.message == (
+            f"another rtctl is still editing .env in {tmp_path} (waited 0.3s)"
+        )
+        assert env_path.read_text() == SOKETI_ENV
+    finally:
+        release.set()
+        editor.join()
+    assert service.remember(env_path, {"RTCTL_SOKETI_NODES": "2"}) == (
+        f"wrote RTCTL_SOKETI_NODES=2 to {env_path}"
+    )
+    assert env_path.read_text() == SOKETI_ENV + "RTCTL_SOKETI_NODES=2\n"
+
+
+def test_a_cluster_start_or_stop_waits_for_the_same_lock_as_up_and_down(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cluster's own start and stop take the state folder's lock that `up` and `down` hold:
+    while another rtctl starts or stops Soketi there, they wait, say why, and give up in time."""
+    import threading
+
+    from rtctl.errors import Conflict
+    from rtctl.locks import folder_lock
+    from rtctl.runtime import cluster
+
+    state = tmp_path / ".rtctl"
+    (state / "cluster" / "node-1").mkdir(parents=True)
+    monkeypatch.setattr(native, "STATE_LOCK_WAIT", 0.3, raising=False)
+    taken, release = threading.Event(), threading.Event()
+
+    def hold() -> None:  # what `up` and `down` hold
+        with folder_lock(state, "starting or stopping Soketi", wait=5):
+            taken.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert taken.wait(10)
+        with pytest.raises(Conflict) as raised:
+            cluster.stop(state, grace=1.0)
+        assert raised.value.message == (
+            f"another rtctl is still starting or stopping Soketi in {state} (waited 0.3s)"
+        )
+    finally:
+        release.set()
+        holder.join()
+    assert cluster.stop(state, grace=1.0) is not None  # its turn now: nothing ran, nothing left
+    assert sorted(path.name for path in (state / "cluster").iterdir()) == ["node-1"]

@@ -479,6 +479,7 @@ def _cluster_logs(
     """One component's log (-f follows it), or the last lines of each, prefixed by its name."""
     from rtctl.errors import UsageError
     from rtctl.runtime import service
+    from rtctl.runtime.native import strip_colours
 
     if not paths:
         say("no cluster log here yet: start one with `rtctl up --nodes N`")
@@ -501,8 +502,8 @@ def _cluster_logs(
             else iter(service.tail_lines(path, lines))
         )
         prefix = "" if component is not None else f"[{name}] "
-        for line in source:
-            output.data(prefix + line)
+        for line in source:  # as for one node: colours dropped, what a client made it log escaped
+            output.data(prefix + output.printable(strip_colours(line)))
 
 
 def doctor_lines(results: "list[CheckResult]") -> list[str]:

@@ -597,4 +597,4 @@ def run_doctor(layers: ConfigLayers, timeout: float = 3.0) -> list[CheckResult]:
     from rtctl.ops.doctor_cluster import cluster_checks  # several nodes: their own rules
 
     results += doctor_webhooks.network_checks(settings, timeout)
-    return cluster_checks(layers, settings, results, timeout)
+    return cluster_checks(settings, results, timeout)

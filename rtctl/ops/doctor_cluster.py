@@ -25,7 +25,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from rtctl.config import ConfigLayers, Settings
+from rtctl.config import Settings
 from rtctl.errors import AuthRejected, RtctlError
 from rtctl.ops.doctor import CheckResult
 from rtctl.runtime import cluster, haproxy, health, native
@@ -198,7 +198,7 @@ def _process_file_limit(pid: int) -> int | None:
     return None
 
 
-def bus_checks(settings: Settings, plan: cluster.ClusterPlan, answering: int) -> list[CheckResult]:
+def bus_checks(plan: cluster.ClusterPlan, answering: int) -> list[CheckResult]:
     if plan.adapter not in cluster.BUS_BINARIES:
         reason = f"the {plan.adapter} adapter has no bus (see cluster-adapter)"
         return [CheckResult("bus", "skip", reason), CheckResult("bus-prefix", "skip", reason)]
@@ -281,9 +281,8 @@ def _node_credentials(settings: Settings, node: cluster.NodePlan, timeout: float
             first = json.loads(sock.recv())
         finally:
             sock.close()
-    except (OSError, ValueError, websocket.WebSocketException) as exc:
-        del exc  # unreachable now: the nodes check reports it
-        return None
+    except (OSError, ValueError, websocket.WebSocketException):
+        return None  # unreachable now: the nodes check reports it
     if first.get("event") != "pusher:connection_established":
         return f"WebSocket /app/{settings.key}: {first.get('event')} {first.get('data')}"
     return None
@@ -384,10 +383,9 @@ def _ours(
 
 
 def cluster_checks(
-    layers: ConfigLayers, settings: Settings, results: list[CheckResult], timeout: float = 3.0
+    settings: Settings, results: list[CheckResult], timeout: float = 3.0
 ) -> list[CheckResult]:
     """The hook `rtctl doctor` calls after its own checks: returns the full list of results."""
-    del layers  # the settings carry every cluster variable; kept for future rules
     if not settings.is_cluster:
         mode = queue_mode(settings)
         return results if mode.status == "pass" else [*results, mode]
@@ -402,6 +400,6 @@ def cluster_checks(
         front_door_check(settings, state),
     ]
     node_results, answering = node_checks(settings, plan, state, timeout)
-    results += bus_checks(settings, plan, answering)
+    results += bus_checks(plan, answering)
     results += node_results
     return results

@@ -12,20 +12,19 @@ What a cluster is here (see docs/cluster.md and shared facts in soketi-cluster.m
 
 Files under ``<state>/cluster/``: ``cluster.json`` (what was started), ``bus.pid.json`` and
 ``bus.log``, ``node-<i>/`` (native's PID file, log and working folder), ``front-door.cfg``,
-``front-door-<k>.pid.json`` / ``.log`` / ``.sock`` (its stats socket), and ``lock`` (one up or
-down at a time). ``up`` either starts everything or stops what it started and raises.
+``front-door-<k>.pid.json`` / ``.log`` / ``.sock`` (its stats socket). One up or down at a time:
+the state folder's lock, as for one server. ``up`` either starts everything or stops what it
+started and raises.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 import shutil
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -136,6 +135,10 @@ def node_environment(settings: Settings, cluster: ClusterPlan, node: NodePlan) -
         "SOKETI_MODE": settings.soketi_mode,
         "SOKETI_CLUSTER_PORT": str(node.discovery_port),
     }
+    if settings.tls:
+        # The front door holds TLS; the nodes behind it speak plain http on loopback, also when
+        # SOKETI_SSL_CERT/KEY come from the process environment (which every node inherits).
+        env.update(SOKETI_SSL_CERT="", SOKETI_SSL_KEY="")
     if cluster.adapter == "redis" or "redis" in (
         settings.cache_driver,
         settings.rate_limiter_driver,
@@ -372,19 +375,6 @@ def is_running(state: Path) -> bool:
     return recorded is not None and bool(recorded.alive)
 
 
-@contextlib.contextmanager
-def _locked(state: Path) -> Iterator[None]:
-    """One `up` or `down` at a time per project: the second waits, then sees the first's work."""
-    folder = cluster_dir(state)
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / "lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 # --- start -----------------------------------------------------------------------------------------
 
 
@@ -447,7 +437,7 @@ def start(
             "REALTIME_SCHEME=https needs SOKETI_SSL_CERT and SOKETI_SSL_KEY for the front door",
             hint="set both to PEM files, or use http",
         )
-    with _locked(state):
+    with native.state_lock(state, progress):
         existing = read_state(state)
         if existing is not None and existing.alive:
             _already_running(settings, existing)
@@ -465,9 +455,9 @@ def start(
         front_door_path = haproxy.binary()
         cluster = plan(settings)
         shared = _check_ports(cluster)
-        root = native.ensure_installed(progress)  # before any process starts: may take a while
-        del root
+        native.ensure_installed(progress)  # before any process starts: may take a while
         folder = cluster_dir(state)
+        folder.mkdir(parents=True, exist_ok=True)
         _clear(folder)
         nodes = tuple(
             replace(node, discovery_port=native.free_udp_port()) for node in cluster.nodes
@@ -510,7 +500,7 @@ def start(
         return started, True
 
 
-def _already_running(settings: Settings, existing: ClusterState) -> ClusterState:
+def _already_running(settings: Settings, existing: ClusterState) -> None:
     wanted = (settings.nodes, settings.adapter, settings.host, settings.port)
     have = (len(existing.plan.nodes), existing.plan.adapter, existing.plan.host, existing.plan.port)
     if wanted != have:
@@ -519,7 +509,6 @@ def _already_running(settings: Settings, existing: ClusterState) -> ClusterState
             f"{have[2]}:{have[3]}",
             hint="stop it with `rtctl down` before starting another",
         )
-    return existing
 
 
 def _repair(
@@ -639,9 +628,7 @@ def _tls_bundle(settings: Settings, folder: Path) -> Path:
     assert settings.ssl_cert and settings.ssl_key
     bundle = folder / "front-door.pem"
     text = Path(settings.ssl_cert).read_text() + "\n" + Path(settings.ssl_key).read_text()
-    fd = os.open(bundle, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
+    atomic_write(bundle, text)
     return bundle
 
 
@@ -756,7 +743,7 @@ def stop(state: Path, grace: float = 10.0) -> Stopped | None:
     folder = cluster_dir(state)
     if not folder.is_dir():
         return None
-    with _locked(state):
+    with native.state_lock(state):
         recorded = read_state(state)
         if (
             recorded is None

@@ -187,7 +187,8 @@ class Project:
 def project(settings: Settings, folder: Path | None = None) -> Project:
     """The compose project of the .env's folder. With several nodes, the project's compose.yaml
     is used when it describes that cluster (its marker line); otherwise one is rendered into the
-    state folder, so `up` never writes into the project."""
+    state folder (``folder``, by default the configured one), so rtctl never writes into the
+    project."""
     env_file = settings.env_file.resolve()
     directory = env_file.parent
     compose_file = directory / COMPOSE_FILE
@@ -196,10 +197,12 @@ def project(settings: Settings, folder: Path | None = None) -> Project:
         with contextlib.suppress(OSError):
             if marker in compose_file.read_text():
                 return Project(directory, env_file, compose_file)
-        state = folder if folder is not None else directory / ".rtctl"
+        from rtctl.runtime.native import state_dir
+
+        state = folder if folder is not None else state_dir(settings)
         state.mkdir(parents=True, exist_ok=True)
         rendered = state / "compose.cluster.yaml"
-        rendered.write_text(render_cluster(settings))
+        atomic_write(rendered, render_cluster(settings))  # `logs` may read it while `up` writes
         return Project(directory, env_file, rendered)
     if not compose_file.is_file():
         compose_file = template_path()

@@ -24,11 +24,13 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Protocol, TypeVar
 
+from rtctl import locks
 from rtctl.config import Settings
 from rtctl.envfile import atomic_write
 from rtctl.errors import (
@@ -79,6 +81,17 @@ def state_dir(settings: Settings) -> Path:
     if os.environ.get("RTCTL_STATE_DIR"):
         return Path(os.environ["RTCTL_STATE_DIR"])
     return settings.env_file.resolve().parent / ".rtctl"
+
+
+# How long `up`/`down` wait for another `up`/`down` in the same state folder: as long as a first
+# start may take (a first `up` installs Soketi with npm, bounded at 15 minutes).
+STATE_LOCK_WAIT = 900.0
+
+
+def state_lock(folder: Path, progress: Progress = _silent) -> AbstractContextManager[None]:
+    """One `up` or `down` at a time per state folder (one server or a whole cluster): a second
+    one waits (saying so through ``progress``), then sees what the first did."""
+    return locks.folder_lock(folder, "starting or stopping Soketi", STATE_LOCK_WAIT, progress)
 
 
 # --- node and npm -------------------------------------------------------------------------------

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from rtctl import locks
 from rtctl.config import Settings
 from rtctl.errors import (
     ConfigError,
@@ -112,11 +111,6 @@ def _stale_note(folder: Path) -> str | None:
     return None
 
 
-# How long `up`/`down` wait for another `up`/`down` in the same state folder: as long as a first
-# start may take (a first `up` installs Soketi with npm, bounded at 15 minutes).
-STATE_LOCK_WAIT = 900.0
-
-
 def up(
     settings: Settings,
     runtime: str = "auto",
@@ -128,7 +122,7 @@ def up(
     a second `up` waits for the first, then finds its server instead of starting another."""
     require_local_provider(settings)
     folder = native.state_dir(settings)
-    with locks.folder_lock(folder, "starting or stopping Soketi", STATE_LOCK_WAIT, progress):
+    with native.state_lock(folder, progress):
         return _up(settings, folder, runtime, wait, timeout, progress)
 
 
@@ -350,7 +344,7 @@ def down(settings: Settings, grace: float = 10.0, progress: Progress = _silent) 
     folder = native.state_dir(settings)
     if not folder.exists():
         return DownResult(False, None)  # nothing was ever started here (and nothing is created)
-    with locks.folder_lock(folder, "starting or stopping Soketi", STATE_LOCK_WAIT, progress):
+    with native.state_lock(folder, progress):
         return _down(settings, folder, grace)
 
 
@@ -593,16 +587,18 @@ def cluster_logs(settings: Settings) -> dict[str, Path] | None:
 
 
 def remember(env_file: Path, changes: dict[str, str]) -> str:
-    """Write --nodes/--adapter into .env (atomically) so a plain `up` brings the same back."""
-    from rtctl.envfile import atomic_write, load
+    """Write --nodes/--adapter into .env (atomically) so a plain `up` brings the same back.
+    Under the .env's lock, like every writer: a `switch` at the same time loses nothing."""
+    from rtctl.envfile import atomic_write, load, locked
 
     if not env_file.exists():
         return (
             f"note: {', '.join(f'{k}={v}' for k, v in changes.items())} not written: no {env_file}"
         )
-    document = load(env_file)
-    changed = [key for key, value in changes.items() if document.set(key, value)]
-    if not changed:
-        return f"{env_file} already says {', '.join(f'{k}={v}' for k, v in changes.items())}"
-    atomic_write(env_file, document.text)
+    with locked(env_file):
+        document = load(env_file)
+        changed = [key for key, value in changes.items() if document.set(key, value)]
+        if not changed:
+            return f"{env_file} already says {', '.join(f'{k}={v}' for k, v in changes.items())}"
+        atomic_write(env_file, document.text)
     return f"wrote {', '.join(f'{k}={changes[k]}' for k in changed)} to {env_file}"
