@@ -16,7 +16,6 @@ from rtctl.cli.common import (
     EACH_WAIT,
     LISTEN_PORT,
     MAX_COUNT,
-    MAX_SECONDS,
     WHOLE_RUN,
     JsonOption,
     ListenHostOption,
@@ -27,6 +26,7 @@ from rtctl.cli.common import (
     state,
     timeout_option,
 )
+from rtctl.limits import MAX_WAIT_SECONDS
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -52,7 +52,7 @@ MaxAge = Annotated[
     float | None,
     number_option(
         "--max-age",
-        parser=number(0, MAX_SECONDS),
+        parser=number(0, MAX_WAIT_SECONDS),
         metavar="SECONDS",
         help="Refuse deliveries whose time_ms is further than this from now (default "
         "REALTIME_WEBHOOK_MAX_AGE, 300; 0 = no limit).",

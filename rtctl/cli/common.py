@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from rtctl.limits import MAX_WAIT_SECONDS
+
 if TYPE_CHECKING:
     from rtctl.config import ConfigLayers, Settings
 
@@ -73,7 +75,6 @@ def json_object_option(text: str, option: str) -> dict[str, Any]:
 
 # --- numbers in options -------------------------------------------------------------------------
 
-MAX_SECONDS = 30 * 24 * 3600.0  # any wait: beyond this, timers overflow (and nobody waits longer)
 MAX_COUNT = 1_000_000_000
 
 
@@ -127,9 +128,9 @@ def _shown(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
-SECONDS = number(0, MAX_SECONDS, above=True)
+SECONDS = number(0, MAX_WAIT_SECONDS, above=True)
 EACH_WAIT = number(0.1, 3600)  # a --timeout on each wait (a connection, a request): up to an hour
-WHOLE_RUN = number(0.1, MAX_SECONDS)  # a --timeout on a whole run (listen, follow, start)
+WHOLE_RUN = number(0.1, MAX_WAIT_SECONDS)  # a --timeout on a whole run (listen, follow, start)
 PORT = number(1, 65535, integer=True)
 LISTEN_PORT = number(0, 65535, integer=True)  # a port a server of rtctl's serves on: 0 picks one
 COUNT = number(1, MAX_COUNT, integer=True)

@@ -22,6 +22,7 @@ from typing import Any, TextIO
 
 from rtctl.config import Settings
 from rtctl.errors import AuthRejected, ServerRejected, TimedOut, Unreachable, UsageError
+from rtctl.limits import MAX_WAIT_SECONDS
 from rtctl.printable import json_safe, printable
 from rtctl.protocol.closecodes import Disconnected, backoff_delay, close_policy, refusal
 from rtctl.protocol.explain import add_verify_hint
@@ -31,7 +32,6 @@ from rtctl.protocol.socket import Message, PusherSocket, Subscription
 from rtctl.protocol.validation import validate_channel, validate_header, validate_http_url
 
 CONNECT_TIMEOUT = 10.0  # per connect+subscribe attempt, within --timeout if that is shorter
-MAX_TIMEOUT = 30 * 24 * 3600.0  # longer waits overflow the timers
 # pusher-js' public names for the protocol events app code binds to; each is shown as an event.
 PUBLIC_NAMES = {
     "pusher_internal:member_added": "pusher:member_added",
@@ -101,9 +101,9 @@ def check_options(options: ListenOptions) -> None:
     if options.count is not None and options.count < 1:
         raise UsageError("--count must be at least 1", hint="e.g. --count 1")
     timeout = options.timeout
-    if timeout is not None and not (0 < timeout <= MAX_TIMEOUT):  # also refuses NaN
+    if timeout is not None and not (0 < timeout <= MAX_WAIT_SECONDS):  # also refuses NaN
         raise UsageError(
-            f"--timeout must be a number of seconds above 0 up to {MAX_TIMEOUT:.0f}",
+            f"--timeout must be a number of seconds above 0 up to {MAX_WAIT_SECONDS:.0f}",
             hint="e.g. --timeout 30",
         )
 

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from rtctl.errors import InvalidInput
+from rtctl.limits import MAX_WAIT_SECONDS
 
 if TYPE_CHECKING:
     from rtctl.config import Settings
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
 
 DEFAULT_TIMEOUT = 5.0
 DEFAULT_QUIET_PERIOD = 0.5
-MAX_TIMEOUT = 30 * 24 * 3600.0  # longer bounds overflow the platform's timers (as in the CLI)
 READ_SLICE = 0.05  # the reader gives the socket up this often for subscribe and send
 SHOWN = 20  # received events listed in a failure message
 T = TypeVar("T")
@@ -43,16 +43,16 @@ ANY: Any = _Any()  # ``data=ANY``: any data matches (the default)
 
 
 def check_timeout(value: float, name: str = "timeout") -> float:
-    """A bound of zero or less would check nothing, and one beyond MAX_TIMEOUT (``inf`` too)
+    """A bound of zero or less would check nothing, and one beyond MAX_WAIT_SECONDS (``inf`` too)
     would overflow the timers mid-test: refuse both."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
         raise InvalidInput(
             f"{name} must be a number of seconds above 0, not {value!r}",
             hint=f"pass e.g. {name}=2 (a bound of 0 would check nothing)",
         )
-    if not value <= MAX_TIMEOUT:
+    if not value <= MAX_WAIT_SECONDS:
         raise InvalidInput(
-            f"{name} must be at most {MAX_TIMEOUT:.0f} seconds (30 days), not {value!r}",
+            f"{name} must be at most {MAX_WAIT_SECONDS:.0f} seconds (30 days), not {value!r}",
             hint=f"pass e.g. {name}=2",
         )
     return float(value)

@@ -76,12 +76,12 @@ def _timeout(config: pytest.Config) -> float:
             f"--rtctl-timeout (or the rtctl_timeout ini option) must be a number of seconds "
             f"above 0, not {raw!r}"
         )
-    from rtctl.testing.listener import MAX_TIMEOUT
+    from rtctl.limits import MAX_WAIT_SECONDS
 
-    if not value <= MAX_TIMEOUT:  # inf and the like would overflow the timers in every test
+    if not value <= MAX_WAIT_SECONDS:  # inf and the like would overflow the timers in every test
         raise pytest.UsageError(
             f"--rtctl-timeout (or the rtctl_timeout ini option) must be at most "
-            f"{MAX_TIMEOUT:.0f} seconds (30 days), not {raw!r}"
+            f"{MAX_WAIT_SECONDS:.0f} seconds (30 days), not {raw!r}"
         )
     return value
 
