@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
+from rtctl.hosts import is_loopback
 from rtctl.protocol import strictjson
 from rtctl.protocol.webhooks import DEFAULT_MAX_AGE, EVENT_TYPES, SOKETI_EVENT_TYPES
 
@@ -127,16 +128,6 @@ class WebhookSettings:
             if parts.scheme == "http" and is_loopback(parts.hostname or ""):
                 return url
         return None
-
-
-def is_loopback(host: str) -> bool:
-    """A loopback address or ``localhost`` (a name such as ``127.example.com`` is not)."""
-    import ipaddress
-
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return host.lower() == "localhost"
 
 
 def compose(

@@ -88,11 +88,11 @@ def console(
     """
     import secrets
 
-    from rtctl.console.app import is_loopback_host
+    from rtctl.hosts import is_loopback
 
     json_mode(ctx, as_json)
     settings = state(ctx).settings()
-    loopback = is_loopback_host(host)
+    loopback = is_loopback(host)
     sock = bind(host, port)
     actual = sock.getsockname()[1]
     where = f"[{host}]" if ":" in host else host

@@ -117,7 +117,7 @@ def gateway(
     import logging
     import logging.config
 
-    from rtctl.gateway.identity import is_loopback
+    from rtctl.hosts import is_loopback
 
     if log_level not in LOG_LEVELS:
         raise UsageError(

@@ -38,6 +38,7 @@ from rtctl.console.overview import Sampler, nodes
 from rtctl.console.watcher import PRESENCE_USER, Watcher
 from rtctl.console.webhooks import WebhookTap
 from rtctl.errors import InvalidInput, RtctlError, ServerRejected, Unreachable
+from rtctl.hosts import is_loopback
 
 if TYPE_CHECKING:
     from rtctl.config import Settings
@@ -69,17 +70,6 @@ SECURITY_HEADERS = [
     (b"cache-control", b"no-store"),
 ]
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
-
-
-def is_loopback_host(host: str) -> bool:
-    import ipaddress
-
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def host_name(host: str) -> str:
@@ -465,6 +455,6 @@ def create_app(
     ]
     app = Starlette(routes=routes, lifespan=console.lifespan)
     hosts = None
-    if is_loopback_host(host):
+    if is_loopback(host):
         hosts = frozenset({*LOOPBACK_NAMES, f"[{host}]" if ":" in host else host})
     return Guard(app, token, hosts), console

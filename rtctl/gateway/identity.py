@@ -9,7 +9,6 @@ among them, so ``alg: none`` and algorithm-confusion tokens are refused.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import math
 import re
@@ -21,6 +20,7 @@ from typing import Any, Literal
 from rtctl.config import Settings
 from rtctl.errors import ConfigError
 from rtctl.gateway.errors import GatewayError, unauthorized
+from rtctl.hosts import is_loopback
 
 # Pusher's user-id rules: the channel-name character set, at most 128 characters.
 USER_ID_RE = re.compile(r"[-a-zA-Z0-9_=@,.;]+")  # used with fullmatch: no "\n" slips past $
@@ -106,15 +106,6 @@ def check_service_tokens(settings: Settings) -> None:
                 f"{MIN_SECRET_BYTES}",
                 hint="generate one with `openssl rand -hex 32`",
             )
-
-
-def is_loopback(host: str | None) -> bool:
-    if not host:
-        return False
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return host == "localhost"
 
 
 def is_local_host_header(host_header: str | None) -> bool:
@@ -329,4 +320,4 @@ def user_info(claims: dict[str, Any]) -> dict[str, str]:
     return info
 
 
-__all__ = ["DEV_USER_HEADER", "GatewayError", "Identity", "Verifier", "is_loopback"]
+__all__ = ["DEV_USER_HEADER", "GatewayError", "Identity", "Verifier"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from rtctl import webhook_settings
+from rtctl.hosts import is_loopback
 
 if TYPE_CHECKING:
     from rtctl.config import ConfigLayers, Problem, Settings
@@ -174,7 +175,7 @@ def network_checks(settings: Settings, timeout: float) -> list[CheckResult]:
             )
         ]
     in_docker = docker.read_marker(native.state_dir(settings)) is not None
-    loopback = [url for url in urls if webhook_settings.is_loopback(_host(url))]
+    loopback = [url for url in urls if is_loopback(_host(url))]
     if in_docker and loopback:
         return [
             CheckResult(

@@ -99,7 +99,7 @@ def announce(settings: Settings, receiver: WebhookReceiver, status: Status) -> N
 def _same_place(url: str, receiver: WebhookReceiver) -> bool:
     from urllib.parse import urlsplit
 
-    from rtctl.webhook_settings import is_loopback
+    from rtctl.hosts import is_loopback
 
     parts = urlsplit(url)
     return (
