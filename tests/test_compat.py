@@ -191,24 +191,70 @@ def test_webhooks_that_never_come_are_undecided(env_file: Path) -> None:
     assert probe["evidence"].startswith(f"no webhook reached 127.0.0.1:{port} within 1 s: ")
 
 
-def test_the_webhook_collector_answers_a_signed_body_that_is_not_a_webhook(capfd) -> None:
-    """A signed body whose events are not objects is counted as no event, answered, and logged
-    nowhere: it must not end the handler with a traceback on the user's terminal."""
+def test_the_webhook_receiver_verifies_and_refuses_without_a_traceback(
+    soketi: SoketiServer, capfd
+) -> None:
+    """compat receives with the verifying receiver of `rtctl webhooks listen`: a delivery signed
+    for another app key, or signed bodies that are not webhooks, are refused (401, 400), count
+    as no event, are named in the evidence, and leave nothing on the user's terminal."""
     import http.client
+    from concurrent.futures import ThreadPoolExecutor
 
-    from rtctl.ops.compat import WebhookReceiver
-    from rtctl.protocol.signing import sign
+    from rtctl.ops.compat import run_compat
+    from rtctl.protocol.webhooks import build_body, signed_headers
+    from rtctl.runtime.native import port_is_free
+    from tests.waiting import wait_until
 
     port = free_port()
-    receiver = WebhookReceiver(f"127.0.0.1:{port}", "the-secret")
-    try:
-        for body in (b'{"time_ms": 1, "events": ["not an object"]}', b"[1, 2]"):
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            headers = {"X-Pusher-Signature": sign("the-secret", body.decode())}
-            connection.request("POST", "/hooks", body, headers)
-            assert connection.getresponse().status == 200
+    settings = soketi.settings()
+
+    def post(body: bytes, key: str = settings.key) -> int:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        try:
+            connection.request("POST", "/hooks", body, signed_headers(key, settings.secret, body))
+            return connection.getresponse().status
+        finally:
             connection.close()
-    finally:
-        receiver.close()
-    assert receiver.received == []
+
+    with ThreadPoolExecutor(1) as pool:
+        running = pool.submit(
+            run_compat,
+            settings,
+            ["webhooks"],
+            webhook_listen=f"127.0.0.1:{port}",
+            webhook_wait=3,
+        )
+        wait_until(lambda: not port_is_free("127.0.0.1", port), 10, "compat never listened")
+        assert post(build_body([{"name": "channel_occupied", "channel": "x"}]), "other") == 401
+        for body in (b'{"time_ms": 1, "events": ["not an object"]}', b"[1, 2]"):
+            assert post(body) == 400
+        report = running.result(timeout=30)
+    (probe,) = report.probes
+    assert probe.status == "unknown"
+    assert probe.evidence.startswith(
+        f"no webhook reached 127.0.0.1:{port} within 3 s (3 refused, the first: 401 unknown_key: "
+        "POST /hooks from 127.0.0.1: X-Pusher-Key 'other' is not this app's key): is the "
+    )
     assert capfd.readouterr().err == ""
+
+
+def test_a_webhook_address_it_cannot_listen_on(env_file: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        busy = run_cli(["compat", "--probes", "webhooks", "--webhook-listen", f"127.0.0.1:{port}"])
+    assert busy.exit_code == 9
+    assert busy.stderr == (
+        f"error: cannot listen for webhooks on 127.0.0.1:{port}: the port is already in use\n"
+        "hint: stop what listens there (`rtctl webhooks listen`?), or pick a free port the "
+        "deployment's webhook URL points to\n"
+    )
+    elsewhere = run_cli(["compat", "--probes", "webhooks", "--webhook-listen", "192.0.2.1:6080"])
+    assert elsewhere.exit_code == 2
+    assert elsewhere.stderr == (
+        "error: --webhook-listen '192.0.2.1:6080': 192.0.2.1 is not an address of this machine\n"
+        "hint: e.g. --webhook-listen 0.0.0.0:6080 (where the deployment posts webhooks)\n"
+    )

@@ -15,7 +15,7 @@ import pytest
 from rtctl.errors import Conflict
 from rtctl.ops.webhook_receiver import WebhookReceiver
 from rtctl.protocol import PusherSocket
-from rtctl.protocol.webhooks import build_body, signed_headers
+from rtctl.protocol.webhooks import Delivery, build_body, signed_headers
 from tests.helpers import SoketiServer, free_port, run_cli
 from tests.webhooks_support import AppServer, ListenProcess, presence_round, pusher_js_client_events
 
@@ -242,6 +242,36 @@ def raw_exchange(port: int, data: bytes, half_close: bool = True) -> bytes:
         while chunk := sock.recv(65536):
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+def test_any_path_and_a_chosen_status_for_a_verified_delivery() -> None:
+    """``path=None`` receives at any path; ``status_of`` answers a verified delivery with its own
+    status (a 500 to see whether the sender retries), and the delivery is still collected with
+    that status in its record."""
+    key, secret, port = "key", "secret", free_port()
+
+    def status_of(delivery: Delivery) -> int:
+        return 500 if delivery.events[0]["channel"] == "fail" else 200
+
+    def post(path: str, channel: str, sign_with: str = key) -> tuple[int, dict]:
+        body = build_body([{"name": "channel_occupied", "channel": channel}])
+        return raw_post(port, path, body, signed_headers(sign_with, secret, body))
+
+    with WebhookReceiver(key, secret, port=port, path=None, status_of=status_of) as receiver:
+        assert receiver.url == f"http://127.0.0.1:{port}/"
+        assert post("/pusher/webhooks", "fine") == (200, {"ok": True})
+        assert post("/", "fail") == (500, {"ok": False})
+        assert post("/x", "other-key", sign_with="other")[0] == 401
+        got = receiver.collect(2, timeout=5)
+    assert [(r.path, r.events[0]["channel"], r.status) for r in got] == [
+        ("/pusher/webhooks", "fine", 200),
+        ("/", "fail", 500),
+    ]
+    assert [(r.to_record()["status"], r.to_record()["path"]) for r in got] == [
+        (200, "/pusher/webhooks"),
+        (500, "/"),
+    ]
+    assert [(r.status, r.code) for r in receiver.rejected] == [(401, "unknown_key")]
 
 
 def test_every_bad_input_gets_its_status_and_one_line(hooked: SoketiServer, tmp_path: Path) -> None:

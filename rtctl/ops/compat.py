@@ -20,11 +20,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from rtctl.errors import RtctlError, ServerRejected, UsageError
+from rtctl.errors import Conflict, RtctlError, ServerRejected, UsageError
 
 if TYPE_CHECKING:
     from rtctl.config import Settings
+    from rtctl.ops.webhook_receiver import WebhookReceiver
     from rtctl.protocol.socket import PusherSocket
+    from rtctl.protocol.webhooks import Delivery
 
 Status = Literal["same", "deviates", "unknown"]
 
@@ -464,91 +466,73 @@ def listen_address(address: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-class WebhookReceiver:
-    """An HTTP endpoint for the deployment's webhooks, on ``host:port`` (any path). It keeps the
-    deliveries whose ``X-Pusher-Signature`` matches the app secret, and answers 500 once to the
-    first delivery of each ``fail_once`` (event name, channel) pair, to see whether it comes back.
-    """
+def _webhook_receiver(
+    settings: Settings, address: str, fail_once: tuple[str, str]
+) -> WebhookReceiver:
+    """The verifying receiver of `rtctl webhooks listen`, on --webhook-listen at any path. It
+    answers 500 to the first delivery carrying the ``fail_once`` (event name, channel), to see
+    whether it comes back."""
+    import threading
 
-    def __init__(self, address: str, secret: str) -> None:
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from rtctl.ops.webhook_receiver import WebhookReceiver
 
-        host, port = listen_address(address)
-        self.received: list[tuple[float, dict[str, Any]]] = []  # (monotonic, event)
-        self.fail_once: set[tuple[str, str]] = set()
-        self.unsigned = 0
-        receiver = self
-        lock = threading.Lock()
+    host, port = listen_address(address)
+    lock = threading.Lock()
+    to_fail = [fail_once]  # emptied by the one delivery answered with 500
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                import hmac
+    def status_of(delivery: Delivery) -> int:
+        if any((e.get("name"), e.get("channel")) == fail_once for e in delivery.events):
+            with lock:
+                if to_fail:
+                    to_fail.clear()
+                    return 500
+        return 200
 
-                from rtctl.protocol.signing import sign
-                from rtctl.protocol.webhooks import WebhookRejected, parse_body
+    receiver = WebhookReceiver(
+        settings.key,
+        settings.secret,
+        host=host,
+        port=port,
+        path=None,
+        max_age=settings.webhooks.max_age,
+        status_of=status_of,
+        buffer=False,
+    )
+    try:
+        receiver.start()
+    except Conflict:
+        raise Conflict(
+            f"cannot listen for webhooks on {address}: the port is already in use",
+            hint="stop what listens there (`rtctl webhooks listen`?), or pick a free port the "
+            "deployment's webhook URL points to",
+        ) from None
+    except UsageError:  # the host does not resolve, or is not this machine's
+        raise UsageError(
+            f"--webhook-listen {address!r}: {host} is not an address of this machine",
+            hint="e.g. --webhook-listen 0.0.0.0:6080 (where the deployment posts webhooks)",
+        ) from None
+    return receiver
 
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                expected = sign(secret, body.decode("utf-8", "replace"))
-                given = self.headers.get("X-Pusher-Signature") or ""
-                status = 200
-                if not hmac.compare_digest(given, expected):
-                    receiver.unsigned += 1
-                    status = 401
-                else:
-                    try:
-                        events: Sequence[dict[str, Any]] = parse_body(body)[1]
-                    except WebhookRejected:  # signed, but not a webhook: no event to count
-                        events = ()
-                    with lock:
-                        for event in events:
-                            key = (str(event.get("name")), str(event.get("channel")))
-                            if key in receiver.fail_once:
-                                receiver.fail_once.discard(key)
-                                status = 500
-                            receiver.received.append((time.monotonic(), event))
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
 
-            def log_message(self, *args: object) -> None:
-                pass
+def _events(receiver: WebhookReceiver, name: str, channel: str) -> list[dict[str, Any]]:
+    """The verified events of that name on that channel, in arrival order."""
+    return [
+        event
+        for received in list(receiver.received)
+        for event in received.events
+        if (event.get("name"), event.get("channel")) == (name, channel)
+    ]
 
-        try:
-            self._server = ThreadingHTTPServer((host, port), Handler)
-        except OSError as exc:
-            from rtctl.errors import Conflict
 
-            raise Conflict(
-                f"cannot listen for webhooks on {address}: {exc.strerror or exc}",
-                hint="pick a free port the deployment's webhook URL points to",
-            ) from exc
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-
-    def events(self, name: str, channel: str) -> list[tuple[float, dict[str, Any]]]:
-        return [
-            (at, e)
-            for at, e in list(self.received)
-            if (e.get("name"), e.get("channel"))
-            == (
-                name,
-                channel,
-            )
-        ]
-
-    def wait(self, name: str, channel: str, count: int, seconds: float) -> bool:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            if len(self.events(name, channel)) >= count:
-                return True
-            time.sleep(0.05)
-        return len(self.events(name, channel)) >= count
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)
+def _wait_for(
+    receiver: WebhookReceiver, name: str, channel: str, count: int, seconds: float
+) -> bool:
+    deadline = time.monotonic() + seconds
+    while len(_events(receiver, name, channel)) < count:
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def probe_webhooks(run: _Run) -> ProbeResult:
@@ -566,21 +550,23 @@ def probe_webhooks(run: _Run) -> ProbeResult:
             "Soketi 1.6.1 sends client_event data as an object, no vacate delay and no "
             "retries: check that your webhook handler accepts both",
         )
-    receiver = WebhookReceiver(run.webhook_listen, run.settings.secret)
     retry_channel = "private-" + run.channel("hook-retry")
     channel = "private-" + run.channel("hooks")
+    receiver = _webhook_receiver(
+        run.settings, run.webhook_listen, fail_once=("channel_occupied", retry_channel)
+    )
     holder, sender = run.socket(), run.socket()
     try:
-        receiver.fail_once.add(("channel_occupied", retry_channel))
         holder.connect(run.timeout)
         holder.subscribe(retry_channel, run.timeout)  # its occupied webhook is answered 500
-        if not receiver.wait("channel_occupied", retry_channel, 1, run.webhook_wait):
+        if not _wait_for(receiver, "channel_occupied", retry_channel, 1, run.webhook_wait):
+            refused = list(receiver.rejected)
             return ProbeResult(
                 "webhooks",
                 title,
                 "unknown",
                 f"no webhook reached {run.webhook_listen} within {run.webhook_wait:g} s"
-                + (f" ({receiver.unsigned} with a wrong signature)" if receiver.unsigned else "")
+                + (f" ({len(refused)} refused, the first: {refused[0].line()})" if refused else "")
                 + ": is the deployment's webhook URL pointing here, for channel_occupied, "
                 "channel_vacated and client_event?",
                 WEBHOOK_PUSHER,
@@ -588,22 +574,22 @@ def probe_webhooks(run: _Run) -> ProbeResult:
         sender.connect(run.timeout)
         sender.subscribe(channel, run.timeout)
         sender.send_client_event(channel, "client-rtctl-compat", {"probe": run.run_id})
-        client_event = receiver.wait("client_event", channel, 1, run.webhook_wait)
+        client_event = _wait_for(receiver, "client_event", channel, 1, run.webhook_wait)
         # Leave and come back within a second: Pusher holds channel_vacated back up to 3 s and
         # drops it when the channel is occupied again in time.
         sender.unsubscribe(channel)
         time.sleep(0.3)
         sender.subscribe(channel, run.timeout)
         time.sleep(1.5)
-        vacated_early = len(receiver.events("channel_vacated", channel))
-        retried = receiver.wait("channel_occupied", retry_channel, 2, run.webhook_wait)
+        vacated_early = len(_events(receiver, "channel_vacated", channel))
+        retried = _wait_for(receiver, "channel_occupied", retry_channel, 2, run.webhook_wait)
     finally:
         run.close([holder, sender])
-        receiver.close()
+        receiver.stop()
     deviations, notes = [], []
     details: dict[str, Any] = {}
     if client_event:
-        data = receiver.events("client_event", channel)[0][1].get("data")
+        data = _events(receiver, "client_event", channel)[0].get("data")
         details["client_event_data_type"] = type(data).__name__
         if isinstance(data, str):
             notes.append("client_event data arrived as a JSON string")

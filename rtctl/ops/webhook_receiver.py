@@ -17,13 +17,14 @@ delivery; with httptools, verifying costs less than a bare http.server that veri
 (scripts/bench_webhooks.py). A delivery is queued before its 200 is sent: a sender that saw 200
 can count on it being collected.
 
-Every request gets one answer: 200 to a verified delivery; 401 unsigned, other key, bad signature
+Every request gets one answer: 200 to a verified delivery (or the status ``status_of`` chooses
+for it); 401 unsigned, other key, bad signature
 or a ``time_ms`` outside the window; 400 a signed body that is not a webhook or a truncated one;
 408 a body that stops arriving; 411 no Content-Length (or chunked); 413 over ``max_body``; 415 not
-``application/json``; 404 another path; 405 another method; 400 not HTTP at all. Each refusal is a
+``application/json``; 404 another path (unless ``path=None``: any path); 405 another method; 400 not HTTP at all. Each refusal is a
 ``Rejection`` (one line for a log) and the server keeps running.
 
-Callbacks (``on_delivery``, ``on_rejection``) run on the server's threads: keep them short.
+Callbacks (``on_delivery``, ``on_rejection``, ``status_of``) run on the server's threads: keep them short.
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ class Received:
     received_at: float  # time.time()
     monotonic: float  # time.monotonic(), for latencies measured in this process
     seq: int  # 1, 2, ... per receiver, in the order the server verified them
+    status: int = 200  # what the sender was answered (see ``status_of``)
 
     @property
     def events(self) -> tuple[dict[str, Any], ...]:
@@ -88,7 +90,7 @@ class Received:
             self.client,
             "POST",
             self.path,
-            200,
+            self.status,
             None,
             self.headers,
             self.delivery.body,
@@ -167,28 +169,32 @@ class WebhookReceiver:
         *,
         host: str = "127.0.0.1",
         port: int = 0,
-        path: str = "/webhooks",
+        path: str | None = "/webhooks",
         max_age: float = DEFAULT_MAX_AGE,
         max_body: int = DEFAULT_MAX_BODY,
         body_timeout: float = BODY_TIMEOUT,
         on_delivery: Callable[[Received], None] | None = None,
         on_rejection: Callable[[Rejection], None] | None = None,
+        status_of: Callable[[Delivery], int] | None = None,
         keep: bool = True,
         buffer: bool = True,
     ) -> None:
         """``keep``: remember everything in ``.received``/``.rejected`` (tests, plugins);
         ``buffer``: queue items for ``get``/``deliveries``/``collect``. A long-running consumer
-        that uses callbacks only can turn both off, so memory stays flat."""
+        that uses callbacks only can turn both off, so memory stays flat. ``path=None`` receives
+        at any path. ``status_of``: the status to answer a verified delivery with (200 without
+        it), e.g. a 500 to see whether the sender retries; the delivery is published all the same."""
         self.key = key
         self.secret = secret
         self.host = host
         self.port = port
-        self.path = "/" + path.lstrip("/")
+        self.path = None if path is None else "/" + path.lstrip("/")
         self.max_age = max_age
         self.max_body = max_body
         self.body_timeout = body_timeout
         self.on_delivery = on_delivery
         self.on_rejection = on_rejection
+        self.status_of = status_of
         self.keep = keep
         self.buffer = buffer
         self.received: list[Received] = []
@@ -204,7 +210,7 @@ class WebhookReceiver:
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}{self.path}"
+        return f"http://{host}:{self.port}{self.path or '/'}"
 
     def start(self) -> WebhookReceiver:
         if self._server is not None:
@@ -333,10 +339,10 @@ class WebhookReceiver:
 
         A delivery is published before its answer is sent."""
         if request.method != "POST":
-            message = f"only POST is accepted at {self.path}"
+            message = "only POST is accepted" + (f" at {self.path}" if self.path else "")
             return self.reject(request, 405, "method_not_allowed", message), True
         path = urlsplit(request.target).path
-        if path != self.path:
+        if self.path is not None and path != self.path:
             message = f"webhooks are received at {self.path}"
             return self.reject(request, 404, "not_found", message), True
         if request.chunked:
@@ -362,6 +368,7 @@ class WebhookReceiver:
                 )
             )
             return _answer(rejected.status, rejected.body(), close=False), False
+        status = 200 if self.status_of is None else self.status_of(delivery)
         self._publish(
             Received(
                 delivery,
@@ -371,9 +378,12 @@ class WebhookReceiver:
                 time.time(),
                 time.monotonic(),
                 self._next_seq(),
+                status,
             )
         )
-        return _OK_ANSWER, False
+        if status == 200:
+            return _OK_ANSWER, False
+        return _answer(status, {"ok": status < 300}, close=False), False
 
 
 _REASONS = {status.value: status.phrase for status in http.HTTPStatus}
