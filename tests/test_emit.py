@@ -425,6 +425,8 @@ def test_missing_batch_file(env_file: Path) -> None:
     assert result.stderr.splitlines()[0] == (
         "error: cannot read data file 'nope.ndjson': No such file or directory"
     )
+    # a batch file is named without @: the hint does not point at one
+    assert result.stderr.splitlines()[1] == "hint: check the path (relative to the current folder)"
 
 
 @pytest.mark.parametrize(
@@ -585,6 +587,27 @@ def test_empty_stdin_is_not_json(env_file: Path) -> None:
     assert result.stderr.splitlines()[0] == (
         "error: event data from stdin is not JSON: Expecting value at line 1 column 1"
     )
+
+
+@pytest.mark.parametrize(
+    ("args", "setup", "error", "hint"),
+    [
+        (["orders", "e", "--data", "@"], None,
+         "--data @ names no file", "write --data @payload.json"),
+        (["orders", "e", "--data", "@latin1.json"], "latin-1",
+         "data file 'latin1.json' is not UTF-8 text", "event data is JSON text"),
+        (["--batch", "latin1.json"], "latin-1",
+         "data file 'latin1.json' is not UTF-8 text", "a batch file is NDJSON text"),
+    ],
+)  # fmt: skip
+def test_data_that_cannot_be_read_is_exit_2(
+    env_file: Path, tmp_path: Path, args: list[str], setup: str | None, error: str, hint: str
+) -> None:
+    if setup == "latin-1":
+        (tmp_path / "latin1.json").write_bytes('{"text":"café"}'.encode("latin-1"))
+    result = run_cli(["emit", *args])
+    assert result.exit_code == 2
+    assert result.stderr == f"error: {error}\nhint: {hint}\n"
 
 
 def test_empty_batch_file(env_file: Path, tmp_path: Path) -> None:

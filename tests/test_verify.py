@@ -466,6 +466,37 @@ def test_cli_malformed_input_exit_2_before_reading_config(
     assert result.stderr.splitlines()[0] == message
 
 
+@pytest.mark.parametrize(
+    ("body", "setup", "error", "hint"),
+    [
+        ("@missing.json", None,
+         "cannot read body file 'missing.json': No such file or directory",
+         "check the path after @ (relative to the current folder)"),
+        ("@adir", "folder",
+         "cannot read body file 'adir': Is a directory",
+         "check the path after @ (relative to the current folder)"),
+        ("@latin1.json", "latin-1",
+         "body file 'latin1.json' is not UTF-8 text", "an HTTP API body is JSON text"),
+        ("@", None, "--body @ names no file", "write --body @request-body.json"),
+    ],
+)  # fmt: skip
+def test_cli_api_body_that_cannot_be_read_names_body(
+    tmp_path: Path, body: str, setup: str | None, error: str, hint: str
+) -> None:
+    # The errors name --body and a body file, not event data; and come before the configuration.
+    if setup == "folder":
+        (tmp_path / "adir").mkdir()
+    elif setup == "latin-1":
+        (tmp_path / "latin1.json").write_bytes('{"name":"é"}'.encode("latin-1"))
+    result = run_cli(
+        ["verify", "api", "--path", f"/apps/3/events?{V4_QUERY}&auth_signature={V4_SIG}",
+         "--body", body]
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert result.stderr == f"error: {error}\nhint: {hint}\n"
+    assert result.stdout == ""
+
+
 def test_cli_json_error_for_malformed_input(tmp_path: Path) -> None:
     result = run_cli(["verify", "auth", "--json", "--socket-id", "x", "--channel", "private-a",
                       "--auth", "k:s"])  # fmt: skip
