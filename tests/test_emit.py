@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -596,6 +598,11 @@ def test_empty_stdin_is_not_json(env_file: Path) -> None:
          "--data @ names no file", "write --data @payload.json"),
         (["orders", "e", "--data", "@latin1.json"], "latin-1",
          "data file 'latin1.json' is not UTF-8 text", "event data is JSON text"),
+        # a command line holding bytes that are not UTF-8 arrives as lone surrogates
+        (["orders", "e", "--raw", "--data", "caf\udce9"], None,
+         "--data is not UTF-8 text", "event data is JSON text"),
+        (["orders", "e", "--data", '"caf\udce9"'], None,
+         "--data is not UTF-8 text", "event data is JSON text"),
         (["--batch", "latin1.json"], "latin-1",
          "data file 'latin1.json' is not UTF-8 text", "a batch file is NDJSON text"),
     ],
@@ -608,6 +615,28 @@ def test_data_that_cannot_be_read_is_exit_2(
     result = run_cli(["emit", *args])
     assert result.exit_code == 2
     assert result.stderr == f"error: {error}\nhint: {hint}\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "error", "hint"),
+    [
+        (["orders", "e", "--raw", "--data", "-"],
+         "stdin (--data -) is not UTF-8 text", "event data is JSON text"),
+        (["--batch", "-"], "stdin (--batch -) is not UTF-8 text", "a batch file is NDJSON text"),
+    ],
+)  # fmt: skip
+def test_stdin_that_is_not_utf8_is_exit_2(
+    env_file: Path, args: list[str], error: str, hint: str
+) -> None:
+    # the real entry point: a real stdin, read as bytes (the text layer lets bad bytes through)
+    result = subprocess.run(
+        [sys.executable, "-m", "rtctl", "emit", *args],
+        input='"café"'.encode("latin-1"),
+        capture_output=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.decode() == f"error: {error}\nhint: {hint}\n"
 
 
 def test_empty_batch_file(env_file: Path, tmp_path: Path) -> None:

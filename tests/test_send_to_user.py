@@ -111,6 +111,7 @@ def test_server_to_user_input_is_checked_locally(env_file: Path, args, message) 
         ("@missing.json", "cannot read data file 'missing.json': No such file or directory",
          "check the path after @ (relative to the current folder)"),
         ("@", "--data @ names no file", "write --data @payload.json"),
+        ("caf\udce9", "--data is not UTF-8 text", "event data is JSON text"),
     ],
 )  # fmt: skip
 def test_send_to_user_data_that_cannot_be_read_names_data(

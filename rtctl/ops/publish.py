@@ -71,7 +71,8 @@ BATCH_FILE = TextSource("--batch", "data", "events.ndjson", "a batch file is NDJ
 
 
 def read_text(spec: str, source: TextSource = EVENT_DATA) -> str:
-    """``-`` reads stdin, ``@path`` reads a file, anything else is the text itself."""
+    """``-`` reads stdin, ``@path`` reads a file, anything else is the text itself; all of it
+    UTF-8 (a command line holding other bytes arrives with lone surrogates, unsendable)."""
     if spec == "-":
         return read_stdin(source)
     if spec.startswith("@"):
@@ -80,6 +81,10 @@ def read_text(spec: str, source: TextSource = EVENT_DATA) -> str:
                 f"{source.option} @ names no file", hint=f"write {source.option} @{source.example}"
             )
         return read_file(spec[1:], source)
+    try:
+        spec.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput(f"{source.option} is not UTF-8 text", hint=source.content) from None
     return spec
 
 
@@ -102,7 +107,18 @@ def read_file(
 
 
 def read_stdin(source: TextSource) -> str:
-    return sys.stdin.read()
+    # the bytes, decoded strictly: the text layer would let bad bytes in as lone surrogates
+    if sys.stdin is None:
+        raise InvalidInput(
+            f"{source.option} - reads stdin, and there is none",
+            hint=f"pass the text inline or as {source.option} @{source.example}",
+        )
+    try:
+        return sys.stdin.buffer.read().decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput(
+            f"stdin ({source.option} -) is not UTF-8 text", hint=source.content
+        ) from None
 
 
 def read_data(spec: str | None, raw: bool = False) -> str:
