@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -425,6 +427,8 @@ def test_missing_batch_file(env_file: Path) -> None:
     assert result.stderr.splitlines()[0] == (
         "error: cannot read data file 'nope.ndjson': No such file or directory"
     )
+    # a batch file is named without @: the hint does not point at one
+    assert result.stderr.splitlines()[1] == "hint: check the path (relative to the current folder)"
 
 
 @pytest.mark.parametrize(
@@ -585,6 +589,54 @@ def test_empty_stdin_is_not_json(env_file: Path) -> None:
     assert result.stderr.splitlines()[0] == (
         "error: event data from stdin is not JSON: Expecting value at line 1 column 1"
     )
+
+
+@pytest.mark.parametrize(
+    ("args", "setup", "error", "hint"),
+    [
+        (["orders", "e", "--data", "@"], None,
+         "--data @ names no file", "write --data @payload.json"),
+        (["orders", "e", "--data", "@latin1.json"], "latin-1",
+         "data file 'latin1.json' is not UTF-8 text", "event data is JSON text"),
+        # a command line holding bytes that are not UTF-8 arrives as lone surrogates
+        (["orders", "e", "--raw", "--data", "caf\udce9"], None,
+         "--data is not UTF-8 text", "event data is JSON text"),
+        (["orders", "e", "--data", '"caf\udce9"'], None,
+         "--data is not UTF-8 text", "event data is JSON text"),
+        (["--batch", "latin1.json"], "latin-1",
+         "data file 'latin1.json' is not UTF-8 text", "a batch file is NDJSON text"),
+    ],
+)  # fmt: skip
+def test_data_that_cannot_be_read_is_exit_2(
+    env_file: Path, tmp_path: Path, args: list[str], setup: str | None, error: str, hint: str
+) -> None:
+    if setup == "latin-1":
+        (tmp_path / "latin1.json").write_bytes('{"text":"café"}'.encode("latin-1"))
+    result = run_cli(["emit", *args])
+    assert result.exit_code == 2
+    assert result.stderr == f"error: {error}\nhint: {hint}\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "error", "hint"),
+    [
+        (["orders", "e", "--raw", "--data", "-"],
+         "stdin (--data -) is not UTF-8 text", "event data is JSON text"),
+        (["--batch", "-"], "stdin (--batch -) is not UTF-8 text", "a batch file is NDJSON text"),
+    ],
+)  # fmt: skip
+def test_stdin_that_is_not_utf8_is_exit_2(
+    env_file: Path, args: list[str], error: str, hint: str
+) -> None:
+    # the real entry point: a real stdin, read as bytes (the text layer lets bad bytes through)
+    result = subprocess.run(
+        [sys.executable, "-m", "rtctl", "emit", *args],
+        input='"café"'.encode("latin-1"),
+        capture_output=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.decode() == f"error: {error}\nhint: {hint}\n"
 
 
 def test_empty_batch_file(env_file: Path, tmp_path: Path) -> None:

@@ -103,3 +103,20 @@ def test_server_to_user_input_is_checked_locally(env_file: Path, args, message) 
     result = run_cli(args)
     assert result.exit_code == 2, result.stderr
     assert result.stderr.startswith(f"error: {message}")
+
+
+@pytest.mark.parametrize(
+    ("data", "error", "hint"),
+    [
+        ("@missing.json", "cannot read data file 'missing.json': No such file or directory",
+         "check the path after @ (relative to the current folder)"),
+        ("@", "--data @ names no file", "write --data @payload.json"),
+        ("caf\udce9", "--data is not UTF-8 text", "event data is JSON text"),
+    ],
+)  # fmt: skip
+def test_send_to_user_data_that_cannot_be_read_names_data(
+    env_file: Path, data: str, error: str, hint: str
+) -> None:
+    result = run_cli(["send-to-user", "42", "e", "--data", data])
+    assert result.exit_code == 2
+    assert result.stderr == f"error: {error}\nhint: {hint}\n"

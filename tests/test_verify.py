@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 from urllib.parse import urlencode
@@ -464,6 +466,66 @@ def test_cli_malformed_input_exit_2_before_reading_config(
     result = run_cli(["verify", *args])
     assert result.exit_code == 2
     assert result.stderr.splitlines()[0] == message
+
+
+@pytest.mark.parametrize(
+    ("body", "setup", "error", "hint"),
+    [
+        ("@missing.json", None,
+         "cannot read body file 'missing.json': No such file or directory",
+         "check the path after @ (relative to the current folder)"),
+        ("@adir", "folder",
+         "cannot read body file 'adir': Is a directory",
+         "check the path after @ (relative to the current folder)"),
+        ("@latin1.json", "latin-1",
+         "body file 'latin1.json' is not UTF-8 text", "an HTTP API body is JSON text"),
+        ("@", None, "--body @ names no file", "write --body @request-body.json"),
+        # a command line holding bytes that are not UTF-8 arrives as lone surrogates
+        ('{"name":"\udce9"}', None, "--body is not UTF-8 text", "an HTTP API body is JSON text"),
+    ],
+)  # fmt: skip
+def test_cli_api_body_that_cannot_be_read_names_body(
+    tmp_path: Path, body: str, setup: str | None, error: str, hint: str
+) -> None:
+    # The errors name --body and a body file, not event data; and come before the configuration.
+    if setup == "folder":
+        (tmp_path / "adir").mkdir()
+    elif setup == "latin-1":
+        (tmp_path / "latin1.json").write_bytes('{"name":"é"}'.encode("latin-1"))
+    result = run_cli(
+        ["verify", "api", "--path", f"/apps/3/events?{V4_QUERY}&auth_signature={V4_SIG}",
+         "--body", body]
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert result.stderr == f"error: {error}\nhint: {hint}\n"
+    assert result.stdout == ""
+
+
+def test_cli_api_body_from_stdin_that_is_not_utf8(tmp_path: Path) -> None:
+    # the real entry point: a real stdin, read as bytes (the text layer lets bad bytes through)
+    result = subprocess.run(
+        [sys.executable, "-m", "rtctl", "verify", "api", "--path",
+         f"/apps/3/events?{V4_QUERY}&auth_signature={V4_SIG}", "--body", "-"],
+        input='{"name":"é"}'.encode("latin-1"), capture_output=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.decode() == (
+        "error: stdin (--body -) is not UTF-8 text\nhint: an HTTP API body is JSON text\n"
+    )
+
+
+def test_cli_api_body_from_stdin_when_there_is_none(tmp_path: Path) -> None:
+    # `<&-` closes stdin: Python then has no sys.stdin at all
+    result = subprocess.run(
+        ["sh", "-c", 'exec "$@" <&-', "sh", sys.executable, "-m", "rtctl", "verify", "api",
+         "--path", f"/apps/3/events?{V4_QUERY}&auth_signature={V4_SIG}", "--body", "-"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr == (
+        "error: --body - reads stdin, and there is none\n"
+        "hint: pass the text inline or as --body @request-body.json\n"
+    )
 
 
 def test_cli_json_error_for_malformed_input(tmp_path: Path) -> None:

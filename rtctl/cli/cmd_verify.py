@@ -165,15 +165,13 @@ def verify_api(
 ) -> None:
     """Explain an HTTP API request's auth_signature: the string to sign, body_md5, the 600 s
     timestamp window, a path rewritten by a proxy. Exit 0 verifies, 1 does not, 2 malformed."""
-    from rtctl.errors import InvalidInput
-    from rtctl.ops.publish import read_text
+    from rtctl.ops.publish import TextSource, read_text
     from rtctl.protocol.explain import explain_api, parse_api_request
 
     json_mode(ctx, as_json)
     parse_api_request(method, target)  # malformed input first, before the configuration
-    if body == "@":
-        raise InvalidInput("--body @ names no file", hint="write --body @request-body.json")
-    text = "" if body is None else read_text(body)
+    source = TextSource("--body", "body", "request-body.json", "an HTTP API body is JSON text")
+    text = "" if body is None else read_text(body, source)
     settings = state(ctx).settings()
     explanation = explain_api(
         settings.key,

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 
 from rtctl.errors import InvalidInput, RtctlError
 from rtctl.protocol import strictjson
@@ -56,34 +56,77 @@ class EmitResult:
 # --- reading data ----------------------------------------------------------------------------------
 
 
-def read_text(spec: str, stdin: TextIO | None = None) -> str:
-    """``-`` reads stdin, ``@path`` reads a file, anything else is the text itself."""
+@dataclass(frozen=True)
+class TextSource:
+    """An option that takes text inline, ``@file`` or ``-`` (stdin), as its errors name it."""
+
+    option: str  # "--data"
+    noun: str  # "data": "cannot read data file 'x'"
+    example: str  # the file a hint suggests
+    content: str  # what the text is (the hint when it is not UTF-8)
+
+
+EVENT_DATA = TextSource("--data", "data", "payload.json", "event data is JSON text")
+BATCH_FILE = TextSource("--batch", "data", "events.ndjson", "a batch file is NDJSON text")
+
+
+def read_text(spec: str, source: TextSource = EVENT_DATA) -> str:
+    """``-`` reads stdin, ``@path`` reads a file, anything else is the text itself; all of it
+    UTF-8 (a command line holding other bytes arrives with lone surrogates, unsendable)."""
     if spec == "-":
-        return (stdin or sys.stdin).read()
+        return read_stdin(source)
     if spec.startswith("@"):
-        path = Path(spec[1:])
         if not spec[1:]:
-            raise InvalidInput("--data @ names no file", hint="write --data @payload.json")
-        try:
-            return path.read_text(encoding="utf-8")
-        except UnicodeDecodeError:
             raise InvalidInput(
-                f"data file {str(path)!r} is not UTF-8 text", hint="event data is JSON text"
-            ) from None
-        except OSError as exc:
-            raise InvalidInput(
-                f"cannot read data file {str(path)!r}: {exc.strerror or exc}",
-                hint="check the path after @ (relative to the current folder)",
-            ) from None
+                f"{source.option} @ names no file", hint=f"write {source.option} @{source.example}"
+            )
+        return read_file(spec[1:], source)
+    try:
+        spec.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput(f"{source.option} is not UTF-8 text", hint=source.content) from None
     return spec
 
 
-def read_data(spec: str | None, raw: bool = False, stdin: TextIO | None = None) -> str:
+def read_file(
+    name: str,
+    source: TextSource,
+    hint: str = "check the path after @ (relative to the current folder)",
+) -> str:
+    path = Path(name)
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput(
+            f"{source.noun} file {name!r} is not UTF-8 text", hint=source.content
+        ) from None
+    except OSError as exc:
+        raise InvalidInput(
+            f"cannot read {source.noun} file {name!r}: {exc.strerror or exc}", hint=hint
+        ) from None
+
+
+def read_stdin(source: TextSource) -> str:
+    # the bytes, decoded strictly: the text layer would let bad bytes in as lone surrogates
+    if sys.stdin is None:
+        raise InvalidInput(
+            f"{source.option} - reads stdin, and there is none",
+            hint=f"pass the text inline or as {source.option} @{source.example}",
+        )
+    try:
+        return sys.stdin.buffer.read().decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput(
+            f"stdin ({source.option} -) is not UTF-8 text", hint=source.content
+        ) from None
+
+
+def read_data(spec: str | None, raw: bool = False) -> str:
     """The event's wire data: the JSON text as given (verbatim, so numbers and key order survive),
     or any text with ``raw``."""
     if spec is None:
         return DEFAULT_DATA
-    text = read_text(spec, stdin)
+    text = read_text(spec)
     if raw:
         return text
     text = text.strip()
@@ -255,7 +298,10 @@ def read_batch_file(
     master_key: bytes | None = None,
     check_payload: bool = True,
 ) -> list[Event]:
-    text = read_text(spec if spec == "-" else f"@{spec}")
+    if spec == "-":
+        text = read_stdin(BATCH_FILE)
+    else:
+        text = read_file(spec, BATCH_FILE, hint="check the path (relative to the current folder)")
     return parse_batch(text.splitlines(), allow_large, master_key, check_payload)
 
 
