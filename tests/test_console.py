@@ -156,6 +156,21 @@ def test_emit_refuses_bad_input_like_rtctl_emit(console: Console) -> None:
         assert message in response.json()["error"]["message"]
 
 
+def test_emit_data_is_json_text_never_a_file_or_stdin_of_the_server(
+    console: Console, tmp_path: Path
+) -> None:
+    # `@file` and `-` are rtctl emit's command-line forms; from a browser they would read the
+    # console machine's files and block on its stdin
+    secret_file = tmp_path / "server-side.json"
+    secret_file.write_text('{"secret": "on the console machine"}')
+    for data in (f"@{secret_file}", "-"):
+        response = post(console, "/api/emit", {"channels": "a", "event": "e", "data": data})
+        assert response.status_code == 400, data
+        error = response.json()["error"]
+        assert error["message"].startswith("event data from --data is not JSON"), error
+        assert error["hint"] == 'the data field is JSON text, e.g. {"text":"hi"}'
+
+
 def test_emit_sends_and_the_feed_records_it(console: Console, soketi: SoketiServer) -> None:
     response = post(
         console, "/api/emit", {"channels": "feedcheck", "event": "e", "data": '{"n":1}'}

@@ -357,13 +357,17 @@ class Console:
 
     def _emit(self, body: dict[str, Any]) -> dict[str, Any]:
         """Validated exactly as `rtctl emit` validates (Pusher's limits), then triggered."""
-        from rtctl.ops.publish import check_event, read_data, split_channels
+        from rtctl.ops.publish import check_event, check_json_data, split_channels
         from rtctl.protocol.httpapi import ApiClient
         from rtctl.protocol.validation import Event
 
         channels = split_channels(_text(body, "channels") or "")
         name = _text(body, "event") or ""
-        data = read_data(_text(body, "data", required=False) or "{}")
+        # JSON text only: `@file` and `-` are the command line's, not a browser's
+        data = check_json_data(
+            _text(body, "data", required=False) or "{}",
+            hint='the data field is JSON text, e.g. {"text":"hi"}',
+        )
         event = check_event(Event(channels, name, data), master_key=self.settings.master_key)
         with ApiClient(self.settings, timeout=10) as api:
             response = api.trigger(event)

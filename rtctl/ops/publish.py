@@ -129,15 +129,23 @@ def read_data(spec: str | None, raw: bool = False) -> str:
     text = read_text(spec)
     if raw:
         return text
-    text = text.strip()
     source = "stdin" if spec == "-" else (spec[1:] if spec.startswith("@") else "--data")
+    return check_json_data(text, source)
+
+
+def check_json_data(
+    text: str,
+    source: str = "--data",
+    hint: str = 'quote it as JSON, e.g. --data \'{"text":"hi"}\', or pass --raw to send text as is',
+) -> str:
+    """Event data that must be JSON text, already read: returned stripped, verbatim otherwise.
+    Text from elsewhere than the command line (the console's Event Creator) comes here directly,
+    never through read_data, whose ``@file`` and ``-`` would read the server's files and stdin."""
+    text = text.strip()
     try:
         strictjson.loads(text)
     except ValueError as exc:
-        raise InvalidInput(
-            f"event data from {source} is not JSON: {exc}",
-            hint='quote it as JSON, e.g. --data \'{"text":"hi"}\', or pass --raw to send text as is',
-        ) from None
+        raise InvalidInput(f"event data from {source} is not JSON: {exc}", hint=hint) from None
     return text
 
 
