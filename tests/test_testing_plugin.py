@@ -696,3 +696,20 @@ def test_a_stopped_local_soketi_has_no_watchdog_left(tmp_path: Path, native_soke
     server.stop()
     assert watchdog.returncode == 0
     assert native.start_ticks(running.pid) != running.start_ticks
+
+
+def test_free_port_never_hands_out_the_same_port_twice(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The kernel may give the same ephemeral port to two binds in a row; a .env made from two such
+    # calls (REALTIME_PORT and SOKETI_METRICS_SERVER_PORT) is refused, as a CI run once showed.
+    import socket
+
+    from rtctl.testing import server
+
+    kernel_choices = iter([61_990, 61_990, 61_990, 61_991])
+
+    class Kernel(socket.socket):
+        def getsockname(self) -> tuple[str, int]:
+            return ("127.0.0.1", next(kernel_choices))
+
+    monkeypatch.setattr(server.socket, "socket", Kernel)
+    assert [server.free_port(), server.free_port()] == [61_990, 61_991]

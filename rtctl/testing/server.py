@@ -15,6 +15,7 @@ import secrets
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,11 +35,22 @@ PUSHER_LIMITS = {"SOKETI_EVENT_MAX_SIZE_IN_KB": "10"}
 START_TIMEOUT = 30.0
 
 
+_HANDED_OUT: set[int] = set()
+_HANDING_OUT = threading.Lock()
+
+
 def free_port() -> int:
-    """A TCP port nothing listens on right now (the kernel's choice on 127.0.0.1)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port nothing listens on right now (the kernel's choice on 127.0.0.1), and never one
+    this process was given before: the kernel may hand the same port to two calls in a row, and
+    a server's port and its metrics port must differ (rtctl refuses a .env where they are equal)."""
+    with _HANDING_OUT:
+        while True:
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                port = int(sock.getsockname()[1])
+            if port not in _HANDED_OUT:
+                _HANDED_OUT.add(port)
+                return port
 
 
 def fresh_credentials() -> dict[str, str]:
