@@ -29,7 +29,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,6 +38,10 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from rtctl.testing.server import free_port  # noqa: E402  (the one that never repeats a port)
+
 NODE_GATEWAY = REPO / "scripts" / "bench" / "node-gateway"
 PYTHON = sys.executable
 BOT = "9000000"
@@ -95,12 +98,6 @@ class Result:
 
 
 # --- processes and CPU accounting -----------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def process_tree(pid: int) -> list[int]:
@@ -349,7 +346,6 @@ def main() -> int:
         raise SystemExit(
             f"the Node reference is not installed: cd {NODE_GATEWAY} && npm ci --ignore-scripts"
         )
-    sys.path.insert(0, str(REPO))
 
     work = Path(tempfile.mkdtemp(prefix="rtctl-bench-gateway-"))
     jwt_secret = secrets.token_hex(32)

@@ -37,7 +37,6 @@ import secrets
 import select
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -46,6 +45,10 @@ from pathlib import Path
 from typing import IO, Any
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from rtctl.testing.server import free_port  # noqa: E402  (the one that never repeats a port)
+
 PYTHON = sys.executable
 CLIENT_DIR = REPO / "scripts" / "bench" / "storm-client"
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -53,12 +56,6 @@ BOTS = ("9000000", "9000001")
 CLIENTS_PER_NODE = 15_000
 CLIENTS_PER_PROCESS = 10_000
 INITIAL_CONNECTS = 200  # connections opened at once per process while the clients first come up
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # --- the parent: servers, phases, figures ---------------------------------------------------------
@@ -319,7 +316,6 @@ def main() -> int:
         2, math.ceil(args.clients / CLIENTS_PER_PROCESS)
     )
     args.nodes = args.nodes or math.ceil(args.clients / CLIENTS_PER_NODE)
-    sys.path.insert(0, str(REPO))
     os.environ.setdefault("RTCTL_CACHE_DIR", str(REPO / ".cache" / "rtctl-test"))
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # Soketi inherits it
